@@ -1,0 +1,26 @@
+"""switchbench: a benchmark for task switching in neural networks.
+
+Paradigms live in :mod:`switchbench.paradigms` (Gymnasium environments, registered on
+import), models in :mod:`switchbench.models` (a registry of learner factories), and the
+runner, metrics, reproductions and command line in :mod:`switchbench.benchmark`.
+
+>>> import switchbench
+>>> res = switchbench.run("blocked-linear", "gated-linear", seed=0, n_blocks=2, block_size=20, cache=False, progress=False)
+>>> sorted(res.R0.shape)
+[2, 2]
+"""
+from switchbench.errors import SwitchbenchError
+
+__version__ = "0.1.0"
+
+from switchbench import paradigms  # noqa: E402  (registers the Gymnasium ids on import)
+
+
+def run(paradigm: str, model: str, seed: int = 0, **overrides):
+    """Run one model on one paradigm with one seed; see :func:`switchbench.benchmark.runner.run`."""
+    from switchbench.benchmark.runner import run as _run
+
+    return _run(paradigm, model, seed=seed, **overrides)
+
+
+__all__ = ["SwitchbenchError", "run", "paradigms", "__version__"]

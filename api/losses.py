@@ -1,0 +1,29 @@
+"""Task losses shared by paradigms (rewards) and models (learning): one definition of each.
+
+- ``"mse"``: 1/2 sum over outputs of the squared error, mean over the batch (and over
+  unmasked time steps for sequences), as in the gated-network paper.
+- ``"cross_entropy"``: mean cross-entropy over unmasked targets (``-100`` = masked).
+
+>>> import torch
+>>> task_loss(torch.ones(4, 3), torch.zeros(4, 3), "mse").item()
+1.5
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def task_loss(pred: torch.Tensor, target: torch.Tensor, loss: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The paradigm's task loss of ``pred`` against ``target`` (a scalar tensor)."""
+    if loss == "mse":
+        sq = 0.5 * (pred - target).square().sum(-1)
+        if mask is None:
+            return sq.mean()
+        mask = mask.to(sq.dtype)
+        return (sq * mask).sum() / mask.sum().clamp_min(1)
+    if loss == "cross_entropy":
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+    raise ValueError(f"unknown loss {loss!r}; valid: mse, cross_entropy")

@@ -1,0 +1,1 @@
+"""The runner, metrics, findings and command line of switchbench."""

@@ -1,0 +1,323 @@
+"""One run: a model learns a paradigm's curriculum with one seed; the runner logs every
+step, evaluates at every block end and computes the metrics.
+
+Read it top to bottom: resolve names and parameters -> seeds -> the learning loop
+(predict, env.step, learn) -> evaluation matrices R0/Rk at each block end -> metrics ->
+the run cache.
+
+Seeds: ``numpy.random.SeedSequence(seed)`` spawns three children that seed, separately,
+the paradigm stream, the model initialisation and the evaluation sets.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import switchbench
+from switchbench import models
+from switchbench.benchmark import metrics as M
+from switchbench.errors import SwitchbenchError, unknown
+from switchbench.losses import task_loss
+from switchbench.paradigms import PARADIGMS
+
+DEFAULT_K_ADAPT = 50
+DEFAULT_N_EVAL = 1000
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced; ``log`` is tidy (one row per step)."""
+
+    config: dict
+    log: pd.DataFrame
+    metrics: dict[str, float]
+    R0: np.ndarray                     # R0[b, k]: normalised held-out loss on task k at the end of block b
+    Rk: np.ndarray                     # the same after k_adapt learning steps on a copy of the model
+    probes: dict[str, np.ndarray] = field(default_factory=dict)   # name -> (n_blocks, ...) at block ends
+    path: Path | None = None           # where the run is cached
+
+    @property
+    def switch_times(self) -> pd.DataFrame:
+        c = self.config["runner"]
+        return M.switch_time(self.log, c["criterion"], c["threshold"])
+
+
+# --- names and parameters ---------------------------------------------------------------
+
+def resolve_paradigm(name: str) -> tuple[str, str, type]:
+    """``(short name, Gymnasium id, env class)`` for a short name or a Gymnasium id."""
+    for short, (gym_id, entry) in PARADIGMS.items():
+        if name in (short, gym_id):
+            module, _, cls = entry.partition(":")
+            return short, gym_id, getattr(__import__(module, fromlist=[cls]), cls)
+    raise unknown("paradigm", name, PARADIGMS)
+
+
+def _defaults(fn, skip: int = 0) -> dict[str, Any]:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str, Any]):
+    """Split ``key=value`` overrides into paradigm and model parameters (``paradigm.key`` /
+    ``model.key`` force a side); a key both accept, or neither, is an error."""
+    env_params, model_params = _defaults(env_cls.__init__, skip=1), entry.hparams()
+    env_kw, model_kw = {}, {}
+    for key, value in overrides.items():
+        side, _, bare = key.rpartition(".")
+        if side == "paradigm" or (not side and bare in env_params and bare not in model_params):
+            if bare not in env_params:
+                raise SwitchbenchError(f"paradigm has no parameter {bare!r}; valid: {', '.join(sorted(env_params))}")
+            env_kw[bare] = value
+        elif side == "model" or (not side and bare in model_params and bare not in env_params):
+            if bare not in model_params:
+                raise SwitchbenchError(f"model {entry.card.name!r} has no parameter {bare!r}; "
+                                       f"valid: {', '.join(sorted(model_params)) or '(none)'}")
+            model_kw[bare] = value
+        elif not side and bare in env_params:
+            raise SwitchbenchError(f"{bare!r} is both a paradigm and a model parameter; "
+                                   f"write paradigm.{bare}= or model.{bare}=")
+        else:
+            raise SwitchbenchError(f"unknown parameter {key!r}; paradigm: {', '.join(sorted(env_params))}; "
+                                   f"model: {', '.join(sorted(model_params)) or '(none)'}")
+    return {**env_params, **env_kw}, {**model_params, **model_kw}
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
+
+
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """A hash of the installed package's source: a changed implementation never reuses a cached run."""
+    root = Path(switchbench.__file__).parent
+    h = hashlib.sha256()
+    files = sorted(root.rglob("*.py")) + [Path(m.__file__) for m in (models.registry,)]
+    for dirpath in {Path(m.__path__[0]) for m in _subpackages()}:
+        files += sorted(dirpath.rglob("*.py"))
+    for f in sorted(set(files)):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _subpackages():
+    import switchbench.benchmark
+    import switchbench.models
+    import switchbench.paradigms
+    return [switchbench.paradigms, switchbench.models, switchbench.benchmark]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SWITCHBENCH_CACHE", ".cache"))
+
+
+def run_key(config: dict) -> str:
+    blob = json.dumps({"config": config, "version": switchbench.__version__, "source": source_hash()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_dir(config: dict) -> Path:
+    name = config["model"].replace(":", "_").replace("/", "_")
+    return cache_root() / "runs" / config["paradigm"] / f"{name}-seed{config['seed']}-{run_key(config)}"
+
+
+# --- the run ----------------------------------------------------------------------------
+
+def _seed_int(ss: np.random.SeedSequence) -> int:
+    return int(ss.generate_state(1)[0])
+
+
+def _split(t: torch.Tensor, chunks: int, sequence: bool) -> list[torch.Tensor]:
+    return list(torch.chunk(t, chunks, dim=1 if sequence else 0))
+
+
+def _call(what: str, fn, *args):
+    """Call into a model; anything it raises becomes one clear line naming the model and call."""
+    try:
+        return fn(*args)
+    except SwitchbenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - third-party models may raise anything
+        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
+        criterion: str = "norm_loss", threshold: float = 0.1, cache: bool = True, progress: bool = True,
+        **overrides) -> RunResult:
+    """Run ``model`` on ``paradigm`` with one ``seed``; ``overrides`` set paradigm or model
+    parameters by name (``paradigm.key`` / ``model.key`` where both have it).
+
+    The result is cached under a hash of the full configuration, the package version and
+    its source; a cached run is loaded instead of recomputed (``cache=False`` skips both).
+    """
+    short, gym_id, env_cls = resolve_paradigm(paradigm)
+    entry = models.get(model)
+    env_params, model_params = split_overrides(env_cls, entry, overrides)
+    config = _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
+                        "model_params": model_params, "seed": int(seed),
+                        "runner": {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion,
+                                   "threshold": threshold}})
+    path = run_dir(config)
+    if cache and (path / "metrics.json").exists():
+        return load_run(path)
+
+    env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
+    spec = env.task_spec
+    stream_ss, model_ss, eval_ss = np.random.SeedSequence(int(seed)).spawn(3)
+    learner = entry.build(spec, _seed_int(model_ss), **model_params)
+    privileged = entry.card.privileged
+    label = f"{model} on {short} (seed {seed})"
+
+    # Held-out sets, one per task, fixed for the whole run.
+    eval_int = _seed_int(eval_ss)
+    held_out = [tuple(map(torch.as_tensor, env.eval_batch(k, n_eval, seed=(eval_int, 0, k))))
+                for k in range(spec.n_tasks)]
+
+    def held_out_loss(learner, k: int) -> float:
+        if privileged:
+            learner.observe_task(k)
+        x, y = held_out[k]
+        with torch.no_grad():
+            pred = _call(f"{label}: predict", learner.predict, x)
+        return float(task_loss(pred, y, spec.loss)) / spec.null_loss[k]
+
+    def evaluate(block: int) -> tuple[list[float], list[float]]:
+        r0 = [held_out_loss(learner, k) for k in range(spec.n_tasks)]
+        rk = []
+        for k in range(spec.n_tasks):
+            adapted = copy.deepcopy(learner)
+            if k_adapt:
+                xa, ya = map(torch.as_tensor, env.eval_batch(k, k_adapt * spec.batch_size, seed=(eval_int, 1 + block, k)))
+                for xb, yb in zip(_split(xa, k_adapt, spec.sequence), _split(ya, k_adapt, spec.sequence)):
+                    if privileged:
+                        adapted.observe_task(k)
+                    _call(f"{label}: learn", adapted.learn, xb, yb)
+            rk.append(held_out_loss(adapted, k))
+        return r0, rk
+
+    obs, info = env.reset(seed=_seed_int(stream_ss))
+    sched = env.curriculum
+    n_steps = sched.n_steps
+    cols: dict[str, list] = {k: [] for k in ("step", "block", "task", "phase", "switch", "loss")}
+    probe_cols: dict[str, list] = {}
+    R0, Rk, probes = [], [], {}
+    train_time = 0.0
+    has_probe = hasattr(learner, "probe")
+    for t in tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False):
+        t0 = time.perf_counter()
+        if privileged:
+            learner.observe_task(info["task"])
+        x = torch.from_numpy(obs)
+        with torch.no_grad():
+            pred = _call(f"{label}: predict", learner.predict, x)
+        obs, reward, terminated, _, info = env.step(pred.detach().numpy())
+        learned = _call(f"{label}: learn", learner.learn, x, torch.from_numpy(info["target"]))
+        train_time += time.perf_counter() - t0
+        if not (math.isfinite(reward) and math.isfinite(learned)):
+            raise SwitchbenchError(f"{label}: non-finite loss at step {t} (a learning rate too large?)")
+        for k in ("step", "block", "task", "phase", "switch"):
+            cols[k].append(info[k])
+        cols["loss"].append(-reward)
+        if has_probe:
+            for name, v in learner.probe().items():
+                if v.numel() <= 16:
+                    for i, val in enumerate(v.detach().reshape(-1).tolist()):
+                        probe_cols.setdefault(f"{name}_{i}", []).append(val)
+        if terminated or sched.block[t + 1] != sched.block[t]:   # end of a block: evaluate and probe
+            r0, rk = evaluate(int(sched.block[t]))
+            R0.append(r0)
+            Rk.append(rk)
+            if has_probe:
+                for name, v in learner.probe().items():
+                    probes.setdefault(name, []).append(v.detach().cpu().numpy())
+
+    log = pd.DataFrame({"paradigm": short, "model": model, "seed": int(seed), **cols, **probe_cols})
+    log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+    R0, Rk = np.asarray(R0), np.asarray(Rk)
+    probes = {k: np.stack(v) for k, v in probes.items()}
+    metrics = compute_metrics(log, R0, Rk, probes, env, config)
+    metrics["params"] = float(models.count_parameters(learner) or float("nan"))
+    metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps
+    result = RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes)
+    if cache:
+        result.path = save_run(result, path)
+    return result
+
+
+def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: dict, env, config: dict) -> dict:
+    """All scalar metrics of one run (see :mod:`switchbench.benchmark.metrics`)."""
+    c = config["runner"]
+    train = log[log["phase"] == "train"]
+    tail = train.iloc[-max(1, len(train) // 10):]
+    out = {"final_loss": float(tail["norm_loss"].mean())}
+    out.update(M.switch_time_summary(M.switch_time(log, c["criterion"], c["threshold"])))
+    trained = M.trained_matrix(log, R0.shape[0], R0.shape[1])
+    out["forgetting_R0"], out["forgetting_Rk"] = M.forgetting(R0, trained), M.forgetting(Rk, trained)
+    out["bwt_R0"], out["bwt_Rk"] = M.backward_transfer(R0, trained), M.backward_transfer(Rk, trained)
+    teachers = getattr(env, "teachers", None)
+    if teachers is not None and "modules" in probes and probes["modules"].ndim == 4:
+        mods = probes["modules"][-1][..., : teachers.shape[-1]]
+        if mods.shape[1:] == teachers.shape[1:]:
+            out["specialisation"] = M.specialisation(teachers, mods)[0]
+    return out
+
+
+# --- the run cache ----------------------------------------------------------------------
+
+def save_run(result: RunResult, path: Path) -> Path:
+    """Write a run atomically: into a temporary folder beside ``path``, then one rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
+    try:
+        meta = {**result.config, "version": switchbench.__version__, "source_hash": source_hash()}
+        (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        result.log.to_csv(tmp / "log.csv.gz", index=False)
+        arrays = {"R0": result.R0, "Rk": result.Rk, **{f"probe.{k}": v for k, v in result.probes.items()}}
+        np.savez_compressed(tmp / "arrays.npz", **arrays)
+        (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1, sort_keys=True))
+        try:
+            os.replace(tmp, path)
+        except OSError:   # another process finished the same run first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_run(path: Path) -> RunResult:
+    """Load a cached run (JSON, CSV and ``.npz`` read without pickle)."""
+    path = Path(path)
+    config = json.loads((path / "config.json").read_text())
+    for k in ("version", "source_hash"):
+        config.pop(k, None)
+    with np.load(path / "arrays.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    probes = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("probe.")}
+    log = pd.read_csv(path / "log.csv.gz")
+    return RunResult(config=config, log=log, metrics=json.loads((path / "metrics.json").read_text()),
+                     R0=arrays["R0"], Rk=arrays["Rk"], probes=probes, path=path)

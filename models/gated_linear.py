@@ -1,0 +1,141 @@
+"""The gated linear network with fast, non-negative, bounded gates, and its controls.
+
+Sandbrink, Bauer, Proca, Saxe, Summerfield & Hummos (NeurIPS 2024), "Flexible task
+abstractions emerge in linear networks with fast and bounded units".
+
+Model: ``y = sum_p c_p W_p x`` with P paths (modules ``W_p``, gates ``c_p``).
+Loss: ``L = 1/2 sum_out (y - y*)^2`` (mean over the batch) ``+ lam * R(c)`` with
+
+    R(c) = (1 * N + 10 * M) / 11
+    N    = 10 * sum_p relu(-c_p)               (gates non-negative)
+    M    = 10 * 1/2 * (|c|_1 - 1)^2            (gates bounded: |c|_1 = 1)
+
+Learning is Euler-discretised gradient flow, plain gradient steps with hand-written
+gradients (checked against autograd in the tests)::
+
+    W <- W - (dt / tau_w) dL/dW,    c <- c - (dt / tau_c) dL/dc
+
+Defaults are the paper's Fig. 2 ones: dt = 1e-3, tau_w = 1.3, tau_c = 0.03, lam = 0.1,
+c_p = 0.5 at start, ``W ~ N(0, (0.01 / sqrt(d_in))^2)``.
+
+- ``gated-linear``: the flexible model above;
+- ``gated-linear-forgetful``: the paper's control, slow gates (tau_c = tau_w), lam = 0;
+- ``oracle-gates``: gates clamped to the one-hot of the true task (privileged upper bound).
+
+>>> import torch
+>>> from switchbench import models
+>>> from switchbench.paradigms.base import TaskSpec
+>>> spec = TaskSpec("toy", 4, 2, 2, "mse", False, (1.0, 1.0), "blocked", 8)
+>>> net = models.get("gated-linear").build(spec, seed=0)
+>>> net.predict(torch.zeros(8, 4)).shape
+torch.Size([8, 2])
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from switchbench.errors import SwitchbenchError
+from switchbench.models.registry import register
+
+CITATION = ("Sandbrink, Bauer, Proca, Saxe, Summerfield & Hummos (2024). Flexible task abstractions emerge in "
+            "linear networks with fast and bounded units. NeurIPS.")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def gate_penalty(c: torch.Tensor) -> torch.Tensor:
+    """R(c) = (N + 10 M) / 11 with N = 10 sum relu(-c), M = 5 (|c|_1 - 1)^2."""
+    n = 10 * torch.relu(-c).sum()
+    m = 5 * (c.abs().sum() - 1) ** 2
+    return (n + 10 * m) / 11
+
+
+def gate_penalty_grad(c: torch.Tensor) -> torch.Tensor:
+    """dR/dc, written out (the subgradient 0 is used at c_p = 0)."""
+    dn = -10 * (c < 0).to(c.dtype)
+    dm = 10 * (c.abs().sum() - 1) * torch.sign(c)
+    return (dn + 10 * dm) / 11
+
+
+class GatedLinear:
+    """P linear paths ``W_p`` mixed by gates ``c_p`` (see the module docstring)."""
+
+    def __init__(self, d_in: int, d_out: int, n_paths: int, *, dt: float, tau_w: float, tau_c: float, lam: float,
+                 c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32"):
+        if dtype not in DTYPES:
+            raise SwitchbenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        for name, v in (("dt", dt), ("tau_w", tau_w), ("tau_c", tau_c)):
+            if not v > 0:
+                raise SwitchbenchError(f"{name} must be positive, got {v!r}")
+        self.dtype = DTYPES[dtype]
+        g = torch.Generator().manual_seed(int(seed))
+        self.W = torch.randn(n_paths, d_out, d_in, generator=g, dtype=torch.float64).to(self.dtype)
+        self.W *= w_init / math.sqrt(d_in)
+        self.c = torch.full((n_paths,), float(c_init), dtype=self.dtype)
+        self.lr_w, self.lr_c, self.lam, self.learn_gates = dt / tau_w, dt / tau_c, lam, learn_gates
+
+    def parameters(self):
+        return [self.W, self.c] if self.learn_gates else [self.W]
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.to(self.dtype) @ self.W.transpose(1, 2)         # (P, B, d_out): each path's output
+        return torch.tensordot(self.c, h, dims=1)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        x, y = x.to(self.dtype), y.to(self.dtype)
+        h = x @ self.W.transpose(1, 2)                         # (P, B, d_out)
+        err = torch.tensordot(self.c, h, dims=1) - y            # (B, d_out)
+        n = x.shape[0]
+        loss = 0.5 * err.square().sum() / n
+        grad_w = self.c[:, None, None] * (err.T @ x / n)        # dL/dW_p = c_p e^T x / B
+        if self.learn_gates:
+            grad_c = (h * err).sum(dim=(1, 2)) / n               # dL/dc_p = <h_p, e> / B
+            if self.lam:
+                grad_c = grad_c + self.lam * gate_penalty_grad(self.c)
+            self.c -= self.lr_c * grad_c
+        self.W -= self.lr_w * grad_w
+        return float(loss)
+
+    def probe(self) -> dict[str, torch.Tensor]:
+        return {"gates": self.c.clone(), "modules": self.W.clone()}
+
+
+class OracleGates(GatedLinear):
+    """Gates clamped to the one-hot of the task the runner announces."""
+
+    def observe_task(self, task: int) -> None:
+        self.c.zero_()
+        self.c[task] = 1.0
+
+
+def _linear_only(spec):
+    return None if not spec.sequence else "needs non-sequence inputs"
+
+
+@register("gated-linear", description="Gated linear network: fast, non-negative, bounded gates over P linear paths",
+          citation=CITATION, supports=_linear_only)
+def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
+                      dtype="float32"):
+    """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults)."""
+    return GatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=tau_c,
+                       lam=lam, c_init=c_init, w_init=w_init, seed=seed, dtype=dtype)
+
+
+@register("gated-linear-forgetful", description="Control: the gated network with slow gates (tau_c = tau_w) and no "
+          "gate penalty (lam = 0)", citation=CITATION, supports=_linear_only)
+def make_gated_linear_forgetful(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=1.3, lam=0.0, c_init=0.5,
+                                w_init=0.01, dtype="float32"):
+    """The paper's forgetful control: gates as slow as the weights, no gate penalty."""
+    return make_gated_linear(spec, seed, n_paths=n_paths, dt=dt, tau_w=tau_w, tau_c=tau_c, lam=lam, c_init=c_init,
+                             w_init=w_init, dtype=dtype)
+
+
+@register("oracle-gates", description="Upper bound: gates set to the true task's one-hot (privileged)",
+          citation=CITATION, privileged=True, supports=_linear_only)
+def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
+    """One path per task, gates clamped to the true task: only the weights learn."""
+    net = OracleGates(spec.input_size, spec.output_size, spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=1.0, lam=0.0,
+                      c_init=0.0, w_init=w_init, seed=seed, learn_gates=False, dtype=dtype)
+    net.observe_task(0)
+    return net

@@ -1,0 +1,171 @@
+"""The model registry: names -> learner factories with a small model card.
+
+A model is a factory ``make(spec, seed, **hparams) -> Learner``. Three ways to add one:
+
+1. ``@switchbench.models.register("my-model", description=..., citation=...)`` on the factory;
+2. the entry-point group ``switchbench.models`` (``my-model = my_pkg.module:make``) in the
+   package that provides it;
+3. ``module:factory`` given where a model name is expected (e.g. ``--model my_pkg.mod:make``).
+
+Built-in models are listed lazily (``_BUILTIN``: name -> module) and imported on first use.
+
+>>> from switchbench import models
+>>> models.get("gated-linear").card.privileged, models.get("oracle-gates").card.privileged
+(False, True)
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+import torch
+
+from switchbench.errors import SwitchbenchError, unknown
+
+ENTRY_POINT_GROUP = "switchbench.models"
+
+#: built-in model name -> module that registers it (imported on first use)
+_BUILTIN = {
+    "gated-linear": "switchbench.models.gated_linear",
+    "gated-linear-forgetful": "switchbench.models.gated_linear",
+    "oracle-gates": "switchbench.models.gated_linear",
+    "linear": "switchbench.models.linear",
+    "deep-linear": "switchbench.models.linear",
+}
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the runner needs from a model (``probe`` and ``observe_task`` are optional)."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor: ...   # no side effects
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float: ...  # one update; the task loss before it
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is, shown by ``switchbench list models`` and stored with its scores."""
+
+    name: str
+    description: str = ""
+    citation: str = ""
+    privileged: bool = False            # needs the task identity (the runner calls observe_task)
+    kinds: tuple[str, ...] = ("regression",)   # paradigm kinds it supports
+    tuning: str = "defaults as published; no per-paradigm tuning"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    factory: Callable[..., Any]
+    card: ModelCard
+    supports: Optional[Callable[[Any], Optional[str]]] = field(default=None)
+
+    def hparams(self) -> dict[str, Any]:
+        """The factory's hyperparameters and their defaults."""
+        sig = inspect.signature(self.factory)
+        return {k: p.default for k, p in list(sig.parameters.items())[2:]
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def decline_reason(self, spec) -> Optional[str]:
+        """Why this model cannot run on a paradigm with ``spec``, or None if it can."""
+        if spec.kind not in self.card.kinds:
+            return f"model {self.card.name!r} supports {', '.join(self.card.kinds)} paradigms, not {spec.kind}"
+        return self.supports(spec) if self.supports is not None else None
+
+    def build(self, spec, seed: int, **hparams):
+        """Validate ``hparams`` against the factory's signature and build the learner."""
+        valid = self.hparams()
+        bad = sorted(set(hparams) - set(valid))
+        if bad:
+            raise SwitchbenchError(f"model {self.card.name!r} has no parameter {', '.join(map(repr, bad))}; "
+                                   f"valid: {', '.join(sorted(valid)) or '(none)'}")
+        reason = self.decline_reason(spec)
+        if reason:
+            raise SwitchbenchError(reason)
+        learner = self.factory(spec, seed, **hparams)
+        if not isinstance(learner, Learner):
+            raise SwitchbenchError(f"model {self.card.name!r}: factory returned {type(learner).__name__}, "
+                                   "which lacks predict(x) and learn(x, y)")
+        return learner
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, *, description: str = "", citation: str = "", privileged: bool = False,
+             kinds: tuple[str, ...] = ("regression",), tuning: str | None = None,
+             supports: Callable[[Any], Optional[str]] | None = None):
+    """Decorator that registers a learner factory ``make(spec, seed, **hparams)`` under ``name``."""
+
+    def deco(factory):
+        card = ModelCard(name=name, description=description or (inspect.getdoc(factory) or "").split("\n")[0],
+                         citation=citation, privileged=privileged, kinds=tuple(kinds),
+                         **({"tuning": tuning} if tuning else {}))
+        entry = ModelEntry(factory=factory, card=card, supports=supports)
+        _REGISTRY[name] = entry
+        factory.switchbench_entry = entry
+        return factory
+
+    return deco
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _from_object(name: str, obj) -> ModelEntry:
+    entry = getattr(obj, "switchbench_entry", None)
+    if entry is not None:
+        return entry
+    if not callable(obj):
+        raise SwitchbenchError(f"model {name!r} does not name a callable factory")
+    return ModelEntry(factory=obj, card=ModelCard(name=name, description=(inspect.getdoc(obj) or "").split("\n")[0],
+                                                  kinds=("regression", "classification", "sequence")))
+
+
+def _load_path(path: str):
+    module, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as e:
+        raise SwitchbenchError(f"cannot import model module {module!r}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SwitchbenchError(f"module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def get(name: str) -> ModelEntry:
+    """The registry entry of a model name, an entry-point name or a ``module:factory`` path."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
+        return _REGISTRY[name]
+    if ":" in name:
+        return _from_object(name, _load_path(name))
+    eps = _entry_points()
+    if name in eps:
+        try:
+            obj = eps[name].load()
+        except Exception as e:  # a broken plug-in must not take the whole registry down
+            raise SwitchbenchError(f"model entry point {name!r} failed to load: {e}") from None
+        return _from_object(name, obj)
+    raise unknown("model", name, names())
+
+
+def names() -> list[str]:
+    """All model names: built-in, registered and from entry points."""
+    return sorted(set(_BUILTIN) | set(_REGISTRY) | set(_entry_points()))
+
+
+def count_parameters(learner) -> int | None:
+    """Trainable parameters of a learner exposing ``parameters()`` (tensors), else None."""
+    params = getattr(learner, "parameters", None)
+    if params is None:
+        return None
+    return int(sum(p.numel() for p in params()))

@@ -1,0 +1,130 @@
+"""What every switchbench paradigm shares: the task description and the stepping protocol.
+
+One environment step is one learning step (see DESIGN.md):
+
+- ``reset(seed=)`` returns the first batch ``x_0`` and an ``info`` with its ``task``,
+  ``block``, ``switch`` and ``phase`` (no target yet);
+- ``step(prediction of x_t)`` returns the next batch, ``reward = -task loss`` of the
+  prediction, and the ``info`` of ``x_t`` now with its ``target``;
+- the whole curriculum is one episode: ``terminated`` is True after its last step.
+
+A paradigm subclasses :class:`SwitchEnv`, sets ``self.task_spec`` and implements
+``_draw(task, rng, n) -> (x, y)`` (numpy arrays, without the cue).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from switchbench.errors import SwitchbenchError
+from switchbench.losses import task_loss
+from switchbench.paradigms.schedules import Schedule, make_schedule
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A paradigm's own description, read by models (``make(spec, seed)``) and the runner."""
+
+    name: str                      # the Gymnasium id
+    input_size: int                # features per sample, cue included
+    output_size: int               # outputs (regression) or classes (classification)
+    n_tasks: int
+    loss: str                      # "mse" or "cross_entropy"
+    sequence: bool                 # True: batches are (time, batch, features)
+    null_loss: tuple[float, ...]   # per task: the loss of the best constant predictor
+    schedule: Any                  # "blocked", "interleaved" or a tuple of task ids
+    batch_size: int
+    kind: str = "regression"       # "regression", "classification" or "sequence"
+    task_names: tuple[str, ...] = ()
+
+
+class SwitchEnv(gym.Env):
+    """Base class: a curriculum of tasks switched in blocks, one learning step per env step."""
+
+    metadata = {"render_modes": []}
+    task_spec: TaskSpec
+
+    def __init__(self, *, schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 20,
+                 batch_size: int = 200, cue: bool = False, phases: Sequence[str] | None = None):
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise SwitchbenchError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.schedule = schedule if isinstance(schedule, str) else tuple(schedule)
+        self.block_size, self.n_blocks, self.batch_size, self.cue = block_size, n_blocks, batch_size, bool(cue)
+        self._phases = phases
+        # Validate schedule arguments now, so that bad input fails at construction.
+        make_schedule(self.schedule, self.n_tasks, n_blocks, block_size, np.random.default_rng(0), phases)
+        self._sched: Schedule | None = None
+        self._t = 0
+
+    # --- to be provided by subclasses -------------------------------------------------
+    n_tasks: int
+
+    def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    # --- spaces -------------------------------------------------------------------------
+    def _make_spaces(self, input_size: int, output_size: int) -> None:
+        b = self.batch_size
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (b, input_size), np.float32)
+        self.action_space = gym.spaces.Box(-np.inf, np.inf, (b, output_size), np.float32)
+
+    # --- protocol -----------------------------------------------------------------------
+    def _with_cue(self, x: np.ndarray, task: int) -> np.ndarray:
+        if not self.cue:
+            return x
+        cue = np.zeros(x.shape[:-1] + (self.n_tasks,), dtype=x.dtype)
+        cue[..., task] = 1.0
+        return np.concatenate([x, cue], axis=-1)
+
+    def _info(self, t: int) -> dict:
+        s = self._sched
+        b = int(s.block[t])
+        return {"task": int(s.task[t]), "block": b, "switch": bool(s.switch[t]), "phase": s.phases[b], "step": t}
+
+    def _load(self, t: int) -> np.ndarray:
+        task = int(self._sched.task[t])
+        x, self._y = self._draw(task, self.np_random, self.batch_size)
+        return self._with_cue(x, task)
+
+    @property
+    def curriculum(self) -> Schedule:
+        """The schedule of the current episode (available after ``reset``)."""
+        if self._sched is None:
+            raise SwitchbenchError("call reset() before reading the curriculum")
+        return self._sched
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._sched = make_schedule(self.schedule, self.n_tasks, self.n_blocks, self.block_size, self.np_random,
+                                    self._phases)
+        self._t = 0
+        self._x = self._load(0)
+        return self._x, self._info(0)
+
+    def step(self, action):
+        if self._sched is None or self._t >= self._sched.n_steps:
+            raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
+        pred = torch.as_tensor(np.asarray(action))
+        if tuple(pred.shape) != self.action_space.shape:
+            raise SwitchbenchError(
+                f"{self.task_spec.name}: prediction has shape {tuple(pred.shape)}, expected {self.action_space.shape}")
+        t = self._t
+        info = self._info(t)
+        info["target"] = self._y
+        loss = float(task_loss(pred, torch.as_tensor(self._y), self.task_spec.loss))
+        self._t = t + 1
+        terminated = self._t >= self._sched.n_steps
+        if not terminated:
+            self._x = self._load(self._t)
+        return self._x, -loss, terminated, False, info
+
+    def eval_batch(self, task: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Held-out data of ``task`` (``n`` samples, cue included) from its own seed; no learning."""
+        if not 0 <= task < self.n_tasks:
+            raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
+        x, y = self._draw(task, np.random.default_rng(seed), n)
+        return self._with_cue(x, task), y

@@ -1,0 +1,116 @@
+"""The model zoo: hand-written gradients against autograd, controls, registry, cards."""
+import copy
+
+import pytest
+import torch
+
+from switchbench import models
+from switchbench.errors import SwitchbenchError
+from switchbench.losses import task_loss
+from switchbench.models.gated_linear import gate_penalty, gate_penalty_grad
+from switchbench.paradigms.base import TaskSpec
+
+SPEC = TaskSpec("toy", 5, 3, 2, "mse", False, (1.0, 1.0), "blocked", 16)
+
+
+def data(seed=0, n=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=g), torch.randn(n, 3, generator=g)
+
+
+@pytest.mark.parametrize("c", [[0.5, 0.5], [1.2, -0.3], [-0.2, -0.1], [0.1, 0.3]])
+def test_gate_penalty_gradient_matches_autograd(c):
+    c = torch.tensor(c, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(gate_penalty(c), c)
+    torch.testing.assert_close(gate_penalty_grad(c.detach()), g)
+
+
+def test_gated_linear_step_is_gradient_descent_on_the_paper_loss():
+    net = models.get("gated-linear").build(SPEC, seed=1, dtype="float64", w_init=1.0, c_init=0.4)
+    x, y = map(lambda t: t.double(), data())
+    W = net.W.clone().requires_grad_()
+    c = net.c.clone().requires_grad_()
+    task = task_loss(torch.tensordot(c, x @ W.transpose(1, 2), dims=1), y, "mse")
+    gW, gc = torch.autograd.grad(task + 0.1 * gate_penalty(c), (W, c))
+    returned = net.learn(x, y)
+    assert returned == pytest.approx(task.item())           # the task loss before the update, no penalty
+    torch.testing.assert_close(net.W, W.detach() - 1e-3 / 1.3 * gW)
+    torch.testing.assert_close(net.c, c.detach() - 1e-3 / 0.03 * gc)
+
+
+def test_defaults_of_the_flexible_model_and_its_controls():
+    flex, forget = models.get("gated-linear").hparams(), models.get("gated-linear-forgetful").hparams()
+    assert (flex["dt"], flex["tau_w"], flex["tau_c"], flex["lam"], flex["c_init"]) == (1e-3, 1.3, 0.03, 0.1, 0.5)
+    assert forget["tau_c"] == forget["tau_w"] == 1.3 and forget["lam"] == 0
+    net = models.get("gated-linear").build(SPEC, seed=0)
+    assert net.W.shape == (2, 3, 5) and torch.equal(net.c, torch.full((2,), 0.5))
+    big = models.get("gated-linear").build(TaskSpec("t", 400, 50, 2, "mse", False, (1, 1), "blocked", 1), seed=0)
+    assert big.W.std().item() == pytest.approx(0.01 / 20, rel=0.02)
+
+
+def test_oracle_gates_follow_the_announced_task_and_do_not_learn_them():
+    entry = models.get("oracle-gates")
+    assert entry.card.privileged
+    net = entry.build(SPEC, seed=0)
+    net.observe_task(1)
+    x, y = data()
+    net.learn(x, y)
+    assert net.c.tolist() == [0.0, 1.0]
+    W0 = net.W.clone()
+    net.learn(x, y)
+    assert torch.equal(net.W[0], W0[0]) and not torch.equal(net.W[1], W0[1])   # only the active path learns
+
+
+@pytest.mark.parametrize("name", ["gated-linear", "gated-linear-forgetful", "oracle-gates", "linear", "deep-linear"])
+def test_every_model_learns_predicts_without_side_effects_and_survives_deepcopy(name):
+    net = models.get(name).build(SPEC, seed=0, w_init=0.5)
+    x, y = data()
+    before = net.predict(x).clone()
+    torch.testing.assert_close(net.predict(x), before)
+    twin = copy.deepcopy(net)
+    first = net.learn(x, y)
+    for _ in range(200):
+        last = net.learn(x, y)
+    assert last < first                                       # it learns
+    torch.testing.assert_close(twin.predict(x), before)        # the copy is independent
+    assert models.count_parameters(net) > 0
+
+
+def test_same_seed_same_initialisation():
+    a, b, c = (models.get("deep-linear").build(SPEC, seed=s) for s in (3, 3, 4))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.parameters()[0], c.parameters()[0])
+
+
+def test_unknown_names_and_parameters_are_clear_errors():
+    with pytest.raises(SwitchbenchError, match="unknown model 'nope'; valid: .*gated-linear"):
+        models.get("nope")
+    with pytest.raises(SwitchbenchError, match="has no parameter 'tau_x'; valid: c_init, dt, dtype"):
+        models.get("gated-linear").build(SPEC, 0, tau_x=1)
+    with pytest.raises(SwitchbenchError, match="cannot import model module"):
+        models.get("no_such_module:make")
+    with pytest.raises(SwitchbenchError, match="dtype must be one of"):
+        models.get("gated-linear").build(SPEC, 0, dtype="float16")
+
+
+def test_a_model_declines_a_paradigm_it_does_not_support():
+    seq = TaskSpec("seq", 5, 3, 2, "cross_entropy", True, (1.0, 1.0), "blocked", 4, kind="sequence")
+    with pytest.raises(SwitchbenchError, match="supports regression paradigms, not sequence"):
+        models.get("gated-linear").build(seq, 0)
+
+
+def make_toy(spec, seed, lr=0.1):
+    """A toy model given by module:factory."""
+    return models.get("linear").factory(spec, seed, dt=lr, tau_w=1.0)
+
+
+def test_register_decorator_and_module_factory_paths():
+    @models.register("test-toy", description="toy", privileged=True)
+    def make(spec, seed, scale=1.0):
+        return models.get("linear").factory(spec, seed)
+
+    assert "test-toy" in models.names() and models.get("test-toy").card.privileged
+    assert models.get("test-toy").hparams() == {"scale": 1.0}
+    entry = models.get("test_models:make_toy")
+    assert entry.hparams() == {"lr": 0.1} and entry.card.name == "test_models:make_toy"
+    assert entry.build(SPEC, 0).predict(torch.zeros(2, 5)).shape == (2, 3)
