@@ -34,7 +34,7 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark import metrics as M
 from switchbench.errors import SwitchbenchError, unknown
-from switchbench.losses import task_loss
+from switchbench.losses import IGNORE, task_loss
 from switchbench.paradigms import PARADIGMS
 
 DEFAULT_K_ADAPT = 50
@@ -166,17 +166,22 @@ def _call(what: str, fn, *args):
 
 
 def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
-        criterion: str = "norm_loss", threshold: float = 0.1, cache: bool = True, progress: bool = True,
+        criterion: str | None = None, threshold: float | None = None, cache: bool = True, progress: bool = True,
         **overrides) -> RunResult:
     """Run ``model`` on ``paradigm`` with one ``seed``; ``overrides`` set paradigm or model
     parameters by name (``paradigm.key`` / ``model.key`` where both have it).
 
     The result is cached under a hash of the full configuration, the package version and
     its source; a cached run is loaded instead of recomputed (``cache=False`` skips both).
+    The switch criterion (a log column and threshold) defaults to the paradigm's own.
     """
     short, gym_id, env_cls = resolve_paradigm(paradigm)
     entry = models.get(model)
     env_params, model_params = split_overrides(env_cls, entry, overrides)
+    env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
+    spec = env.task_spec
+    criterion = criterion or spec.switch_criterion[0]
+    threshold = spec.switch_criterion[1] if threshold is None else threshold
     config = _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
                         "model_params": model_params, "seed": int(seed),
                         "runner": {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion,
@@ -185,8 +190,6 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
     if cache and (path / "metrics.json").exists():
         return load_run(path)
 
-    env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
-    spec = env.task_spec
     stream_ss, model_ss, eval_ss = np.random.SeedSequence(int(seed)).spawn(3)
     learner = entry.build(spec, _seed_int(model_ss), **model_params)
     privileged = entry.card.privileged
@@ -223,6 +226,9 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
     sched = env.curriculum
     n_steps = sched.n_steps
     cols: dict[str, list] = {k: [] for k in ("step", "block", "task", "phase", "switch", "loss")}
+    classification = spec.loss == "cross_entropy"
+    if classification:
+        cols["accuracy"] = []
     probe_cols: dict[str, list] = {}
     R0, Rk, probes = [], [], {}
     train_time = 0.0
@@ -242,6 +248,8 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
         for k in ("step", "block", "task", "phase", "switch"):
             cols[k].append(info[k])
         cols["loss"].append(-reward)
+        if classification:
+            cols["accuracy"].append(accuracy(pred, torch.from_numpy(info["target"])))
         if has_probe:
             for name, v in learner.probe().items():
                 if v.numel() <= 16:
@@ -266,6 +274,12 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
     if cache:
         result.path = save_run(result, path)
     return result
+
+
+def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Fraction of unmasked targets (``!= -100``) whose arg-max logit is right."""
+    keep = target != IGNORE
+    return float((logits.argmax(-1) == target)[keep].float().mean()) if keep.any() else float("nan")
 
 
 def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: dict, env, config: dict) -> dict:

@@ -40,6 +40,8 @@ class TaskSpec:
     batch_size: int
     kind: str = "regression"       # "regression", "classification" or "sequence"
     task_names: tuple[str, ...] = ()
+    # the default switch criterion: a log column and its threshold (<=, or >= for "accuracy")
+    switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
 
 
 class SwitchEnv(gym.Env):
