@@ -57,15 +57,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from switchbench.benchmark.runner import validate
     from switchbench.benchmark.suite import Failure, metrics_table, run_many, seeds
 
     if args.seeds < 1:
         raise SwitchbenchError(f"--seeds must be >= 1, got {args.seeds}")
     specs = seeds(args.paradigm, args.model, args.seeds, **parse_set(args.set))
-    # Validate names and parameters up front, so bad input fails before any work starts.
-    from switchbench.benchmark.runner import resolve_paradigm, split_overrides
-    from switchbench import models
-    split_overrides(resolve_paradigm(args.paradigm)[2], models.get(args.model), specs[0].overrides)
+    validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
     results = run_many(specs, jobs=args.jobs)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:

@@ -100,6 +100,16 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
     return {**env_params, **env_kw}, {**model_params, **model_kw}
 
 
+def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:
+    """Fail early, with one clear line, on a bad name, parameter or configuration."""
+    _, gym_id, env_cls = resolve_paradigm(paradigm)
+    entry = models.get(model)
+    env_params, _ = split_overrides(env_cls, entry, overrides)
+    reason = entry.decline_reason(gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped.task_spec)
+    if reason:
+        raise SwitchbenchError(reason)
+
+
 def _jsonable(v):
     if isinstance(v, (tuple, list)):
         return [_jsonable(x) for x in v]
@@ -236,7 +246,7 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
     for t in tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False):
         t0 = time.perf_counter()
         if privileged:
-            learner.observe_task(info["task"])
+            learner.observe_task(int(sched.task[t]))
         x = torch.from_numpy(obs)
         with torch.no_grad():
             pred = _call(f"{label}: predict", learner.predict, x)

@@ -1,0 +1,63 @@
+"""Metrics on cases with known answers."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from switchbench.benchmark import metrics as M
+
+
+def block_log(curves, block_size):
+    rows = []
+    for b, curve in enumerate(curves):
+        for i, v in enumerate(curve):
+            rows.append({"block": b, "task": b % 2, "switch": b > 0 and i == 0, "phase": "train", "norm_loss": v,
+                         "accuracy": 1 - v})
+    return pd.DataFrame(rows)
+
+
+def test_switch_time_counts_steps_to_criterion_and_flags_censored_blocks():
+    log = block_log([[1, 1, 1, 1], [1, 0.5, 0.1, 0.0], [1, 1, 1, 1], [0.05, 1, 1, 1]], 4)
+    t = M.switch_time(log)
+    assert t["block"].tolist() == [1, 2, 3]          # block 0 is not a switch
+    assert t["switch_time"].tolist() == [2, 4, 0]
+    assert t["censored"].tolist() == [False, True, False]
+    assert M.switch_time(log, "norm_loss", 0.5)["switch_time"].tolist() == [1, 4, 0]
+    assert M.switch_time(log, "accuracy", 0.95)["switch_time"].tolist() == [3, 4, 0]   # >= for accuracy
+    s = M.switch_time_summary(t, early=2, late=1)
+    assert s == {"switch_time_early": 3.0, "switch_time_late": 0.0, "switch_censored": pytest.approx(1 / 3)}
+
+
+def test_forgetting_uses_the_best_loss_up_to_the_last_training_block():
+    trained = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], bool)
+    R = np.array([[0.2, 1.0], [0.9, 0.3], [0.1, 0.8], [0.7, 0.2]])
+    # second half: blocks 2, 3. Block 2: task 1 (last trained 1): 0.8 - min(1.0, 0.3) = 0.5
+    # block 3: task 0 (last trained 2): 0.7 - min(0.2, 0.9, 0.1) = 0.6
+    assert M.forgetting(R, trained) == pytest.approx(0.55)
+    assert M.forgetting(np.zeros((4, 2)), trained) == 0
+    assert np.isnan(M.forgetting(R, np.ones((4, 2), bool)))   # interleaved: never "after last trained"
+    # backward transfer: final row minus right-after-training, blocks 0..2
+    assert M.backward_transfer(R, trained) == pytest.approx(((0.7 - 0.2) + (0.2 - 0.3) + (0.7 - 0.1)) / 3)
+
+
+def test_specialisation_is_invariant_to_module_order_and_scale_and_zero_for_orthogonal_modules():
+    rng = np.random.default_rng(0)
+    T = rng.standard_normal((3, 4, 6))
+    score, match = M.specialisation(T, 5 * T[[2, 0, 1]])
+    assert score == pytest.approx(1.0) and match.tolist() == [1, 2, 0]
+    Q = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    T2 = Q[:4][None].repeat(2, 0)
+    mods = Q[[4, 5, 4, 5]][None].repeat(2, 0)    # rows orthogonal to every teacher row
+    assert M.specialisation(T2, mods)[0] == pytest.approx(0.0, abs=1e-12)
+    # partial: one module right, one orthogonal -> 0.5
+    assert M.specialisation(T2[:2], np.stack([T2[0], mods[0]]))[0] == pytest.approx(0.5)
+
+
+def test_trained_matrix_marks_blocks_with_training_steps():
+    log = pd.DataFrame({"block": [0, 0, 1, 1], "task": [0, 1, 1, 1], "phase": ["train"] * 3 + ["probe"]})
+    assert M.trained_matrix(log, 2, 2).tolist() == [[True, True], [False, True]]
+
+
+def test_every_metric_states_higher_is_better():
+    assert all(isinstance(m.higher_is_better, bool) for m in M.METRICS.values())
+    assert M.METRICS["specialisation"].higher_is_better and not M.METRICS["switch_time_late"].higher_is_better
+    assert M.PRIMARY in M.METRICS

@@ -1,0 +1,63 @@
+"""The wheel: one `switchbench` namespace with every subpackage, installable into a clean
+virtual environment, importable from outside the repository with its entry points."""
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(ROOT)], check=True)
+    (whl,) = out.glob("switchbench-*.whl")
+    return whl
+
+
+def test_wheel_has_one_namespace_and_every_subpackage(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"switchbench"}
+    for folder in ("paradigms", "models", "benchmark"):
+        sources = sorted(p.name for p in (ROOT / folder).glob("*.py"))
+        packaged = sorted(n.split("/")[-1] for n in names if n.startswith(f"switchbench/{folder}/"))
+        assert sources == packaged, folder
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "switchbench = switchbench.benchmark.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+import switchbench
+assert "site-packages" in switchbench.__file__, switchbench.__file__
+mods = [m.name for m in pkgutil.walk_packages(switchbench.__path__, "switchbench.")]
+for m in mods:
+    importlib.import_module(m)
+from importlib.metadata import entry_points
+(ep,) = [e for e in entry_points(group="console_scripts") if e.name == "switchbench"]
+ep.load()
+import gymnasium
+gymnasium.make("switchbench/BlockedLinear-v0")
+print(len(mods))
+"""
+
+
+def test_wheel_installs_into_a_clean_venv_and_imports_from_outside(wheel, tmp_path):
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    py = env / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt")]
+    subprocess.run(pip + ["torch==2.13.0"], check=True)
+    subprocess.run(pip + [str(wheel)], check=True)
+    out = subprocess.run([str(py), "-c", IMPORT_ALL], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) >= 15
+    cli = subprocess.run([str(env / "bin" / "switchbench"), "list", "models"], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert cli.returncode == 0 and "gated-linear" in cli.stdout, cli.stderr
