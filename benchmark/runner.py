@@ -155,6 +155,14 @@ def run_dir(config: dict) -> Path:
     return cache_root() / "runs" / config["paradigm"] / f"{name}-seed{config['seed']}-{run_key(config)}"
 
 
+def make_config(short: str, gym_id: str, env_params: dict, model: str, model_params: dict, seed: int,
+                runner: dict) -> dict:
+    """The full configuration of one run (its cache key); ``runner`` holds the runner's own
+    settings (k_adapt, n_eval, criterion, threshold; the batched engine adds its sampler)."""
+    return _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
+                      "model_params": model_params, "seed": int(seed), "runner": runner})
+
+
 # --- the run ----------------------------------------------------------------------------
 
 def _seed_int(ss: np.random.SeedSequence) -> int:
@@ -175,16 +183,10 @@ def _call(what: str, fn, *args):
         raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
 
 
-def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
-        criterion: str | None = None, threshold: float | None = None, cache: bool = True, progress: bool = True,
-        **overrides) -> RunResult:
-    """Run ``model`` on ``paradigm`` with one ``seed``; ``overrides`` set paradigm or model
-    parameters by name (``paradigm.key`` / ``model.key`` where both have it).
-
-    The result is cached under a hash of the full configuration, the package version and
-    its source; a cached run is loaded instead of recomputed (``cache=False`` skips both).
-    The switch criterion (a log column and threshold) defaults to the paradigm's own.
-    """
+def configure(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_ADAPT,
+              n_eval: int = DEFAULT_N_EVAL, criterion: str | None = None, threshold: float | None = None,
+              **overrides) -> tuple[dict, Any, models.ModelEntry]:
+    """The full configuration of a run (its cache key), its environment and model entry."""
     short, gym_id, env_cls = resolve_paradigm(paradigm)
     entry = models.get(model)
     env_params, model_params = split_overrides(env_cls, entry, overrides)
@@ -196,9 +198,30 @@ def run(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_AD
                         "model_params": model_params, "seed": int(seed),
                         "runner": {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion,
                                    "threshold": threshold}})
+    return config, env, entry
+
+
+def is_cached(paradigm: str, model: str, seed: int = 0, **kwargs) -> bool:
+    """Whether this run is already in the cache."""
+    return (run_dir(configure(paradigm, model, seed, **kwargs)[0]) / "metrics.json").exists()
+
+
+def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progress: bool = True,
+        **kwargs) -> RunResult:
+    """Run ``model`` on ``paradigm`` with one ``seed``; keyword arguments are the runner's
+    options (``k_adapt``, ``n_eval``, ``criterion``, ``threshold``) or set paradigm and model
+    parameters by name (``paradigm.key`` / ``model.key`` where both have it).
+
+    The result is cached under a hash of the full configuration, the package version and
+    its source; a cached run is loaded instead of recomputed (``cache=False`` skips both).
+    The switch criterion (a log column and threshold) defaults to the paradigm's own.
+    """
+    config, env, entry = configure(paradigm, model, seed, **kwargs)
     path = run_dir(config)
     if cache and (path / "metrics.json").exists():
         return load_run(path)
+    spec, short, model_params = env.task_spec, config["paradigm"], config["model_params"]
+    k_adapt, n_eval = config["runner"]["k_adapt"], config["runner"]["n_eval"]
 
     stream_ss, model_ss, eval_ss = np.random.SeedSequence(int(seed)).spawn(3)
     learner = entry.build(spec, _seed_int(model_ss), **model_params)
