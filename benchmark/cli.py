@@ -103,7 +103,15 @@ def cmd_reproduce(args) -> int:
 def cmd_suite(args) -> int:
     from switchbench.benchmark.leaderboard import run_suite
 
-    run_suite(Path(args.file), jobs=args.jobs)
+    run_suite(Path(args.file), jobs=args.jobs, backend=args.backend, threads=args.threads)
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, run_suite
+
+    run_suite(Path(args.suite or DEFAULT_SUITE), jobs=args.jobs, backend=args.backend, threads=args.threads,
+              out=Path(args.out))
     return 0
 
 
@@ -127,10 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the finding's own)")
     s.add_argument("--figures", default=None, help="folder for figures (default: under the cache)")
     s.set_defaults(fn=cmd_reproduce)
-    s = sub.add_parser("suite", help="run a suite file (TOML) and print its ranked table")
-    s.add_argument("file")
-    s.add_argument("--jobs", type=int, default=1)
-    s.set_defaults(fn=cmd_suite)
+    for name, helptext in (("suite", "run a suite file (TOML), print its ranked tables, report under the cache"),
+                           ("leaderboard", "aggregate a suite's runs (default: the full suite) into results/")):
+        s = sub.add_parser(name, help=helptext)
+        if name == "suite":
+            s.add_argument("file")
+            s.set_defaults(fn=cmd_suite)
+        else:
+            s.add_argument("suite", nargs="?", default=None)
+            s.add_argument("--out", default="results", help="folder for scores, leaderboard and figures")
+            s.set_defaults(fn=cmd_leaderboard)
+        s.add_argument("--jobs", type=int, default=1, help="parallel runs (local workers or Slurm array tasks)")
+        s.add_argument("--backend", choices=("local", "slurm"), default="local")
+        s.add_argument("--threads", type=int, default=1, help="torch threads (and Slurm CPUs) per run")
     return p
 
 

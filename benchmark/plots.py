@@ -58,3 +58,40 @@ def nta_fig2(runs: dict[str, list], teachers: np.ndarray, dt: float, path: Path,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+BAR_METRICS = ("final_loss", "switch_time_late", "forgetting_Rk", "specialisation")
+
+
+def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS) -> Path:
+    """One paradigm's models side by side: bars of each metric, mean and 95% CI over seeds."""
+    sns.set_theme(style="ticks", context="paper")
+    df = scores[scores["metric"].isin(metrics)].dropna(subset=["value"])
+    grid = sns.catplot(df, kind="bar", x="value", y="model", col="metric", col_wrap=2, sharex=False,
+                       errorbar=("ci", 95), height=2.6, aspect=1.5, hue="model", legend=False)
+    grid.set_titles("{col_name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+    return path
+
+
+def switch_curves(runs: list, path: Path) -> Path:
+    """Switch time at each switch of the curriculum, per model, mean +- SEM over seeds."""
+    sns.set_theme(style="ticks", context="paper")
+    rows = []
+    for r in runs:
+        t = r.switch_times
+        rows.append(pd.DataFrame({"switch": np.arange(1, len(t) + 1), "switch time (steps)": t["switch_time"],
+                                  "model": r.config["model"], "seed": r.config["seed"]}))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.lineplot(pd.concat(rows), x="switch", y="switch time (steps)", hue="model", errorbar="se", marker="o", ax=ax)
+    c = runs[0].config["runner"]
+    ax.set_title(f"{runs[0].config['paradigm']}: steps to {c['criterion']} "
+                 f"{'>=' if c['criterion'] == 'accuracy' else '<='} {c['threshold']}")
+    sns.despine(fig)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,21 +1,28 @@
-"""Many runs at once: a list of (paradigm, model, seed, overrides) run in parallel worker
-processes (joblib; one torch thread per worker), each cached as it finishes, so an
-interrupted sweep loses no finished run and resumes where it stopped.
+"""Many runs at once: a list of (paradigm, model, seed, overrides), run in parallel
+worker processes (joblib, ``backend="local"``) or as a Slurm job array (submitit,
+``backend="slurm"``), one torch thread per worker unless told otherwise.
 
-A run that fails (an exception, a NaN loss, a model declining the paradigm) is recorded as
-a :class:`Failure` with its reason; the others go on.
+Every run is cached as soon as it finishes (atomically), and cached runs are loaded, not
+recomputed: an interrupted sweep loses no finished run and resumes where it stopped. A run
+that fails (an exception, a NaN loss, a model declining the paradigm) is recorded as a
+:class:`Failure` with its reason; the others go on.
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from switchbench.benchmark.runner import RunResult, run
+from switchbench.benchmark.runner import RunResult, cache_root, is_cached, run
 from switchbench.errors import SwitchbenchError
+
+BACKENDS = ("local", "slurm")
 
 
 @dataclass(frozen=True)
@@ -32,24 +39,84 @@ class Failure:
     reason: str
 
 
-def _one(spec: RunSpec, threads: int) -> RunResult | Failure:
+def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None) -> RunResult | Failure:
+    """One run in a worker: set the torch thread count (and the cache), run, never raise."""
     import torch
 
     torch.set_num_threads(threads)
+    if cache_dir is not None:
+        os.environ["SWITCHBENCH_CACHE"] = cache_dir
     try:
         return run(spec.paradigm, spec.model, spec.seed, progress=False, **spec.overrides)
     except SwitchbenchError as e:
         return Failure(spec, str(e))
+    except Exception as e:  # noqa: BLE001 - a broken model must not stop the suite
+        return Failure(spec, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
-def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs"):
-    """Run every spec (cached ones load at once); results in the order given."""
+def _indexed(i: int, spec: RunSpec, threads: int):
+    return i, run_one(spec, threads)
+
+
+def _cached(spec: RunSpec) -> bool:
+    try:
+        return is_cached(spec.paradigm, spec.model, spec.seed, **spec.overrides)
+    except SwitchbenchError:
+        return False   # run_one records the failure with its reason
+
+
+def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
+             backend: str = "local", threads: int = 1, slurm: dict | None = None) -> list[RunResult | Failure]:
+    """Run every spec; results in the order given. Cached runs load in this process; the
+    rest run on ``jobs`` local workers or as a Slurm array of at most ``jobs`` at once."""
+    if backend not in BACKENDS:
+        raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     specs = list(specs)
-    if jobs == 1:
-        it = (_one(s, 1) for s in specs)
+    todo = [i for i, s in enumerate(specs) if not _cached(s)]
+    results: list = [None] * len(specs)
+    bar = tqdm(total=len(specs), desc=desc, disable=not progress)
+    if backend == "slurm" and todo:
+        done = _slurm(specs, todo, jobs, threads, slurm or {})
+    elif jobs == 1 or len(todo) <= 1:
+        done = ((i, run_one(specs[i], threads)) for i in todo)
     else:
-        it = Parallel(n_jobs=jobs, return_as="generator")(delayed(_one)(s, 1) for s in specs)
-    return list(tqdm(it, total=len(specs), desc=desc, disable=not progress))
+        par = Parallel(n_jobs=jobs, return_as="generator_unordered")
+        done = par(delayed(_indexed)(i, specs[i], threads) for i in todo)
+    for i, r in done:
+        results[i] = r
+        bar.update()
+    for i, s in enumerate(specs):
+        if results[i] is None:
+            results[i] = run_one(s, threads)   # cached: loads
+            bar.update()
+    bar.close()
+    return results
+
+
+def _slurm(specs, todo, jobs, threads, options):
+    """Submit the runs in ``todo`` as one Slurm job array through submitit; yield as they end."""
+    try:
+        import submitit
+    except ImportError:
+        raise SwitchbenchError("the slurm backend needs submitit: pip install 'switchbench[slurm]'") from None
+    cache = str(cache_root().resolve())
+    executor = submitit.AutoExecutor(folder=Path(cache) / "slurm" / "%j", cluster="slurm")
+    executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=threads,
+                               timeout_min=options.get("timeout_min", 60), **options.get("parameters", {}))
+    try:
+        submitted = executor.map_array(run_one, [specs[i] for i in todo], [threads] * len(todo), [cache] * len(todo))
+    except Exception as e:  # noqa: BLE001 - sbatch missing, cluster down, bad parameters
+        raise SwitchbenchError(f"slurm submission failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    pending = dict(zip(submitted, todo))
+    while pending:
+        for job in [j for j in pending if j.done()]:
+            i = pending.pop(job)
+            try:
+                yield i, job.result()
+            except Exception as e:  # noqa: BLE001 - the job itself died (killed, timed out)
+                yield i, Failure(specs[i], f"slurm job {job.job_id} failed: {str(e).splitlines()[0]}")
+        if pending:
+            time.sleep(0.5)
 
 
 def seeds(paradigm: str, model: str, n: int, **overrides) -> list[RunSpec]:
