@@ -38,6 +38,18 @@ def test_gated_linear_step_is_gradient_descent_on_the_paper_loss():
     torch.testing.assert_close(net.c, c.detach() - 1e-3 / 0.03 * gc)
 
 
+@pytest.mark.parametrize("hidden", [None, 7])
+def test_deep_linear_step_is_gradient_descent(hidden):
+    net = models.get("deep-linear").build(SPEC, seed=2, dtype="float64", hidden=hidden)
+    x, y = map(lambda t: t.double(), data())
+    layers = [w.clone().requires_grad_() for w in net.layers]
+    loss = task_loss(x @ layers[0].T @ layers[1].T, y, "mse")
+    grads = torch.autograd.grad(loss, layers)
+    assert net.learn(x, y) == pytest.approx(loss.item())
+    for w, w0, g in zip(net.layers, layers, grads):
+        torch.testing.assert_close(w, w0.detach() - 1e-3 / 1.3 * g)
+
+
 def test_defaults_of_the_flexible_model_and_its_controls():
     flex, forget = models.get("gated-linear").hparams(), models.get("gated-linear-forgetful").hparams()
     assert (flex["dt"], flex["tau_w"], flex["tau_c"], flex["lam"], flex["c_init"]) == (1e-3, 1.3, 0.03, 0.1, 0.5)
