@@ -18,8 +18,8 @@ the defaults).
 >>> import gymnasium, switchbench
 >>> env = gymnasium.make("switchbench/BlockedLinear-v0", n_blocks=2, block_size=3)
 >>> x, info = env.reset(seed=0)
->>> x.shape, info["task"], env.unwrapped.task_spec.null_loss
-((200, 20), 0, (0.25, 0.25))
+>>> x.shape, info["task"], [round(v, 9) for v in env.unwrapped.task_spec.null_loss]
+((200, 20), 0, [0.25, 0.25])
 """
 from __future__ import annotations
 
