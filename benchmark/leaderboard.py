@@ -246,7 +246,9 @@ def run_suite(path: Path, jobs: int = 1, backend: str = "local", out: Path | Non
     """Run a suite (resuming from the cache), print each paradigm's ranked table and write the
     results to ``out`` (default: a report folder under the cache, never ``results/``)."""
     suite = load_suite(path)
-    results = run_many(suite.specs, jobs=jobs, backend=backend, threads=threads, desc=f"suite {suite.name}")
+    # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
+    results = run_many(suite.specs, jobs=jobs, backend=backend, threads=threads, desc=f"suite {suite.name}",
+                       batched="samples")
     out = Path(out) if out is not None else cache_root() / "reports" / suite.name
     files = write(suite, results, out)
     print(files["markdown"].read_text())

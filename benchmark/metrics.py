@@ -33,6 +33,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("bwt_R0", False, "backward transfer (final minus right-after-training loss), R0"),
     Metric("bwt_Rk", False, "backward transfer (final minus right-after-training loss), Rk"),
     Metric("specialisation", True, "best-match row-wise cosine between teachers and modules"),
+    Metric("final_accuracy", True, "mean online accuracy over the last 10% of steps (classification)"),
+    Metric("switch_cost_error", False, "error rate on switch minus repeat trials, mixed blocks (trial paradigms)"),
+    Metric("switch_cost_loss", False, "cross-entropy on switch minus repeat trials, mixed blocks"),
+    Metric("switch_cost_error_early", False, "switch cost (error) over the first 2 mixed blocks"),
+    Metric("switch_cost_error_late", False, "switch cost (error) over the last 2 mixed blocks"),
+    Metric("mixing_cost_error", False, "error rate on repeat trials in mixed minus pure blocks"),
+    Metric("mixing_cost_loss", False, "cross-entropy on repeat trials in mixed minus pure blocks"),
+    Metric("congruency_effect_error", False, "error rate on incongruent minus congruent trials"),
+    Metric("composition_loss", False, "mean normalised loss over the first 100 steps of each never-seen composed "
+           "task's first block"),
+    Metric("composition_steps", False, "steps to the switch criterion on each never-seen composed task's first block"),
     Metric("params", False, "trainable parameters"),
     Metric("wall_ms_per_step", False, "wall time per learning step (ms), evaluation excluded"),
 ]}
@@ -151,3 +162,121 @@ def trained_matrix(log: pd.DataFrame, n_blocks: int, n_tasks: int) -> np.ndarray
     train = log[log["phase"] == "train"]
     trained[train["block"].to_numpy(), train["task"].to_numpy()] = True
     return trained
+
+
+# --- trial paradigms: switch, mixing and congruency costs ------------------------------
+
+def pooled(log: pd.DataFrame, measure: str, group: str) -> float:
+    """Mean of ``measure`` (``"error"`` or ``"loss"``) over all trials of ``group`` in ``log``,
+    from the per-step columns ``{measure}_{group}`` (a step's mean) and ``n_{group}`` (its count)::
+
+        pooled = sum_t n_t * m_t / sum_t n_t      (NaN when there are no such trials)
+    """
+    n = log[f"n_{group}"].to_numpy(dtype=float)
+    m = log[f"{measure}_{group}"].to_numpy(dtype=float)
+    return float(np.nansum(n * np.nan_to_num(m)) / n.sum()) if n.sum() > 0 else float("nan")
+
+
+def _train_mixed(log: pd.DataFrame, mixed: bool = True) -> pd.DataFrame:
+    log = log[log["phase"] == "train"] if "phase" in log else log
+    return log[log["mixed"].astype(bool) == mixed] if "mixed" in log else (log if mixed else log.iloc[:0])
+
+
+def switch_cost(log: pd.DataFrame, measure: str = "error") -> float:
+    """Switch cost: performance on switch trials minus repeat trials, over mixed blocks::
+
+        switch_cost = pooled(measure, switch) - pooled(measure, repeat)
+
+    (:func:`pooled` over the training steps of blocks that mix tasks). Positive = switch
+    trials are worse (higher error or loss), as in people.
+
+    >>> log = pd.DataFrame({"mixed": True, "n_switch": [10, 0, 30], "error_switch": [0.5, np.nan, 0.1],
+    ...                     "n_repeat": [0, 20, 10], "error_repeat": [np.nan, 0.05, 0.15]})
+    >>> round(switch_cost(log), 6)   # (5 + 3) / 40 - (1 + 1.5) / 30
+    0.116667
+    """
+    mixed = _train_mixed(log)
+    return pooled(mixed, measure, "switch") - pooled(mixed, measure, "repeat")
+
+
+def switch_cost_by_block(log: pd.DataFrame, measure: str = "error") -> pd.DataFrame:
+    """:func:`switch_cost` of each mixed block (practice): columns ``block, switch, repeat, cost``."""
+    rows = []
+    for b, g in _train_mixed(log).groupby("block", sort=True):
+        sw, rep = pooled(g, measure, "switch"), pooled(g, measure, "repeat")
+        rows.append({"block": int(b), "switch": sw, "repeat": rep, "cost": sw - rep})
+    return pd.DataFrame(rows, columns=["block", "switch", "repeat", "cost"])
+
+
+def mixing_cost(log: pd.DataFrame, measure: str = "error") -> float:
+    """Mixing cost: repeat trials in mixed blocks minus repeat trials in pure (single-task) blocks::
+
+        mixing_cost = pooled_mixed(measure, repeat) - pooled_pure(measure, repeat)
+
+    NaN when the curriculum has no pure or no mixed blocks.
+
+    >>> log = pd.DataFrame({"mixed": [True, False], "n_repeat": [10, 10], "error_repeat": [0.3, 0.1]})
+    >>> round(mixing_cost(log), 6)
+    0.2
+    """
+    return pooled(_train_mixed(log), measure, "repeat") - pooled(_train_mixed(log, False), measure, "repeat")
+
+
+def congruency_effect(log: pd.DataFrame, measure: str = "error") -> float:
+    """Congruency effect: incongruent minus congruent trials (both tasks give the same response
+    on congruent ones), over mixed blocks: ``pooled(incongruent) - pooled(congruent)``."""
+    mixed = _train_mixed(log)
+    return pooled(mixed, measure, "incongruent") - pooled(mixed, measure, "congruent")
+
+
+def trial_metrics(log: pd.DataFrame, early: int = 2, late: int = 2) -> dict[str, float]:
+    """Switch cost (error and loss; overall, over the first ``early`` and last ``late`` mixed
+    blocks), mixing cost and congruency effect of one run's log."""
+    by_block = switch_cost_by_block(log)["cost"].to_numpy()
+
+    def mean(v):
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if len(v) else float("nan")
+
+    out = {"switch_cost_error": switch_cost(log, "error"), "switch_cost_loss": switch_cost(log, "loss"),
+           "switch_cost_error_early": mean(by_block[:early]), "switch_cost_error_late": mean(by_block[-late:]),
+           "mixing_cost_error": mixing_cost(log, "error"), "mixing_cost_loss": mixing_cost(log, "loss")}
+    if "n_congruent" in log:
+        out["congruency_effect_error"] = congruency_effect(log, "error")
+    return out
+
+
+# --- composition ------------------------------------------------------------------------
+
+def composition(log: pd.DataFrame, k: int = 100, criterion: str = "norm_loss", threshold: float = 0.1) -> pd.DataFrame:
+    """Generalisation to never-seen composed tasks: for the first block of each task whose
+    first appearance is in a ``"compose"`` phase block, with online values ``v_0, v_1, ...``::
+
+        loss_k = mean(norm_loss_0 .. norm_loss_{k-1})
+        steps  = min { i : v_i <= threshold }      (>= for "accuracy"; block length if never: censored)
+
+    One row per composed task: ``task, block, loss_k, steps, censored``. Compare with the same
+    model on novel random tasks of the same shape (``probe="novel"``): :func:`composition_score`.
+
+    >>> log = pd.DataFrame({"block": [0, 0, 1, 1, 2, 2], "task": [0, 0, 2, 2, 2, 2], "norm_loss": [1, 1, .3, .05, .01, .01],
+    ...                     "phase": ["train"] * 2 + ["compose"] * 4})
+    >>> composition(log, k=2).to_dict("records")
+    [{'task': 2, 'block': 1, 'loss_k': 0.175, 'steps': 1, 'censored': False}]
+    """
+    rows = []
+    seen = set(log.loc[log["phase"] != "compose", "task"])
+    for b, g in log[log["phase"] == "compose"].groupby("block", sort=True):
+        task = int(g["task"].iloc[0])
+        if task in seen:
+            continue
+        seen.add(task)
+        hit = np.flatnonzero(_met(g[criterion].to_numpy(), criterion, threshold))
+        rows.append({"task": task, "block": int(b), "loss_k": round(float(g["norm_loss"].iloc[:k].mean()), 12),
+                     "steps": int(hit[0]) if len(hit) else len(g), "censored": len(hit) == 0})
+    return pd.DataFrame(rows, columns=["task", "block", "loss_k", "steps", "censored"])
+
+
+def composition_score(composed: pd.DataFrame, novel: pd.DataFrame) -> float:
+    """Mean ``loss_k`` on composed tasks over the same on novel tasks (from :func:`composition`):
+    below 1 means composing known parts beat learning a new task of the same shape."""
+    return float(composed["loss_k"].mean() / novel["loss_k"].mean())

@@ -95,3 +95,97 @@ def switch_curves(runs: list, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _save(fig, path: Path) -> Path:
+    sns.despine(fig)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def nonlinear_switch(runs: dict[str, list], path: Path, threshold: float = 0.85, bin_steps: int = 50) -> Path:
+    """Non-linear task switching on digits: online accuracy over steps, switch time (steps to
+    ``threshold`` accuracy) per block, and the flexible model's gates; mean +- SEM over seeds
+    for each model in ``runs`` (label -> results; the first label's gates are drawn)."""
+    sns.set_theme(style="ticks", context="paper")
+    fig, axes = plt.subplots(3, 1, figsize=(7, 7.5))
+    acc, times, gates = [], [], []
+    first = next(iter(runs))
+    for label, results in runs.items():
+        for r in results:
+            b = _binned(r.log, ["accuracy"], bin_steps)
+            b["model"] = label
+            acc.append(b)
+            st = M.switch_time(r.log, "accuracy", threshold)
+            st["model"], st["seed"] = label, r.config["seed"]
+            times.append(st)
+            gcols = [c for c in r.log.columns if c.startswith("gates_")]
+            if label == first and gcols:
+                g = _binned(r.log, gcols, bin_steps).melt(id_vars=["seed", "step"], var_name="path", value_name="gate")
+                gates.append(g)
+    sns.lineplot(pd.concat(acc), x="step", y="accuracy", hue="model", errorbar="se", ax=axes[0])
+    axes[0].axhline(threshold, color="grey", lw=0.8, ls="--")
+    axes[0].set(ylabel="online accuracy", xlabel="step")
+    sns.lineplot(pd.concat(times), x="block", y="switch_time", hue="model", errorbar="se", marker="o", ax=axes[1])
+    axes[1].set(yscale="log", ylabel=f"steps to {threshold:.0%} accuracy", xlabel="block (after a switch)")
+    if gates:
+        sns.lineplot(pd.concat(gates), x="step", y="gate", hue="path", errorbar="se", ax=axes[2])
+    axes[2].set(ylabel=f"gates ({first})", xlabel="step")
+    return _save(fig, path)
+
+
+def switch_cost(runs: dict[str, list], path: Path) -> Path:
+    """Cued task switching: switch cost (error, loss) per mixed block over training, and each
+    model's switch, mixing and congruency costs; mean +- SEM over seeds."""
+    sns.set_theme(style="ticks", context="paper")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    rows, bars = [], []
+    for label, results in runs.items():
+        for r in results:
+            for measure in ("error", "loss"):
+                b = M.switch_cost_by_block(r.log, measure)
+                b["model"], b["seed"], b["measure"] = label, r.config["seed"], measure
+                rows.append(b)
+            for name, key in (("switch cost", "switch_cost_error"), ("mixing cost", "mixing_cost_error"),
+                              ("congruency effect", "congruency_effect_error")):
+                bars.append({"model": label, "seed": r.config["seed"], "cost": name, "error": r.metrics.get(key)})
+    df = pd.concat(rows)
+    for ax, measure in zip(axes[:2], ("error", "loss")):
+        sns.lineplot(df[df["measure"] == measure], x="block", y="cost", hue="model", errorbar="se", marker="o", ax=ax)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(ylabel=f"switch cost ({'error rate' if measure == 'error' else 'cross-entropy'})",
+               xlabel="block (mixed blocks only)")
+    sns.barplot(pd.DataFrame(bars).dropna(), x="cost", y="error", hue="model", errorbar="se", ax=axes[2])
+    axes[2].axhline(0, color="grey", lw=0.8)
+    axes[2].set(ylabel="difference in error rate", xlabel="")
+    return _save(fig, path)
+
+
+def curriculum_bars(df: pd.DataFrame, path: Path) -> Path:
+    """Blocked vs interleaved: one bar group per model and schedule, per measure, 95% CI."""
+    sns.set_theme(style="ticks", context="paper")
+    grid = sns.catplot(df, kind="bar", x="model", y="value", hue="schedule", col="measure", sharey=False,
+                       errorbar=("ci", 95), height=3.2, aspect=1.2)
+    grid.set_xticklabels(rotation=20)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+    return path
+
+
+def block_size_trend(df: pd.DataFrame, path: Path) -> Path:
+    """Switch time after equal training time against block size, mean +- SEM over seeds."""
+    sns.set_theme(style="ticks", context="paper")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.lineplot(df, x="block size (steps)", y="switch time (steps)", hue="model", marker="o", errorbar="se", ax=ax)
+    ax.set(xscale="log")
+    sns.despine(fig)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

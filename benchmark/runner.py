@@ -194,10 +194,8 @@ def configure(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAUL
     spec = env.task_spec
     criterion = criterion or spec.switch_criterion[0]
     threshold = spec.switch_criterion[1] if threshold is None else threshold
-    config = _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
-                        "model_params": model_params, "seed": int(seed),
-                        "runner": {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion,
-                                   "threshold": threshold}})
+    config = make_config(short, gym_id, env_params, model, model_params, seed,
+                         {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion, "threshold": threshold})
     return config, env, entry
 
 
@@ -283,6 +281,9 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
         cols["loss"].append(-reward)
         if classification:
             cols["accuracy"].append(accuracy(pred, torch.from_numpy(info["target"])))
+        if "trial_switch" in info:   # trial-structured paradigms: switch / repeat, congruency columns
+            for k, v in trial_stats(pred, info).items():
+                cols.setdefault(k, []).append(v)
         if has_probe:
             for name, v in learner.probe().items():
                 if v.numel() <= 16:
@@ -315,16 +316,48 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float((logits.argmax(-1) == target)[keep].float().mean()) if keep.any() else float("nan")
 
 
+def trial_stats(logits: torch.Tensor, info: dict) -> dict:
+    """Per-step columns for paradigms whose ``info`` marks trials (``trial_switch``,
+    ``trial_repeat``, optional ``congruent``, each shaped like the target; ``mixed``): for
+    each group g of unmasked targets (switch, repeat, congruent, incongruent) its count
+    ``n_g``, mean cross-entropy ``loss_g`` and error rate ``error_g`` (NaN when ``n_g = 0``)."""
+    target = torch.as_tensor(info["target"])
+    keep = target != IGNORE
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    ce = torch.nn.functional.cross_entropy(flat, target.reshape(-1), reduction="none",
+                                           ignore_index=IGNORE).reshape(target.shape)
+    err = (logits.argmax(-1) != target).float()
+    groups = {"switch": info["trial_switch"], "repeat": info["trial_repeat"]}
+    if "congruent" in info:
+        groups["congruent"] = info["congruent"]
+        groups["incongruent"] = ~np.asarray(info["congruent"], dtype=bool)
+    out = {"mixed": bool(info.get("mixed", True))}
+    for name, m in groups.items():
+        m = torch.as_tensor(np.asarray(m, dtype=bool)) & keep
+        n = int(m.sum())
+        out[f"n_{name}"] = n
+        out[f"loss_{name}"] = float(ce[m].mean()) if n else float("nan")
+        out[f"error_{name}"] = float(err[m].mean()) if n else float("nan")
+    return out
+
+
 def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: dict, env, config: dict) -> dict:
     """All scalar metrics of one run (see :mod:`switchbench.benchmark.metrics`)."""
     c = config["runner"]
     train = log[log["phase"] == "train"]
     tail = train.iloc[-max(1, len(train) // 10):]
     out = {"final_loss": float(tail["norm_loss"].mean())}
+    if "accuracy" in log:
+        out["final_accuracy"] = float(tail["accuracy"].mean())
+    if "n_switch" in log:
+        out.update(M.trial_metrics(log))
     out.update(M.switch_time_summary(M.switch_time(log, c["criterion"], c["threshold"])))
     trained = M.trained_matrix(log, R0.shape[0], R0.shape[1])
     out["forgetting_R0"], out["forgetting_Rk"] = M.forgetting(R0, trained), M.forgetting(Rk, trained)
     out["bwt_R0"], out["bwt_Rk"] = M.backward_transfer(R0, trained), M.backward_transfer(Rk, trained)
+    if (log["phase"] == "compose").any():
+        comp = M.composition(log, 100, c["criterion"], c["threshold"])
+        out["composition_loss"], out["composition_steps"] = float(comp["loss_k"].mean()), float(comp["steps"].mean())
     teachers = getattr(env, "teachers", None)
     if teachers is not None and "modules" in probes and probes["modules"].ndim == 4:
         mods = probes["modules"][-1][..., : teachers.shape[-1]]
@@ -342,7 +375,8 @@ def save_run(result: RunResult, path: Path) -> Path:
     try:
         meta = {**result.config, "version": switchbench.__version__, "source_hash": source_hash()}
         (tmp / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        result.log.to_csv(tmp / "log.csv.gz", index=False)
+        # gzip level 1: several times faster to write than the default 9, files a little larger
+        result.log.to_csv(tmp / "log.csv.gz", index=False, compression={"method": "gzip", "compresslevel": 1})
         arrays = {"R0": result.R0, "Rk": result.Rk, **{f"probe.{k}": v for k, v in result.probes.items()}}
         np.savez_compressed(tmp / "arrays.npz", **arrays)
         (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1, sort_keys=True))

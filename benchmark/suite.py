@@ -9,6 +9,7 @@ that fails (an exception, a NaN loss, a model declining the paradigm) is recorde
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -65,16 +66,47 @@ def _cached(spec: RunSpec) -> bool:
         return False   # run_one records the failure with its reason
 
 
+def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar) -> None:
+    """Run the specs the batched engine takes, one batched program per (paradigm, model,
+    overrides), in this process; a group it declines or that fails is left (None) for the
+    per-seed runner, which then records each seed's own failure."""
+    from switchbench.benchmark.batched import MODELS, run_batched
+
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(specs):
+        if s.model in MODELS:
+            groups.setdefault(json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str), []).append(i)
+    for idx in groups.values():
+        s = specs[idx[0]]
+        try:
+            res = run_batched(s.paradigm, s.model, [specs[i].seed for i in idx], sampler=sampler, progress=False,
+                              **s.overrides)
+        except Exception:  # noqa: BLE001 - declined or failed: the per-seed runner records why
+            continue
+        for i, r in zip(idx, res):
+            results[i] = r
+        bar.update(len(idx))
+
+
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
-             backend: str = "local", threads: int = 1, slurm: dict | None = None) -> list[RunResult | Failure]:
+             backend: str = "local", threads: int = 1, slurm: dict | None = None,
+             batched: str | None = None) -> list[RunResult | Failure]:
     """Run every spec; results in the order given. Cached runs load in this process; the
-    rest run on ``jobs`` local workers or as a Slurm array of at most ``jobs`` at once."""
+    rest run on ``jobs`` local workers or as a Slurm array of at most ``jobs`` at once.
+
+    ``batched``: a sampler of :mod:`switchbench.benchmark.batched` (``"samples"`` or
+    ``"wishart"``) to run first, in this process, the seeds of each configuration that
+    engine supports as one batched program (cached under their own keys); None (default)
+    runs every spec through the per-seed runner.
+    """
     if backend not in BACKENDS:
         raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     specs = list(specs)
-    todo = [i for i, s in enumerate(specs) if not _cached(s)]
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
+    if batched:
+        _run_batched(specs, batched, results, bar)
+    todo = [i for i, s in enumerate(specs) if results[i] is None and not _cached(s)]
     if backend == "slurm" and todo:
         done = _slurm(specs, todo, jobs, threads, slurm or {})
     elif jobs == 1 or len(todo) <= 1:

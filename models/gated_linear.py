@@ -20,7 +20,13 @@ c_p = 0.5 at start, ``W ~ N(0, (0.01 / sqrt(d_in))^2)``.
 
 - ``gated-linear``: the flexible model above;
 - ``gated-linear-forgetful``: the paper's control, slow gates (tau_c = tau_w), lam = 0;
-- ``oracle-gates``: gates clamped to the one-hot of the true task (privileged upper bound).
+- ``oracle-gates``: gates clamped to the one-hot of the true task (privileged upper bound);
+- ``gated-linear-unitwise``: one gate per (path, output unit), ``y_o = sum_p c_po (W_p x)_o``,
+  for subtask composition; its penalty bounds the L2 norm over all gates,
+  ``R = (N + 10 M2) / 11`` with ``M2 = 1/2 (||c||_2 - 1)^2`` (the paper's
+  ``gating_manifold_L2`` over the flattened gates; the 1 : 10 weighting of the two terms is
+  our assumption, carried over from the main model). Paper defaults for this case:
+  lam = 0.025, tau_c = 0.005, tau_w = 0.2, dt = 0.01.
 
 >>> import torch
 >>> from switchbench import models
@@ -52,10 +58,21 @@ def gate_penalty(c: torch.Tensor) -> torch.Tensor:
 
 
 def gate_penalty_grad(c: torch.Tensor) -> torch.Tensor:
-    """dR/dc, written out (the subgradient 0 is used at c_p = 0)."""
+    """dR/dc, written out (the subgradient 0 is used at c_p = 0); row-wise for a stack of gate vectors."""
     dn = -10 * (c < 0).to(c.dtype)
-    dm = 10 * (c.abs().sum() - 1) * torch.sign(c)
+    dm = 10 * (c.abs().sum(-1, keepdim=True) - 1) * torch.sign(c)
     return (dn + 10 * dm) / 11
+
+
+def l2_gate_penalty(c: torch.Tensor) -> torch.Tensor:
+    """R(c) = (N + 10 M2) / 11 with N = 10 sum relu(-c), M2 = 1/2 (||c||_2 - 1)^2 over all gates."""
+    return (10 * torch.relu(-c).sum() + 10 * 0.5 * (c.norm() - 1) ** 2) / 11
+
+
+def l2_gate_penalty_grad(c: torch.Tensor) -> torch.Tensor:
+    """dR/dc of :func:`l2_gate_penalty`, written out."""
+    norm = c.norm().clamp_min(1e-12)
+    return (-10 * (c < 0).to(c.dtype) + 10 * (norm - 1) * c / norm) / 11
 
 
 class GatedLinear:
@@ -101,6 +118,31 @@ class GatedLinear:
         return {"gates": self.c.clone(), "modules": self.W.clone()}
 
 
+class UnitwiseGatedLinear(GatedLinear):
+    """One gate per (path, output unit): ``y_o = sum_p c_po (W_p x)_o``."""
+
+    def __init__(self, d_in: int, d_out: int, n_paths: int, **kw):
+        super().__init__(d_in, d_out, n_paths, **kw)
+        self.c = self.c[:, None].repeat(1, d_out)          # (P, d_out)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.c[:, None, :] * (x.to(self.dtype) @ self.W.transpose(1, 2))).sum(0)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        x, y = x.to(self.dtype), y.to(self.dtype)
+        h = x @ self.W.transpose(1, 2)                         # (P, B, d_out)
+        err = (self.c[:, None, :] * h).sum(0) - y               # (B, d_out)
+        n = x.shape[0]
+        loss = 0.5 * err.square().sum() / n
+        grad_w = (self.c[:, None, :] * err).transpose(1, 2) @ x / n      # dL/dW_p = (c_p * e)^T x / B
+        grad_c = (h * err).sum(dim=1) / n                                 # dL/dc_po = <h_po, e_o> / B
+        if self.lam:
+            grad_c = grad_c + self.lam * l2_gate_penalty_grad(self.c)
+        self.c -= self.lr_c * grad_c
+        self.W -= self.lr_w * grad_w
+        return float(loss)
+
+
 class OracleGates(GatedLinear):
     """Gates clamped to the one-hot of the task the runner announces."""
 
@@ -118,7 +160,7 @@ def _linear_only(spec):
 def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
                       dtype="float32"):
     """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults)."""
-    return GatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=tau_c,
+    return GatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_base_tasks or spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=tau_c,
                        lam=lam, c_init=c_init, w_init=w_init, seed=seed, dtype=dtype)
 
 
@@ -139,3 +181,13 @@ def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float3
                       c_init=0.0, w_init=w_init, seed=seed, learn_gates=False, dtype=dtype)
     net.observe_task(0)
     return net
+
+
+@register("gated-linear-unitwise", description="Gated linear network with one gate per (path, output unit), for "
+          "subtask composition", citation=CITATION, supports=_linear_only)
+def make_gated_linear_unitwise(spec, seed, n_paths=None, dt=0.01, tau_w=0.2, tau_c=0.005, lam=0.025, c_init=0.5,
+                               w_init=0.01, dtype="float32"):
+    """Unit-wise gates (P x d_out) with an L2 bound over all gates (paper's subtask-composition defaults)."""
+    return UnitwiseGatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_base_tasks or spec.n_tasks,
+                               dt=dt, tau_w=tau_w, tau_c=tau_c, lam=lam, c_init=c_init, w_init=w_init, seed=seed,
+                               dtype=dtype)

@@ -32,8 +32,14 @@ _BUILTIN = {
     "gated-linear": "switchbench.models.gated_linear",
     "gated-linear-forgetful": "switchbench.models.gated_linear",
     "oracle-gates": "switchbench.models.gated_linear",
+    "gated-linear-unitwise": "switchbench.models.gated_linear",
     "linear": "switchbench.models.linear",
     "deep-linear": "switchbench.models.linear",
+    "gated-mlp": "switchbench.models.gated_mlp",
+    "gated-mlp-forgetful": "switchbench.models.gated_mlp",
+    "mlp": "switchbench.models.gated_mlp",
+    "mlp-cued": "switchbench.models.gated_mlp",
+    "gru": "switchbench.models.rnn",
 }
 
 

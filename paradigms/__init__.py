@@ -14,6 +14,8 @@ from switchbench.paradigms.schedules import Schedule, make_schedule
 #: short command-line name -> (Gymnasium id, "module:class" entry point)
 PARADIGMS = {
     "blocked-linear": ("switchbench/BlockedLinear-v0", "switchbench.paradigms.linear:BlockedLinearEnv"),
+    "digit-switch": ("switchbench/DigitSwitch-v0", "switchbench.paradigms.digits:DigitSwitchEnv"),
+    "cued-switch": ("switchbench/CuedSwitch-v0", "switchbench.paradigms.cued:CuedSwitchEnv"),
 }
 
 for _short, (_id, _entry) in PARADIGMS.items():

@@ -9,7 +9,10 @@ One environment step is one learning step (see DESIGN.md):
 - the whole curriculum is one episode: ``terminated`` is True after its last step.
 
 A paradigm subclasses :class:`SwitchEnv`, sets ``self.task_spec`` and implements
-``_draw(task, rng, n) -> (x, y)`` (numpy arrays, without the cue).
+``_draw(task, rng, n) -> (x, y)`` (numpy arrays, without the cue). Paradigms with their own
+trial structure may also override ``_make_curriculum(rng)`` (the per-step schedule) and
+``_load(t)`` (the batch of step ``t``; what it puts in ``self._extra`` joins that step's
+``info`` together with the target).
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ class TaskSpec:
     task_names: tuple[str, ...] = ()
     # the default switch criterion: a log column and its threshold (<=, or >= for "accuracy")
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
+    # tasks 0..n_base_tasks-1 are the building blocks (e.g. teachers); the rest are composed
+    # from them. None: every task is a building block.
+    n_base_tasks: int | None = None
 
 
 class SwitchEnv(gym.Env):
@@ -58,15 +64,20 @@ class SwitchEnv(gym.Env):
         self.block_size, self.n_blocks, self.batch_size, self.cue = block_size, n_blocks, batch_size, bool(cue)
         self._phases = phases
         # Validate schedule arguments now, so that bad input fails at construction.
-        make_schedule(self.schedule, self.n_tasks, n_blocks, block_size, np.random.default_rng(0), phases)
+        self._make_curriculum(np.random.default_rng(0))
         self._sched: Schedule | None = None
         self._t = 0
+        self._extra: dict = {}
 
     # --- to be provided by subclasses -------------------------------------------------
     n_tasks: int
 
     def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def _make_curriculum(self, rng: np.random.Generator) -> Schedule:
+        """The per-step schedule of one episode (default: :func:`make_schedule`)."""
+        return make_schedule(self.schedule, self.n_tasks, self.n_blocks, self.block_size, rng, self._phases)
 
     # --- spaces -------------------------------------------------------------------------
     def _make_spaces(self, input_size: int, output_size: int) -> None:
@@ -90,6 +101,7 @@ class SwitchEnv(gym.Env):
     def _load(self, t: int) -> np.ndarray:
         task = int(self._sched.task[t])
         x, self._y = self._draw(task, self.np_random, self.batch_size)
+        self._extra = {}
         return self._with_cue(x, task)
 
     @property
@@ -101,8 +113,7 @@ class SwitchEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._sched = make_schedule(self.schedule, self.n_tasks, self.n_blocks, self.block_size, self.np_random,
-                                    self._phases)
+        self._sched = self._make_curriculum(self.np_random)
         self._t = 0
         self._x = self._load(0)
         return self._x, self._info(0)
@@ -116,6 +127,7 @@ class SwitchEnv(gym.Env):
                 f"{self.task_spec.name}: prediction has shape {tuple(pred.shape)}, expected {self.action_space.shape}")
         t = self._t
         info = self._info(t)
+        info.update(self._extra)
         info["target"] = self._y
         loss = float(task_loss(pred, torch.as_tensor(self._y), self.task_spec.loss))
         self._t = t + 1

@@ -10,6 +10,20 @@ K teachers ``W*_k`` (``output_size x input_size``), inputs ``x ~ N(0, I)``, targ
   into K teachers: orthonormal rows (up to the scale), mutually orthogonal row spaces.
 - ``teachers="iid"``: entries ``N(0, 1/input_size)``.
 
+Composition (``composition=``), after the paper's composition experiments: training cycles
+the K base tasks for the first ``compose_after`` fraction of the blocks (0.75), then the
+schedule moves to never-seen composed tasks (``info["phase"] == "compose"``), cycling over
+the pairs (A, B), (B, C), ..., (last, A):
+
+- ``"task"``: ``AB = mix * A + (1 - mix) * B`` (``mix`` = 0.5);
+- ``"subtask"``: ``AB`` takes the even output rows of A and the odd rows of B;
+- ``probe="novel"`` replaces each composed teacher by a random teacher of the same shape
+  and norm (orthogonal rows of a fresh rotation, rescaled): the control that says how much
+  of the speed on composed tasks is composition rather than plain learning speed.
+
+Task ids: 0..K-1 are the base tasks, K..2K-1 the composed ones (``task_spec.n_base_tasks``
+= K).
+
 Teachers come from ``teacher_seed`` (fixed by default, as in the paper: every student
 seed faces the same teachers); the input stream comes from the reset seed. The null loss
 of task k (best constant predictor: zero) is ``1/2 E|y|^2 = 1/2 ||W*_k||_F^2`` (0.25 with
@@ -47,31 +61,78 @@ def make_teachers(n_tasks: int, input_size: int, output_size: int, kind: str, se
     raise SwitchbenchError(f"unknown teachers {kind!r}; valid: orthogonal, iid")
 
 
+def compose_teachers(teachers: np.ndarray, kind: str, mix: float = 0.5) -> np.ndarray:
+    """Composed teachers of the pairs (k, k+1 mod K): ``"task"`` mixes them
+    (``mix * A + (1 - mix) * B``), ``"subtask"`` takes A's even and B's odd output rows."""
+    nxt = np.roll(teachers, -1, axis=0)
+    if kind == "task":
+        return mix * teachers + (1 - mix) * nxt
+    if kind == "subtask":
+        out = nxt.copy()
+        out[:, ::2] = teachers[:, ::2]
+        return out
+    raise SwitchbenchError(f"unknown composition {kind!r}; valid: task, subtask")
+
+
+def novel_like(teachers: np.ndarray, seed: int) -> np.ndarray:
+    """Random teachers with the shapes and Frobenius norms of ``teachers`` (the control)."""
+    k, out, d_in = teachers.shape
+    rng = np.random.default_rng([seed, 1])
+    novel = []
+    for w in teachers:
+        q = special_ortho_group.rvs(d_in, random_state=rng)[:out] if d_in > 1 else np.ones((1, 1))
+        novel.append(q * np.linalg.norm(w) / np.linalg.norm(q))
+    return np.stack(novel)
+
+
 class BlockedLinearEnv(SwitchEnv):
     """Linear teachers switched in blocks (see the module docstring)."""
 
     def __init__(self, n_tasks: int = 2, input_size: int = 20, output_size: int = 10, teachers: str = "orthogonal",
                  teacher_seed: int = 0, batch_size: int = 200, schedule: str | Sequence[int] = "blocked",
-                 block_size: int = 1000, n_blocks: int = 20, cue: bool = False):
+                 block_size: int = 1000, n_blocks: int = 20, cue: bool = False, composition: str | None = None,
+                 mix: float = 0.5, compose_after: float = 0.75, probe: str = "composed"):
         for name, v in (("n_tasks", n_tasks), ("input_size", input_size), ("output_size", output_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise SwitchbenchError(f"{name} must be a positive integer, got {v!r}")
-        self.n_tasks = n_tasks
         self.teachers = make_teachers(n_tasks, input_size, output_size, teachers, teacher_seed)
-        self._teachers32 = self.teachers.astype(np.float32)
-        super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue)
+        names = [chr(ord("A") + k) if n_tasks <= 26 else str(k) for k in range(n_tasks)]
+        task_teachers, phases = self.teachers, None
+        if composition is not None:
+            composed = compose_teachers(self.teachers, composition, mix)
+            if probe == "novel":
+                composed = novel_like(composed, teacher_seed)
+            elif probe != "composed":
+                raise SwitchbenchError(f"unknown probe {probe!r}; valid: composed, novel")
+            if schedule != "blocked":
+                raise SwitchbenchError("composition needs schedule='blocked' (training cycles the base tasks)")
+            if not 0 < compose_after < 1:
+                raise SwitchbenchError(f"compose_after must lie in (0, 1), got {compose_after!r}")
+            n_train = int(round(compose_after * n_blocks))
+            if n_train < 1 or n_train >= n_blocks:
+                raise SwitchbenchError(f"{n_blocks} blocks leave no training or no composed block")
+            schedule = [b % n_tasks for b in range(n_train)] + [n_tasks + b % n_tasks for b in range(n_blocks - n_train)]
+            phases = ["train"] * n_train + ["compose"] * (n_blocks - n_train)
+            task_teachers = np.concatenate([self.teachers, composed])
+            names += [f"{names[k]}{names[(k + 1) % n_tasks]}" for k in range(n_tasks)]
+        self.composition, self.n_tasks = composition, len(task_teachers)
+        self.task_teachers = task_teachers
+        self._teachers32 = task_teachers.astype(np.float32)
+        super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue,
+                         phases=phases)
         self.task_spec = TaskSpec(
             name="switchbench/BlockedLinear-v0",
-            input_size=input_size + (n_tasks if cue else 0),
+            input_size=input_size + (self.n_tasks if cue else 0),
             output_size=output_size,
-            n_tasks=n_tasks,
+            n_tasks=self.n_tasks,
             loss="mse",
             sequence=False,
-            null_loss=tuple(float(0.5 * np.sum(w ** 2)) for w in self.teachers),
+            null_loss=tuple(float(0.5 * np.sum(w ** 2)) for w in task_teachers),
             schedule=self.schedule,
             batch_size=batch_size,
             kind="regression",
-            task_names=tuple(chr(ord("A") + k) if n_tasks <= 26 else str(k) for k in range(n_tasks)),
+            task_names=tuple(names),
+            n_base_tasks=n_tasks,
         )
         self._make_spaces(self.task_spec.input_size, output_size)
 

@@ -28,7 +28,7 @@ def test_run_prints_a_metric_table_and_where_runs_are_cached(capsys, _cache):
     (["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "oops"], "--set expects key=value"),
     (["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "n_blocks=-2"], "n_blocks must be"),
     (["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "dt=1e9", *TINY], "non-finite loss"),
-    (["reproduce", "nta-fig3"], "unknown finding 'nta-fig3'; valid: nta-fig2"),
+    (["reproduce", "nta-fig3"], "unknown finding 'nta-fig3'; valid: "),
     (["suite", "missing.toml"], "suite file 'missing.toml' not found"),
 ])
 def test_errors_are_one_line_and_exit_2(capsys, argv, message):

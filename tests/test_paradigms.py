@@ -3,29 +3,40 @@ protocol; and the blocked linear paradigm's teachers and schedules."""
 import gymnasium
 import numpy as np
 import pytest
+import torch
 from gymnasium.envs.registration import registry
 from gymnasium.utils.env_checker import check_env
 
 import switchbench
 from switchbench.errors import SwitchbenchError
+from switchbench.losses import task_loss
 from switchbench.paradigms import PARADIGMS, make_schedule
 
-SMALL = {"switchbench/BlockedLinear-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8}}
+SMALL = {"switchbench/BlockedLinear-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8},
+         "switchbench/DigitSwitch-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "cue": True},
+         "switchbench/CuedSwitch-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "schedule": "pure-mixed"},
+         "switchbench/CuedSwitch-v0 (sequence)": {"n_blocks": 2, "block_size": 3, "batch_size": 4, "mode": "sequence",
+                                                  "n_trials": 3, "csi": 1, "schedule": "random"}}
 ENV_IDS = sorted(i for i in registry if i.startswith("switchbench/"))
+CONFIGS = sorted(SMALL)   # "<gym id>" or "<gym id> (variant)": every registered env, some in several modes
+
+
+def make(config, **kw):
+    return gymnasium.make(config.split(" ")[0], **{**SMALL[config], **kw})
 
 
 def test_every_paradigm_is_registered_and_listed():
     assert ENV_IDS == sorted(v[0] for v in PARADIGMS.values())
-    assert set(SMALL) == set(ENV_IDS), "add a small configuration for each new paradigm"
+    assert {c.split(" ")[0] for c in SMALL} == set(ENV_IDS), "add a small configuration for each new paradigm"
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", CONFIGS)
 def test_check_env(env_id):
-    check_env(gymnasium.make(env_id, **SMALL[env_id]).unwrapped, skip_render_check=True)
+    check_env(make(env_id).unwrapped, skip_render_check=True)
 
 
 def rollout(env_id, seed):
-    env = gymnasium.make(env_id, **SMALL[env_id])
+    env = make(env_id)
     obs, info = env.reset(seed=seed)
     out = [obs.copy()]
     terminated = False
@@ -35,7 +46,7 @@ def rollout(env_id, seed):
     return out
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", CONFIGS)
 def test_same_seed_same_stream_bit_for_bit(env_id):
     a, b, c = rollout(env_id, 3), rollout(env_id, 3), rollout(env_id, 4)
     assert len(a) == len(b)
@@ -43,15 +54,21 @@ def test_same_seed_same_stream_bit_for_bit(env_id):
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", CONFIGS)
 def test_targets_arrive_only_after_the_prediction(env_id):
-    env = gymnasium.make(env_id, **SMALL[env_id]).unwrapped
+    env = make(env_id).unwrapped
     x0, info = env.reset(seed=0)
     assert "target" not in info and info["block"] == 0 and info["switch"] is False and info["phase"] == "train"
     x1, reward, terminated, truncated, info0 = env.step(np.zeros(env.action_space.shape, np.float32))
     assert info0["step"] == 0 and "target" in info0 and not terminated and not truncated
     # the reward is minus the task loss of the prediction for x0's target
-    assert reward == pytest.approx(-0.5 * np.mean(np.sum(info0["target"].astype(np.float64) ** 2, axis=-1)), rel=1e-5)
+    zero = torch.zeros(env.action_space.shape, dtype=torch.float64)
+    expected = float(task_loss(zero, torch.as_tensor(info0["target"]), env.task_spec.loss))
+    if env.task_spec.loss == "mse":
+        assert expected == pytest.approx(0.5 * np.mean(np.sum(info0["target"].astype(np.float64) ** 2, axis=-1)))
+    else:   # zero logits: ln(number of classes) on every unmasked target
+        assert expected == pytest.approx(np.log(env.task_spec.output_size))
+    assert reward == pytest.approx(-expected, rel=1e-5)
     n_steps = env.curriculum.n_steps
     for _ in range(n_steps - 1):
         _, _, terminated, _, info = env.step(np.zeros(env.action_space.shape, np.float32))

@@ -1,0 +1,371 @@
+"""The batched engine: S seeds of one linear configuration as one tensor program.
+
+For the linear learners (``gated-linear``, ``gated-linear-forgetful``, ``oracle-gates``,
+``linear``) on ``blocked-linear`` (no cue), with ``W_eff = sum_p c_p W_p`` (``linear``:
+P = 1, c = 1), a batch ``X`` (B x d_in) with targets ``Y = X W*^T`` enters the loss and
+every gradient only through its empirical covariance ``Sigma = X^T X / B``. With
+``D = W_eff - W*`` and ``G = D Sigma``::
+
+    loss     = 1/2 mean_b |W_eff x_b - y_b|^2 = 1/2 <G, D>_F        (logged before learning)
+    dL/dW_p  = c_p G                dL/dc_p = <W_p, G>_F  (+ lam dR/dc, as the model)
+    W_p <- W_p - (dt/tau_w) c_p G   c <- c - (dt/tau_c) dL/dc      (both from the old c, W)
+
+so one step of all S seeds is a few batched products of (S, d_out, d_in) and
+(S, d_in, d_in) arrays. The step loop runs in numpy (small arrays: less overhead per
+operation than torch); the covariances are made in chunks of steps beforehand, in
+threads, since they do not depend on the learner. Two samplers make them:
+
+- ``"samples"`` (the reference): each seed's per-sample stream exactly as the per-seed
+  runner sees it (``SeedSequence(seed).spawn(3)`` -> stream, model, eval; the paradigm's
+  own generator after ``reset(seed=stream)``; ``Sigma = X^T X / B`` of those very float32
+  batches). Held-out sets and the ``k_adapt`` adaptation batches come from
+  ``env.eval_batch`` with the runner's seeds, so the numbers equal the per-seed runner's
+  up to floating-point rounding (the covariance form sums in another order).
+- ``"wishart"``: ``B Sigma ~ Wishart(B, I)`` drawn directly by the Bartlett decomposition
+  ``B Sigma = A A^T``, ``A`` lower triangular, ``A_ii = sqrt(chi2(B - i))`` (i = 0..d-1),
+  ``A_ij ~ N(0, 1)`` below the diagonal: d(d-1)/2 normals and d chi-squares per step instead
+  of B d normals, exactly the same distribution (for B < d: X drawn and ``X^T X / B``).
+  The stream is ``default_rng(stream seed)``, the adaptation batches
+  ``default_rng((eval seed, 1 + block, task))``, as the runner's. Held-out losses are the
+  exact expectation over ``x ~ N(0, I)``: ``1/2 ||W_eff - W*_k||_F^2`` (``Sigma = I``),
+  not a sampled held-out set; so its numbers differ from the per-seed runner's, and
+  agree in distribution.
+
+The sampler is part of each run's configuration (``config["runner"]``: ``engine``,
+``sampler``), so batched runs never share cache entries with per-seed runs. Arithmetic is
+in the model's ``dtype`` (float32 by default; ``dtype="float64"`` works). As in the runner,
+the privileged ``oracle-gates`` get the gates its ``observe_task`` sets before each step (so
+its gates probed at a block end are those the evaluation left: the last task's). The metric
+``wall_ms_per_step`` is the batch's training time (covariances and updates, evaluation
+excluded) per step and seed.
+
+>>> res = run_batched("blocked-linear", "gated-linear", [0, 1], n_blocks=2, block_size=20, cache=False,
+...                   progress=False)
+>>> [r.config["seed"] for r in res], res[0].R0.shape, res[0].config["runner"]["sampler"]
+([0, 1], (2, 2), 'samples')
+"""
+from __future__ import annotations
+
+import copy
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from switchbench import models
+from switchbench.benchmark import runner as R
+from switchbench.errors import SwitchbenchError
+
+SAMPLERS = ("samples", "wishart")
+MODELS = ("gated-linear", "gated-linear-forgetful", "oracle-gates", "linear")
+PARADIGMS = ("blocked-linear",)
+
+
+def decline_reason(paradigm: str, model: str, env_params: dict) -> str | None:
+    """Why a configuration cannot run batched (None if it can)."""
+    if model not in MODELS:
+        return f"the batched engine runs {', '.join(MODELS)}, not {model!r}"
+    if R.resolve_paradigm(paradigm)[0] not in PARADIGMS:
+        return f"the batched engine runs {', '.join(PARADIGMS)}, not {paradigm!r}"
+    if env_params.get("cue"):
+        return "the batched engine needs cue=False"
+    if env_params.get("schedule") == "interleaved":
+        return "the batched engine needs the same curriculum for every seed (not interleaved)"
+    return None
+
+
+# --- the batched learner ------------------------------------------------------------------
+
+@dataclass
+class Batched:
+    """N independent copies of ``y = sum_p c_p W_p x``; ``W`` is (N, P, d_out * d_in), ``c`` (N, P)."""
+
+    W: np.ndarray
+    c: np.ndarray
+    shape: tuple[int, int]            # (d_out, d_in)
+    lr_w: float                       # dt / tau_w
+    lr_c: float                       # dt / tau_c
+    lam: float
+    learn_gates: bool
+
+    def effective(self) -> np.ndarray:
+        """``W_eff = sum_p c_p W_p``, shape (N, d_out, d_in)."""
+        return (self.c[:, None, :] @ self.W).reshape(-1, *self.shape)
+
+    def loss(self, sigma: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``1/2 tr(D Sigma D^T)`` per copy, ``D = W_eff - W*``: the mean batch loss."""
+        D = self.effective() - target
+        return 0.5 * np.einsum("nij,nij->n", D @ sigma, D)
+
+    def learn(self, sigma: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """One gradient step on every copy (see the module docstring); the losses before it."""
+        n = len(self.W)
+        D = self.effective() - target
+        G = D @ sigma                                          # dL/dW_eff = D Sigma
+        loss = 0.5 * np.einsum("nij,nij->n", G, D)
+        Gf = G.reshape(n, 1, -1)
+        if self.learn_gates:
+            grad_c = (self.W @ Gf.reshape(n, -1, 1))[..., 0]    # <W_p, G>
+            if self.lam:
+                grad_c = grad_c + self.lam * gate_penalty_grad(self.c)
+        self.W -= (self.lr_w * self.c)[:, :, None] * Gf
+        if self.learn_gates:
+            self.c -= self.lr_c * grad_c
+        return loss
+
+    def repeat(self, k: int) -> "Batched":
+        """Copies ``[n0 x k, n1 x k, ...]`` (for the adaptation of every task at once)."""
+        return Batched(np.repeat(self.W, k, axis=0), np.repeat(self.c, k, axis=0), self.shape, self.lr_w,
+                       self.lr_c, self.lam, self.learn_gates)
+
+
+def gate_penalty_grad(c: np.ndarray) -> np.ndarray:
+    """dR/dc of each row of ``c`` (N, P): the model's own :func:`~switchbench.models.gated_linear.gate_penalty_grad`."""
+    from switchbench.models.gated_linear import gate_penalty_grad as grad
+
+    return grad(torch.from_numpy(c)).numpy()
+
+
+def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:
+    """Stack the per-seed learners the registry built (same initialisation, same checks)."""
+    from switchbench.models.gated_linear import GatedLinear
+    from switchbench.models.linear import DeepLinear
+
+    first = learners[0]
+    if isinstance(first, GatedLinear):
+        W = np.stack([m.W.numpy() for m in learners])
+        c = np.stack([m.c.numpy() for m in learners])
+        hp = dict(lr_w=first.lr_w, lr_c=first.lr_c, lam=first.lam, learn_gates=first.learn_gates)
+        probes = True
+    elif isinstance(first, DeepLinear) and len(first.layers) == 1:
+        W = np.stack([m.layers[0].numpy()[None] for m in learners])
+        c = np.ones((len(learners), 1), dtype=W.dtype)
+        hp = dict(lr_w=first.lr, lr_c=0.0, lam=0.0, learn_gates=False)
+        probes = False
+    else:
+        raise SwitchbenchError(f"the batched engine cannot run a {type(first).__name__}")
+    n, p, o, i = W.shape
+    return Batched(W.reshape(n, p, o * i).astype(dtype), c.astype(dtype), (o, i), **hp), probes
+
+
+# --- covariances ---------------------------------------------------------------------------
+
+def sample_cov(x: np.ndarray, dtype) -> np.ndarray:
+    """``X^T X / B`` for a stack of batches ``x`` (..., B, d), in ``dtype``."""
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float64 if dtype == np.float64 else torch.float32)
+    return (xt.transpose(-1, -2) @ xt / x.shape[-2]).numpy()
+
+
+def wishart_cov(rng: np.random.Generator, n: int, d: int, batch: int, dtype) -> np.ndarray:
+    """``n`` draws of ``X^T X / B`` for ``X`` (B x d) with i.i.d. N(0, 1) entries, by the
+    Bartlett decomposition (module docstring); shape (n, d, d)."""
+    if batch < d:                                              # singular Wishart: draw X itself
+        return sample_cov(rng.standard_normal((n, batch, d)), dtype)
+    rows, cols = np.tril_indices(d, -1)
+    A = np.zeros((n, d, d))
+    A[:, rows, cols] = rng.standard_normal((n, len(rows)))
+    diag = np.arange(d)
+    A[:, diag, diag] = np.sqrt(2 * rng.standard_gamma((batch - diag) / 2, size=(n, d)))   # chi2(B - i)
+    At = torch.from_numpy(A)
+    return (At @ At.transpose(1, 2) / batch).numpy().astype(dtype)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def run_batched(paradigm: str, model: str, seeds, *, sampler: str = "samples", k_adapt: int = R.DEFAULT_K_ADAPT,
+                n_eval: int = R.DEFAULT_N_EVAL, criterion: str | None = None, threshold: float | None = None,
+                cache: bool = True, progress: bool = True, chunk: int = 250, **overrides) -> list[R.RunResult]:
+    """Run ``model`` on ``paradigm`` for every seed in ``seeds`` as one batched program;
+    one :class:`~switchbench.benchmark.runner.RunResult` per seed, in order, each cached
+    as :func:`~switchbench.benchmark.runner.run` caches (cached seeds load, the rest run).
+
+    ``sampler``: ``"samples"`` (the per-sample reference stream) or ``"wishart"`` (module
+    docstring). ``chunk``: steps whose covariances are made at once.
+    """
+    if sampler not in SAMPLERS:
+        raise SwitchbenchError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        return []
+    configs = []
+    for s in seeds:
+        config, env, entry = R.configure(paradigm, model, s, k_adapt=k_adapt, n_eval=n_eval, criterion=criterion,
+                                         threshold=threshold, **overrides)
+        configs.append({**config, "runner": {**config["runner"], "engine": "batched", "sampler": sampler}})
+    short, env_params, model_params = config["paradigm"], config["paradigm_params"], config["model_params"]
+    reason = decline_reason(short, model, env_params)
+    if reason:
+        raise SwitchbenchError(reason)
+    done = {}
+    if cache:
+        done = {s: R.load_run(R.run_dir(c)) for s, c in zip(seeds, configs) if (R.run_dir(c) / "metrics.json").exists()}
+    todo = [(s, c) for s, c in zip(seeds, configs) if s not in done]
+    if todo:
+        for res in _run(env, env_params, short, model, entry, model_params, todo, sampler, k_adapt, n_eval, chunk,
+                        progress):
+            if cache:
+                res.path = R.save_run(res, R.run_dir(res.config))
+            done[res.config["seed"]] = res
+    return [done[s] for s in seeds]
+
+
+def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_adapt, n_eval, chunk, progress):
+    """The batched program for the seeds and configurations in ``todo``."""
+    spec = env.task_spec
+    S, K, B, d = len(todo), spec.n_tasks, spec.batch_size, spec.input_size
+    label = f"{model} on {short} (seeds {todo[0][0]}..{todo[-1][0]}, batched)"
+    children = [np.random.SeedSequence(s).spawn(3) for s, _ in todo]
+    stream, model_int, eval_int = ([R._seed_int(ch[j]) for ch in children] for j in range(3))
+    learners = [entry.build(spec, m, **model_params) for m in model_int]
+    dtype = np.float64 if learners[0].dtype == torch.float64 else np.float32
+    net, has_probe = _from_learners(learners, dtype)
+    privileged = entry.card.privileged
+    teachers = getattr(env, "task_teachers", env.teachers)     # one per task (composed tasks included)
+    if len(teachers) != K:
+        raise SwitchbenchError(f"{short}: {len(teachers)} teachers for {K} tasks; run it per seed")
+    teachers = teachers.astype(np.float32).astype(dtype)       # the env computes its targets in float32
+    null = np.asarray(spec.null_loss)
+    task_gates = []                                            # privileged: the gates observe_task(k) sets
+    if privileged:
+        told = copy.deepcopy(learners[0])
+        for k in range(K):
+            told.observe_task(k)
+            task_gates.append(told.c.numpy().copy())
+    task_gates = np.asarray(task_gates, dtype=dtype)
+
+    # The curriculum (the same for every seed) and each seed's stream.
+    envs = [gymnasium.make(spec.name, disable_env_checker=True, **env_params).unwrapped for _ in todo]
+    firsts = [e.reset(seed=st)[0] for e, st in zip(envs, stream)]
+    sched = envs[0].curriculum
+    if any(not np.array_equal(e.curriculum.task, sched.task) for e in envs):
+        raise SwitchbenchError(f"{label}: seeds have different curricula; run them per seed")
+    n_steps = sched.n_steps
+    rngs = [e.np_random for e in envs] if sampler == "samples" else [np.random.default_rng(st) for st in stream]
+    pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
+
+    def train_covs():
+        """(T, S, d, d) covariances of steps [t0, t0 + T), chunk by chunk; the next chunk is
+        drawn in the pool while the caller learns from this one (after this one is drawn,
+        so that each seed's generator is used in order)."""
+        def one(s, t0, T):
+            if sampler == "wishart":
+                return wishart_cov(rngs[s], T, d, B, dtype)
+            x = rngs[s].standard_normal((T - (t0 == 0), B, d), dtype=np.float32)
+            return sample_cov(np.concatenate([firsts[s][None], x]) if t0 == 0 else x, dtype)
+
+        def submit(t0):
+            return [pool.submit(one, s, t0, min(chunk, n_steps - t0)) for s in range(S)]
+
+        jobs = submit(0)
+        for t0 in range(0, n_steps, chunk):
+            sigmas = np.stack([j.result() for j in jobs], axis=1)
+            if t0 + chunk < n_steps:
+                jobs = submit(t0 + chunk)
+            yield sigmas
+
+    # Held-out covariances (S, K, d, d): the runner's held-out sets, or the identity (exact expectation).
+    if sampler == "samples":
+        held = np.stack([[sample_cov(env.eval_batch(k, n_eval, seed=(e, 0, k))[0], dtype) for k in range(K)]
+                         for e in eval_int])
+    else:
+        held = np.broadcast_to(np.eye(d, dtype=dtype), (S, K, d, d))
+
+    def adapt_covs(block):
+        """(k_adapt, S*K, d, d): the adaptation batches of every seed and task after ``block``."""
+        def one(sk):
+            e, k = eval_int[sk // K], sk % K
+            if sampler == "samples":
+                x = env.eval_batch(k, k_adapt * B, seed=(e, 1 + block, k))[0]
+                return sample_cov(x.reshape(k_adapt, B, d), dtype)
+            return wishart_cov(np.random.default_rng((e, 1 + block, k)), k_adapt, d, B, dtype)
+        return np.stack(list(pool.map(one, range(S * K))), axis=1)
+
+    def held_loss(m: Batched, tasks: np.ndarray, sig: np.ndarray) -> np.ndarray:
+        return m.loss(sig, teachers[tasks]) / null[tasks]
+
+    def evaluate(block):
+        r0 = np.empty((S, K))
+        for k in range(K):
+            if privileged:
+                net.c[:] = task_gates[k]                        # observe_task(k), as the runner does
+            r0[:, k] = held_loss(net, np.full(S, k), held[:, k])
+        copies, tasks = net.repeat(K), np.tile(np.arange(K), S)
+        targets = teachers[tasks]
+        if k_adapt:
+            for sig in adapt_covs(block):
+                if privileged:
+                    copies.c[:] = task_gates[tasks]
+                copies.learn(sig, targets)
+        if privileged:
+            copies.c[:] = task_gates[tasks]
+        rk = held_loss(copies, tasks, held.reshape(S * K, d, d)).reshape(S, K)
+        return r0, rk
+
+    loss = np.empty((n_steps, S), dtype=dtype)
+    P = net.c.shape[1]
+    small = {"gates": has_probe and P <= 16, "modules": has_probe and net.W[0].size <= 16}
+    gates = np.empty((n_steps, S, P), dtype=dtype) if small["gates"] else None
+    mods = np.empty((n_steps, S) + net.W.shape[1:], dtype=dtype) if small["modules"] else None
+    R0, Rk, probes = [], [], {"gates": [], "modules": []}
+    train_time, t = 0.0, 0
+    bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
+    block_end = np.append(sched.block[1:] != sched.block[:-1], True)
+    try:
+        with np.errstate(all="ignore"):
+            t_start = time.perf_counter()
+            for sigmas in train_covs():
+                for sig in sigmas:
+                    task = sched.task[t]
+                    if privileged:
+                        net.c[:] = task_gates[task]
+                    loss[t] = net.learn(sig, teachers[task])
+                    if gates is not None:
+                        gates[t] = net.c
+                    if mods is not None:
+                        mods[t] = net.W
+                    if block_end[t]:
+                        train_time += time.perf_counter() - t_start
+                        r0, rk = evaluate(int(sched.block[t]))
+                        R0.append(r0)
+                        Rk.append(rk)
+                        probes["gates"].append(net.c.copy())
+                        probes["modules"].append(net.W.reshape(S, P, *net.shape).copy())
+                        t_start = time.perf_counter()
+                    t += 1
+                bar.update(len(sigmas))
+                bad = np.argwhere(~np.isfinite(loss[t - len(sigmas):t]))
+                if len(bad):                                    # as the runner: stop at a non-finite loss
+                    step, s = int(bad[0, 0]) + t - len(sigmas), int(bad[0, 1])
+                    raise SwitchbenchError(f"{model} on {short} (seed {todo[s][0]}): non-finite loss at step "
+                                           f"{step} (a learning rate too large?)")
+            train_time += time.perf_counter() - t_start
+    finally:
+        bar.close()
+        pool.shutdown(cancel_futures=True)
+
+    R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)        # (S, n_blocks, K)
+    probes = {k: np.stack(v, axis=1) for k, v in probes.items()} if has_probe else {}
+    phase = np.asarray(sched.phases, dtype=object)[sched.block]
+    params = float(models.count_parameters(learners[0]) or float("nan"))
+    results = []
+    for j, (seed, config) in enumerate(todo):
+        cols = {"paradigm": short, "model": model, "seed": seed, "step": np.arange(n_steps), "block": sched.block,
+                "task": sched.task, "phase": phase, "switch": sched.switch, "loss": loss[:, j].astype(np.float64)}
+        if gates is not None:
+            cols.update({f"gates_{p}": gates[:, j, p].astype(np.float64) for p in range(P)})
+        if mods is not None:
+            flat = mods[:, j].reshape(n_steps, -1)
+            cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
+        log = pd.DataFrame(cols)
+        log["norm_loss"] = log["loss"] / null[log["task"].to_numpy()]
+        seed_probes = {k: v[j] for k, v in probes.items()}
+        metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
+        metrics["params"] = params
+        metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S    # amortised over the batched seeds
+        results.append(R.RunResult(config=config, log=log, metrics=metrics, R0=R0[j], Rk=Rk[j], probes=seed_probes))
+    return results
