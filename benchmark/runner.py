@@ -281,6 +281,8 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
         cols["loss"].append(-reward)
         if classification:
             cols["accuracy"].append(accuracy(pred, torch.from_numpy(info["target"])))
+        if "performance" in info:    # the paradigm's own trial score (e.g. Yang et al.'s performance)
+            cols.setdefault("performance", []).append(float(info["performance"]))
         if "trial_switch" in info:   # trial-structured paradigms: switch / repeat, congruency columns
             for k, v in trial_stats(pred, info).items():
                 cols.setdefault(k, []).append(v)

@@ -40,6 +40,12 @@ _BUILTIN = {
     "mlp": "switchbench.models.gated_mlp",
     "mlp-cued": "switchbench.models.gated_mlp",
     "gru": "switchbench.models.rnn",
+    "leaky-rnn": "switchbench.models.recurrent",
+    "per-task-rnn": "switchbench.models.recurrent",
+    "leaky-rnn-ewc": "switchbench.models.recurrent",
+    "leaky-rnn-si": "switchbench.models.recurrent",
+    "gated-rnn": "switchbench.models.recurrent",
+    "modular-primitives": "switchbench.models.recurrent",
 }
 
 

@@ -16,6 +16,7 @@ PARADIGMS = {
     "blocked-linear": ("switchbench/BlockedLinear-v0", "switchbench.paradigms.linear:BlockedLinearEnv"),
     "digit-switch": ("switchbench/DigitSwitch-v0", "switchbench.paradigms.digits:DigitSwitchEnv"),
     "cued-switch": ("switchbench/CuedSwitch-v0", "switchbench.paradigms.cued:CuedSwitchEnv"),
+    "cognitive-switch": ("switchbench/CognitiveSwitch-v0", "switchbench.paradigms.cognitive:CognitiveSwitchEnv"),
 }
 
 for _short, (_id, _entry) in PARADIGMS.items():

@@ -1,0 +1,408 @@
+"""CognitiveSwitch-v0 (neurogym tasks from seeded, cached trial pools) and the recurrent
+models. Each neurogym 2.3.1 workaround is tested, next to the behaviour it works around."""
+import copy
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+import switchbench
+from switchbench import models
+from switchbench.errors import SwitchbenchError
+from switchbench.losses import task_loss
+from switchbench.paradigms import cognitive
+from switchbench.paradigms.cognitive import generate_trials, null_loss, performance
+
+GO, PDM, GONOGO = "yang19.go-v0", "PerceptualDecisionMaking-v0", "GoNogo-v0"
+TINY = dict(pool_size=16, eval_pool_size=8, batch_size=4, n_blocks=2, block_size=3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one torch thread is faster, and fair to a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(**kw):
+    return gymnasium.make("switchbench/CognitiveSwitch-v0", **{**TINY, **kw}).unwrapped
+
+
+def rollout(env, seed, steps=5):
+    x, _ = env.reset(seed=seed)
+    out = [x.copy()]
+    for _ in range(steps):
+        x, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        out += [x.copy(), info["target"].copy()]
+        if terminated:
+            break
+    return out
+
+
+# --- neurogym workarounds --------------------------------------------------------------------
+
+def test_seeding_workaround_reset_seed_does_not_seed_neurogym_but_pools_are_seeded():
+    cognitive._neurogym()
+    # neurogym 2.3.1: reset(seed=) leaves the task's rng unseeded (the bug worked around)
+    obs = []
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gymnasium.make(GO, disable_env_checker=True)
+            env.reset(seed=1)
+            task = cognitive._neurogym_top(env)
+            trials = []
+            for _ in range(4):
+                task.new_trial()
+                trials.append(task.unwrapped.ob.copy())
+        obs.append(np.stack(trials))
+    assert not np.array_equal(*obs), "neurogym now seeds on reset(seed=): the seed() call in generate_trials may go"
+    # the workaround: pools are a function of their seed, bit for bit
+    a, b, c = (generate_trials(GO, {}, s, 6) for s in (5, 5, 6))
+    assert all(np.array_equal(x, y) for (xa, ya), (xb, yb) in zip(a, b) for x, y in ((xa, xb), (ya, yb)))
+    assert not all(np.array_equal(xa, xc) for (xa, _), (xc, _) in zip(a, c))
+
+
+def test_dataset_aliasing_avoided_batches_are_fresh_arrays():
+    cognitive._neurogym()
+    import neurogym
+    with warnings.catch_warnings():     # neurogym's Dataset: the next calls overwrite a batch it returned
+        warnings.simplefilter("ignore")
+        ds = neurogym.Dataset(GO, batch_size=2, seq_len=20, cache_len=20)
+        x, _ = ds()
+        kept = x.copy()
+        for _ in range(3):                 # past its cache of 40 steps: regenerated in place
+            ds()
+    assert not np.array_equal(x, kept), "neurogym's Dataset no longer aliases its batches"
+    env = make()
+    x0, _ = env.reset(seed=0)
+    x0_copy = x0.copy()
+    x1, _, _, _, info0 = env.step(np.zeros(env.action_space.shape, np.float32))
+    y0_copy = info0["target"].copy()
+    for _ in range(4):
+        env.step(np.zeros(env.action_space.shape, np.float32))
+    np.testing.assert_array_equal(x0, x0_copy)
+    np.testing.assert_array_equal(info0["target"], y0_copy)
+    for pool in env._pools + env._eval_pools:
+        assert not np.shares_memory(x0, pool[0]) and not np.shares_memory(info0["target"], pool[1])
+
+
+def test_pool_cache_is_keyed_reused_and_stale_keys_are_not_reused(_cache, monkeypatch):
+    calls = []
+    real = cognitive.generate_trials
+
+    def counting(env_id, kwargs, seed, n):
+        calls.append((env_id, dict(kwargs), n))
+        return real(env_id, kwargs, seed, n)
+
+    monkeypatch.setattr(cognitive, "generate_trials", counting)
+    a = make()
+    files = sorted(p.name for p in (_cache / "neurogym-pools").iterdir())
+    assert len(calls) == 4 and len(files) == 4                     # 2 tasks x (training, held-out) pools
+    assert not [f for f in files if f.startswith(".tmp")]          # written atomically, nothing left over
+    b = make()                                                     # reused: nothing generated
+    assert len(calls) == 4
+    assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(a._pools, b._pools))
+    assert a.task_spec.null_loss == b.task_spec.null_loss
+    # any change of task kwargs, seed, size or neurogym version makes new pools
+    for kw in ({"dt": 50}, {"env_kwargs": {GO: {"timing": {"fixation": 300}}}}, {"pool_seed": 1},
+               {"pool_size": 17}):
+        n = len(calls)
+        c = make(**kw)
+        assert len(calls) > n, kw
+    n, version = len(calls), cognitive._ng_version
+    monkeypatch.setattr(cognitive, "_ng_version", lambda: "99.0")
+    make()
+    assert len(calls) == n + 4
+    # a cache file whose stored key does not match its name is not trusted
+    monkeypatch.setattr(cognitive, "_ng_version", version)
+    path = _cache / "neurogym-pools" / next(f for f in files if f.startswith("yang19.go-v0-"))
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(path, **{**arrays, "key": np.array("something else")})
+    n = len(calls)
+    make()
+    assert len(calls) == n + 1
+
+
+def test_pool_cache_off_writes_nothing(_cache):
+    make(pool_cache=False)
+    assert not (_cache / "neurogym-pools").exists()
+
+
+# --- the environment --------------------------------------------------------------------------
+
+def test_pooled_batches_bit_identical_for_a_seed_and_different_for_another():
+    a = rollout(make(), 3)
+    b = rollout(make(), 3)          # the second env loads its pools from the disk cache
+    c = rollout(make(pool_cache=False), 3)
+    d = rollout(make(), 4)
+    assert len(a) == len(b) == len(c)
+    assert all(np.array_equal(x, y) and np.array_equal(x, z) for x, y, z in zip(a, b, c))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, d))
+
+
+def test_mixed_observation_and_action_sizes_are_padded_and_declared():
+    env = make(envs=[GO, PDM], schedule=[0, 1], cue=True)
+    spec = env.task_spec
+    assert (spec.input_size, spec.output_size, spec.n_tasks) == (33 + 2, 17, 2)
+    assert spec.task_names == ("yang19.go", "PerceptualDecisionMaking") and spec.kind == "sequence" and spec.sequence
+    assert env.trial_lengths == ((15,), (22,)) and env.seq_len == 22
+    assert env.input_mask.sum(1).tolist() == [35, 3 + 2] and env.input_mask[1, :3].all()
+    assert env.output_mask.sum(1).tolist() == [17, 3]
+    zero = np.zeros(env.action_space.shape, np.float32)
+    x, info = env.reset(seed=0)
+    assert info["task"] == 0 and x.shape == (22, 4, 35) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:, :, 33:], np.tile([1, 0], (22, 4, 1)))     # the cue, every step
+    x_pdm, _, _, _, info = env.step(zero)
+    y = info["target"]
+    assert y.dtype == np.int64 and y.shape == (22, 4)
+    np.testing.assert_array_equal(info["mask"], y != -100)
+    assert (y[:7] == -100).all() and (y[7:] != -100).all()         # go (15 steps) end-aligned in 22
+    assert not x[:7, :, :33].any() and x[7:, :, 0].any()           # padded steps: zero inputs; then fixation
+    assert (y[-1] > 0).all()                                       # the response at the last step
+    for _ in range(2):
+        x_pdm, _, _, _, info = env.step(zero)
+    assert env.curriculum.task[3] == 1
+    _, _, _, _, info = env.step(zero)                              # the first PerceptualDecisionMaking batch
+    y = info["target"]
+    assert set(np.unique(y)) <= {0, 1, 2} and (y != -100).all()    # never a padded class
+    np.testing.assert_array_equal(info["output_mask"], env.output_mask[1])
+    assert not x_pdm[:, :, 3:33].any() and x_pdm[:, :, :3].any()  # its padded inputs
+    np.testing.assert_array_equal(x_pdm[:, :, 33:], np.tile([0, 1], (22, 4, 1)))
+    xe, ye = env.eval_batch(1, 5, seed=0)
+    assert xe.shape == (22, 5, 35) and ye.shape == (22, 5) and ye.max() <= 2
+
+
+def test_cue_off_and_named_sets():
+    env = make(cue=False)
+    assert env.task_spec.input_size == 33 and env.task_spec.n_tasks == 2
+    assert len(cognitive.NAMED_SETS["yang19"]) == 20 and len(cognitive.NAMED_SETS["molap9"]) == 9
+    cognitive._neurogym()
+    from gymnasium.envs.registration import registry
+    assert all(e in registry for ids in cognitive.NAMED_SETS.values() for e in ids)
+
+
+def test_null_loss_is_the_best_constant_predictor_per_time_step():
+    y = np.array([[-100, -100, 0, 0], [0, 0, 0, 1], [1, 2, 1, 1]])
+    # step 1: p = (3/4, 1/4); step 2: p = (0, 3/4, 1/4); 10 unmasked targets
+    expected = (3 * np.log(4 / 3) + np.log(4) + 3 * np.log(4 / 3) + np.log(4)) / 10
+    assert null_loss(y, 3) == pytest.approx(expected)
+    env = make()
+    for k in range(2):
+        _, yk = env._pools[k]
+        p = np.stack([np.bincount(row[row >= 0], minlength=17) / max((row >= 0).sum(), 1) for row in yk])
+        logits = torch.log(torch.as_tensor(p)).clamp_min(-1e9)[:, None, :].expand(-1, yk.shape[1], -1)
+        best = float(task_loss(logits, torch.as_tensor(yk), "cross_entropy"))
+        assert best == pytest.approx(env.task_spec.null_loss[k])
+
+
+def test_performance_decodes_the_last_step_and_respects_fixation():
+    target = np.array([[0, 0, 0, -100], [0, 0, 0, 0], [3, 3, 0, 2]])       # 4 trials; trial 2 is a no-go
+    good = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [3, 3, 0, 2]])
+    onehot = lambda a: np.eye(5)[a]                                      # noqa: E731
+    assert performance(onehot(good), target) == 1.0
+    bad = good.copy()
+    bad[1, 0] = 3                                   # trial 0 breaks fixation
+    bad[2, 1] = 4                                   # trial 1 responds wrong
+    bad[0, 2] = 1                                   # trial 2 breaks fixation before its no-go end
+    assert performance(onehot(bad), target) == 0.25
+    assert performance(onehot(bad), target, fixation=None) == 0.75      # tasks without a fixation action
+    env = make()
+    env.reset(seed=0)
+    *_, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    assert info["performance"] == 0.0               # zero logits fixate throughout: never responds
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"envs": ["yang19.nope-v0"]}, "unknown neurogym env 'yang19.nope-v0'"),
+    ({"envs": "nonsense"}, "unknown neurogym env 'nonsense'"),
+    ({"env_kwargs": {GO: {"no_such_kwarg": 1}}}, r"neurogym env 'yang19.go-v0' rejected env_kwargs"),
+    ({"env_kwargs": {GONOGO: {}}}, "env_kwargs names envs not in envs: GoNogo-v0"),
+    ({"envs": ["ReachingDelayResponse-v0"]}, "needs a discrete one"),
+    ({"envs": [GO, GO]}, "lists a task twice"),
+    ({"seq_len": 3}, r"seq_len must be an integer >= the longest trial in the pools \(15 steps\)"),
+    ({"pool_size": 0}, "pool_size must be an integer >= 1"),
+    ({"schedule": [0, 2]}, "must lie in 0..1"),
+])
+def test_bad_configuration_is_one_clear_line(kwargs, message):
+    with pytest.raises(SwitchbenchError, match=message) as e:
+        make(**kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_neurogym_is_imported_only_when_the_paradigm_is_built():
+    code = ("import sys, switchbench, switchbench.paradigms.cognitive, switchbench.benchmark.runner; "
+            "print('neurogym' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent)
+    assert out.stdout.strip() == "False"
+
+
+# --- models --------------------------------------------------------------------------------
+
+def test_leaky_rnn_learns_go_and_anti():
+    """1000 interleaved steps, 64 units, Adam 1e-2, batch 32. Measured: performance 1.0 on both
+    tasks (held-out pool) and normalised loss <= 0.004, for seeds 0-3 alike (seed 0 here);
+    after 600 steps most seeds are still at 0.4-0.8 (the jump comes between 600 and 900)."""
+    env = make(envs="yang19-pair", schedule="interleaved", n_blocks=1, block_size=1000, batch_size=32,
+               pool_size=512, eval_pool_size=256)
+    spec = env.task_spec
+    net = models.get("leaky-rnn").build(spec, seed=0, hidden=64, lr=1e-2)
+    obs, _ = env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        x = torch.from_numpy(obs)
+        obs, _, terminated, _, info = env.step(net.predict(x).numpy())
+        net.learn(x, torch.from_numpy(info["target"]))
+    for k in range(2):
+        xe, ye = env.eval_batch(k, 256, seed=k)
+        logits = net.predict(torch.from_numpy(xe))
+        assert performance(logits.numpy(), ye) >= 0.95, spec.task_names[k]
+        assert float(task_loss(logits, torch.from_numpy(ye), "cross_entropy")) / spec.null_loss[k] < 0.05
+
+
+RECURRENT = ["leaky-rnn", "per-task-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "modular-primitives"]
+SMALL_MODULES = dict(n_modules=2, module_size=4, pretrain_steps=5, pretrain_batch=4, corpus_trials=8)
+
+
+def tiny(model):
+    """Tiny hyperparameters of each recurrent model."""
+    return SMALL_MODULES if model == "modular-primitives" else {"hidden": 8}
+
+
+def _batch(env, seed=0):
+    x, _ = env.reset(seed=seed)
+    _, _, _, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    return torch.from_numpy(x), torch.from_numpy(info["target"])
+
+
+@pytest.mark.parametrize("model", RECURRENT)
+def test_recurrent_models_predict_without_side_effects_deepcopy_and_seed(model):
+    env = make()
+    entry = models.get(model)
+    net = entry.build(env.task_spec, seed=0, **tiny(model))
+    x, y = _batch(env)
+    if entry.card.privileged:
+        net.observe_task(0)
+    p = net.predict(x)
+    assert p.shape == (env.seq_len, 4, 17)
+    np.testing.assert_array_equal(net.predict(x), p)
+    if hasattr(net, "gen"):
+        state = net.gen.get_state()
+        net.predict(x)
+        assert torch.equal(net.gen.get_state(), state)
+    twin = copy.deepcopy(net)
+    assert net.learn(x, y) == twin.learn(x, y)                 # same noise, same update
+    np.testing.assert_array_equal(net.predict(x), twin.predict(x))
+    assert not torch.equal(net.predict(x), p)
+    other = entry.build(env.task_spec, seed=1, **tiny(model))
+    if entry.card.privileged:
+        other.observe_task(0)
+    assert not torch.equal(other.predict(x), p)
+
+
+@pytest.mark.parametrize("model, strength", [("leaky-rnn-ewc", "lam"), ("leaky-rnn-si", "c")])
+def test_consolidation_anchors_at_learned_task_boundaries_and_pulls_back(model, strength):
+    env = make(batch_size=8)
+    (xa, ya), (xb, yb) = _batch(env, 0), _batch(make(batch_size=8, schedule=[1, 0]), 0)
+    nets = {s: models.get(model).build(env.task_spec, seed=0, hidden=8, lr=1e-2, **{strength: s})
+            for s in (0.0, 1e4)}
+    for net in nets.values():
+        net.observe_task(0)
+        for _ in range(5):
+            net.learn(xa, ya)
+        net.observe_task(1)                                    # an evaluation call: not a boundary
+        net.predict(xb)
+        net.observe_task(0)
+        net.learn(xa, ya)
+        assert not net.anchors and not any(O.any() for O in net.Omega)
+        net.observe_task(1)
+        net.learn(xb, yb)                                      # the boundary: task 0 anchored
+        if model == "leaky-rnn-ewc":
+            assert set(net.anchors) == {0} and all(f.sum() > 0 for f in net.anchors[0][0][:2])
+        else:
+            assert all(O.abs().sum() > 0 for O in net.Omega[:2])
+        for _ in range(10):
+            net.learn(xb, yb)
+    star = {s: (net.anchors[0][1] if model == "leaky-rnn-ewc" else net.star) for s, net in nets.items()}
+    drift = {s: sum(float((p.detach() - a).square().sum()) for p, a in zip(net.params, star[s]))
+             for s, net in nets.items()}
+    assert drift[1e4] < 0.5 * drift[0.0], drift
+
+
+def test_gated_rnn_gates_move_and_stay_bounded():
+    env = make(batch_size=8)
+    net = models.get("gated-rnn").build(env.task_spec, seed=0, hidden=8, lr=1e-2)
+    assert torch.equal(net.probe()["gates"], torch.tensor([0.5, 0.5]))
+    x, y = _batch(env)
+    for _ in range(20):
+        net.learn(x, y)
+    c = net.probe()["gates"]
+    assert not torch.equal(c, torch.tensor([0.5, 0.5])) and 0.5 < float(c.abs().sum()) < 1.5
+    assert not models.get("gated-rnn").card.privileged
+
+
+def test_per_task_rnn_keeps_one_network_per_task():
+    entry = models.get("per-task-rnn")
+    assert entry.card.privileged and entry.card.kinds == ("sequence",)
+    env = make()
+    net = entry.build(env.task_spec, seed=0, hidden=8)
+    x, _ = env.reset(seed=0)
+    x = torch.from_numpy(x)
+    _, _, _, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+    net.observe_task(0)
+    before = net.predict(x)
+    net.observe_task(1)
+    net.learn(x, torch.from_numpy(info["target"]))
+    net.observe_task(0)
+    assert torch.equal(net.predict(x), before)                 # learning task 1 left task 0 alone
+    net.observe_task(1)
+    assert not torch.equal(net.predict(x), before)
+    with pytest.raises(SwitchbenchError, match="out of range"):
+        net.observe_task(2)
+
+
+def test_modular_primitives_pretrains_block_diagonal_modules_then_learns_only_io():
+    env = make(batch_size=8)
+    entry = models.get("modular-primitives")
+    assert entry.card.privileged
+    cued = gymnasium.make("switchbench/CuedSwitch-v0", mode="sequence").unwrapped.task_spec
+    assert "pretrains on the neurogym tasks of CognitiveSwitch-v0" in entry.decline_reason(cued)
+    raw = entry.build(env.task_spec, seed=0, **{**SMALL_MODULES, "pretrain_steps": 0})
+    net = entry.build(env.task_spec, seed=0, **{**SMALL_MODULES, "pretrain_steps": 20})
+    w = net.rnn.w_rec.detach()
+    assert not torch.equal(w, raw.rnn.w_rec.detach())              # pretraining changed the modules
+    assert not w[:4, 4:].any() and not w[4:, :4].any()             # and kept them separate
+    frozen = [p.detach().clone() for p in (net.rnn.w_rec, net.rnn.b)]
+    io = [[p.detach().clone() for p in ps] for ps in net.io]
+    x, y = _batch(env)
+    net.observe_task(1)
+    net.learn(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, (net.rnn.w_rec, net.rnn.b)))
+    assert all(torch.equal(a, b) for a, b in zip(io[0], net.io[0]))   # task 0's weights untouched
+    assert not torch.equal(io[1][0], net.io[1][0])
+    assert sum(p.numel() for p in net.parameters()) == 2 * (8 * 35 + 17 * 8 + 17)   # only I/O weights train
+
+
+def test_recurrent_models_decline_non_sequence_paradigms():
+    spec = gymnasium.make("switchbench/BlockedLinear-v0").unwrapped.task_spec
+    assert "supports sequence" in models.get("leaky-rnn").decline_reason(spec)
+
+
+@pytest.mark.parametrize("model", RECURRENT)
+def test_runner_runs_the_recurrent_models_on_the_cognitive_paradigm(model):
+    res = switchbench.run("cognitive-switch", model, seed=0, **tiny(model), n_blocks=2, block_size=3, batch_size=4,
+                          pool_size=16, eval_pool_size=8, n_eval=8, k_adapt=1, progress=False)
+    assert res.R0.shape == (2, 2) and np.isfinite(res.R0).all()
+    assert {"accuracy", "norm_loss"} <= set(res.log.columns) and len(res.log) == 6
+    again = switchbench.run("cognitive-switch", model, seed=0, **tiny(model), n_blocks=2, block_size=3, batch_size=4,
+                            pool_size=16, eval_pool_size=8, n_eval=8, k_adapt=1, progress=False, cache=False)
+    np.testing.assert_array_equal(res.log["loss"], again.log["loss"])
