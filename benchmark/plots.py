@@ -14,6 +14,18 @@ import seaborn as sns  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
 
 
+def _save(fig, path: Path, dpi: int = 120, despine: bool = True) -> Path:
+    """Tidy, write (creating the folder) and close a figure; returns its path."""
+    if despine:
+        sns.despine(fig)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _binned(log: pd.DataFrame, cols: list[str], bin_steps: int) -> pd.DataFrame:
     df = log[["seed", "step", *cols]].copy()
     df["step"] = (df["step"] // bin_steps) * bin_steps
@@ -52,12 +64,7 @@ def nta_fig2(runs: dict[str, list], teachers: np.ndarray, dt: float, path: Path,
     axes[1].set(ylabel=f"gates ({next(iter(runs))})")
     sns.lineplot(pd.DataFrame(cos), x="time", y="cosine", hue="model", errorbar="se", marker="o", ax=axes[2])
     axes[2].set(xlabel="time (steps x dt)", ylabel="teacher-module cosine")
-    sns.despine(fig)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=120)
 
 
 BAR_METRICS = ("final_loss", "switch_time_late", "forgetting_Rk", "specialisation")
@@ -70,10 +77,7 @@ def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS) -> Path:
     grid = sns.catplot(df, kind="bar", x="value", y="model", col="metric", col_wrap=2, sharex=False,
                        errorbar=("ci", 95), height=2.6, aspect=1.5, hue="model", legend=False)
     grid.set_titles("{col_name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.savefig(path, dpi=110)
-    plt.close(grid.figure)
-    return path
+    return _save(grid.figure, path, dpi=110, despine=False)
 
 
 def switch_curves(runs: list, path: Path) -> Path:
@@ -89,22 +93,7 @@ def switch_curves(runs: list, path: Path) -> Path:
     c = runs[0].config["runner"]
     ax.set_title(f"{runs[0].config['paradigm']}: steps to {c['criterion']} "
                  f"{'>=' if c['criterion'] == 'accuracy' else '<='} {c['threshold']}")
-    sns.despine(fig)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _save(fig, path: Path) -> Path:
-    sns.despine(fig)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def nonlinear_switch(runs: dict[str, list], path: Path, threshold: float = 0.85, bin_steps: int = 50) -> Path:
@@ -171,10 +160,7 @@ def curriculum_bars(df: pd.DataFrame, path: Path) -> Path:
     grid = sns.catplot(df, kind="bar", x="model", y="value", hue="schedule", col="measure", sharey=False,
                        errorbar=("ci", 95), height=3.2, aspect=1.2)
     grid.set_xticklabels(rotation=20)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.savefig(path, dpi=110)
-    plt.close(grid.figure)
-    return path
+    return _save(grid.figure, path, dpi=110, despine=False)
 
 
 def block_size_trend(df: pd.DataFrame, path: Path) -> Path:
@@ -183,9 +169,4 @@ def block_size_trend(df: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     sns.lineplot(df, x="block size (steps)", y="switch time (steps)", hue="model", marker="o", errorbar="se", ax=ax)
     ax.set(xscale="log")
-    sns.despine(fig)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=120)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 import time
 import warnings
 
 import numpy as np
+
+from switchbench.benchmark.speed import scratch_cache
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -45,17 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-size", type=int, default=1024, help="trials in the pool")
     p.add_argument("--repeats", type=int, default=200, help="timed batches (median)")
     args = p.parse_args(argv)
-    scratch = tempfile.mkdtemp(prefix="switchbench-pool-speed-")
-    before = os.environ.get("SWITCHBENCH_CACHE")
-    os.environ["SWITCHBENCH_CACHE"] = scratch
-    try:
+    with scratch_cache("switchbench-pool-speed-"):
         return _measure(args)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if before is None:
-            os.environ.pop("SWITCHBENCH_CACHE", None)
-        else:
-            os.environ["SWITCHBENCH_CACHE"] = before
 
 
 def _measure(args) -> int:

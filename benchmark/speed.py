@@ -17,6 +17,7 @@ seeds per model and extrapolated linearly, which the output says) and their rati
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -75,11 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of each batched measurement (median)")
     p.add_argument("--naive-seeds", type=int, default=2, help="seeds per model for the per-seed loop (extrapolated)")
     args = p.parse_args(argv)
-    scratch = tempfile.mkdtemp(prefix="switchbench-speed-")    # every cache used here; removed at the end
+    with scratch_cache("switchbench-speed-") as scratch:      # every cache used here; removed at the end
+        return _measure(args, scratch)
+
+
+@contextlib.contextmanager
+def scratch_cache(prefix: str):
+    """A temporary ``$SWITCHBENCH_CACHE`` for timing from cold caches; removed (and the old value back) after."""
+    scratch = tempfile.mkdtemp(prefix=prefix)
     before = os.environ.get("SWITCHBENCH_CACHE")
     os.environ["SWITCHBENCH_CACHE"] = scratch
     try:
-        return _measure(args, scratch)
+        yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if before is None:

@@ -237,8 +237,8 @@ class ConsolidatedRNN(LeakyRNN):
         out = [torch.zeros_like(p) for p in self.params]
         with torch.no_grad():
             if self.method == "ewc":
-                for F, star in (v for k, v in self.anchors.items() if k != self.task):
-                    for o, f, p, s in zip(out, F, self.params, star):
+                for fisher, star in (v for k, v in self.anchors.items() if k != self.task):
+                    for o, f, p, s in zip(out, fisher, self.params, star):
                         o += self.strength * f * (p - s)
             else:
                 for o, O, p, s in zip(out, self.Omega, self.params, self.star):

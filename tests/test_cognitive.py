@@ -115,7 +115,7 @@ def test_pool_cache_is_keyed_reused_and_stale_keys_are_not_reused(_cache, monkey
     for kw in ({"dt": 50}, {"env_kwargs": {GO: {"timing": {"fixation": 300}}}}, {"pool_seed": 1},
                {"pool_size": 17}):
         n = len(calls)
-        c = make(**kw)
+        make(**kw)
         assert len(calls) > n, kw
     n, version = len(calls), cognitive._ng_version
     monkeypatch.setattr(cognitive, "_ng_version", lambda: "99.0")
