@@ -54,8 +54,8 @@ unpadded steps). A padded class is never a target.
 **Performance** (Yang et al. 2019): a trial is correct when the decoded response
 (arg-max) at its last step is the target's and fixation is respected: the arg-max is the
 fixation class at every step whose target is fixation (tasks with a fixation action);
-:func:`performance`, reported per step as ``info["performance"]`` (the runner's log has
-``accuracy``, over all unmasked time steps, not yet this column).
+:func:`performance`, reported per step as ``info["performance"]`` and logged by the runner
+as the ``performance`` column (beside ``accuracy``, over all unmasked time steps).
 
 **Null loss**: per task, the cross-entropy of the best constant predictor: class
 frequencies per time step (of the end-aligned training pool). **Switch criterion**:
