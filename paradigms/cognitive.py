@@ -85,7 +85,7 @@ import gymnasium as gym
 import numpy as np
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import IGNORE
+from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
@@ -273,8 +273,7 @@ def null_loss(y: np.ndarray, n_classes: int) -> float:
     for yt in y:
         yt = yt[yt != IGNORE]
         if len(yt):
-            p = np.bincount(yt, minlength=n_classes) / len(yt)
-            total -= float(np.log(p[yt]).sum())
+            total += len(yt) * class_entropy(yt, n_classes)
             count += len(yt)
     return total / max(count, 1)
 

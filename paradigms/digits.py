@@ -32,18 +32,12 @@ import numpy as np
 from switchbench.digits import (DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, LABELINGS, N_CLASSES, N_PIXELS,
                                 digit_split)
 from switchbench.errors import SwitchbenchError
+from switchbench.losses import class_entropy
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
 
 #: ``tasks`` presets -> the labeling of each task
 TASK_SETS = {"identity-relabel": ("identity", "relabel"), "parity-magnitude": ("parity", "magnitude")}
 ACCURACY_CRITERION = ("accuracy", 0.85)
-
-
-def class_entropy(labels: np.ndarray, n_classes: int) -> float:
-    """Entropy (nats) of the class frequencies: the cross-entropy of the best constant predictor."""
-    p = np.bincount(labels, minlength=n_classes) / len(labels)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
 
 
 def resolve_tasks(tasks: str | Sequence[str]) -> tuple[str, ...]:
