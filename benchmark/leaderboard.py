@@ -99,11 +99,17 @@ def load_suite(path: Path) -> Suite:
     return Suite(name, specs, text)
 
 
-def _supports(model: str, spec) -> bool:
+def _entry(model: str) -> models.ModelEntry | None:
+    """The model's registry entry, or None where it does not load (a broken plug-in)."""
     try:
-        return models.get(model).decline_reason(spec) is None
+        return models.get(model)
     except SwitchbenchError:
-        return False
+        return None
+
+
+def _supports(model: str, spec) -> bool:
+    entry = _entry(model)
+    return entry is not None and entry.decline_reason(spec) is None
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -157,16 +163,9 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     cols = [primary] + [c for c in TABLE_METRICS if c in wide.columns and c != primary]
     table = wide.loc[names, cols].reset_index()
     table.insert(0, "rank", range(1, len(table) + 1))
-    table.insert(2, "privileged", ["yes" if _privileged(m) else "" for m in names])
+    table.insert(2, "privileged", ["yes" if (e := _entry(m)) and e.card.privileged else "" for m in names])
     table.insert(4, "p vs next", [f"{x:.2g}" if np.isfinite(x) else "" for x in p])
     return table.set_index("rank")
-
-
-def _privileged(model: str) -> bool:
-    try:
-        return models.get(model).card.privileged
-    except SwitchbenchError:
-        return False
 
 
 def _git_commit() -> str | None:
@@ -216,7 +215,7 @@ def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
     entries = []
     for (paradigm, model), g in summary.groupby(["paradigm", "model"]):
         cfg = next((r.config for r in ok if r.config["paradigm"] == paradigm and r.config["model"] == model), None)
-        card = models.get(model).card if _loads(model) else None
+        card = entry.card if (entry := _entry(model)) else None
         entries.append({
             "paradigm": paradigm, "paradigm_version": paradigm_ids.get(paradigm), "model": model,
             "card": asdict(card) if card else None, "package_version": switchbench.__version__,
@@ -231,14 +230,6 @@ def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
     (out / "leaderboard.json").write_text(json.dumps(meta, indent=1, default=float))
     return {"scores": out / "scores.csv", "markdown": out / "leaderboard.md", "json": out / "leaderboard.json",
             **{f.stem: f for f in figures}}
-
-
-def _loads(model: str) -> bool:
-    try:
-        models.get(model)
-        return True
-    except SwitchbenchError:
-        return False
 
 
 def run_suite(path: Path, jobs: int = 1, backend: str = "local", out: Path | None = None,
