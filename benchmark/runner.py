@@ -122,22 +122,17 @@ def _jsonable(v):
 
 @lru_cache(maxsize=1)
 def source_hash() -> str:
-    """A hash of the installed package's source: a changed implementation never reuses a cached run."""
-    root = Path(switchbench.__file__).parent
+    """A hash of the installed package's source: a changed implementation never reuses a cached run.
+    (The subpackages' folders are listed too: in an editable install they are not below the root.)"""
+    import switchbench.benchmark
+    import switchbench.paradigms
+
+    packages = (switchbench, switchbench.paradigms, models, switchbench.benchmark)
+    files = sorted({f for p in packages for f in Path(p.__path__[0]).rglob("*.py")})
     h = hashlib.sha256()
-    files = sorted(root.rglob("*.py")) + [Path(m.__file__) for m in (models.registry,)]
-    for dirpath in {Path(m.__path__[0]) for m in _subpackages()}:
-        files += sorted(dirpath.rglob("*.py"))
-    for f in sorted(set(files)):
+    for f in files:
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _subpackages():
-    import switchbench.benchmark
-    import switchbench.models
-    import switchbench.paradigms
-    return [switchbench.paradigms, switchbench.models, switchbench.benchmark]
 
 
 def cache_root() -> Path:
