@@ -6,9 +6,13 @@ abstractions emerge in linear networks with fast and bounded units".
 Model: ``y = sum_p c_p W_p x`` with P paths (modules ``W_p``, gates ``c_p``).
 Loss: ``L = 1/2 sum_out (y - y*)^2`` (mean over the batch) ``+ lam * R(c)`` with
 
-    R(c) = (1 * N + 10 * M) / 11
+    R(c) = (N + w * M) / (1 + w)               (w = manifold_weight, 10 by default)
     N    = 10 * sum_p relu(-c_p)               (gates non-negative)
     M    = 10 * 1/2 * (|c|_1 - 1)^2            (gates bounded: |c|_1 = 1)
+
+The two terms are weighted by normalised coefficients, as the paper's code does
+(``[('nonnegative', 1), ('gating_manifold_L1', w)]``): w = 10 for Fig. 2 (our default),
+w = 5 for its Fig. 5 and the composition figure.
 
 Learning is Euler-discretised gradient flow, plain gradient steps with hand-written
 gradients (checked against autograd in the tests)::
@@ -23,9 +27,9 @@ c_p = 0.5 at start, ``W ~ N(0, (0.01 / sqrt(d_in))^2)``.
 - ``oracle-gates``: gates clamped to the one-hot of the true task (privileged upper bound);
 - ``gated-linear-unitwise``: one gate per (path, output unit), ``y_o = sum_p c_po (W_p x)_o``,
   for subtask composition; its penalty bounds the L2 norm over all gates,
-  ``R = (N + 10 M2) / 11`` with ``M2 = 1/2 (||c||_2 - 1)^2`` (the paper's
-  ``gating_manifold_L2`` over the flattened gates; the 1 : 10 weighting of the two terms is
-  our assumption, carried over from the main model). Paper defaults for this case:
+  ``R = (N + w M2) / (1 + w)`` with ``M2 = 1/2 (||c||_2 - 1)^2`` (the paper's
+  ``gating_manifold_L2`` over the flattened gates; the default w = ``manifold_weight`` = 10
+  is our assumption, carried over from the main model). Paper defaults for this case:
   lam = 0.025, tau_c = 0.005, tau_w = 0.2, dt = 0.01.
 
 >>> import torch
@@ -50,41 +54,54 @@ CITATION = ("Sandbrink, Bauer, Proca, Saxe, Summerfield & Hummos (2024). Flexibl
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def gate_penalty(c: torch.Tensor) -> torch.Tensor:
-    """R(c) = (N + 10 M) / 11 with N = 10 sum relu(-c), M = 5 (|c|_1 - 1)^2."""
+def check_manifold_weight(weight) -> float:
+    """The manifold weight ``w`` as a float; a :class:`SwitchbenchError` unless it is >= 0."""
+    try:
+        w = float(weight)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not w >= 0 or w == float("inf"):
+        raise SwitchbenchError(f"manifold_weight must be a finite number >= 0, got {weight!r}")
+    return w
+
+
+def gate_penalty(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
+    """R(c) = (N + w M) / (1 + w) with N = 10 sum relu(-c), M = 5 (|c|_1 - 1)^2, w = ``weight``."""
     n = 10 * torch.relu(-c).sum()
     m = 5 * (c.abs().sum() - 1) ** 2
-    return (n + 10 * m) / 11
+    return (n + weight * m) / (1 + weight)
 
 
-def gate_penalty_grad(c: torch.Tensor) -> torch.Tensor:
+def gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
     """dR/dc, written out (the subgradient 0 is used at c_p = 0); row-wise for a stack of gate vectors."""
     dn = -10 * (c < 0).to(c.dtype)
     dm = 10 * (c.abs().sum(-1, keepdim=True) - 1) * torch.sign(c)
-    return (dn + 10 * dm) / 11
+    return (dn + weight * dm) / (1 + weight)
 
 
-def l2_gate_penalty(c: torch.Tensor) -> torch.Tensor:
-    """R(c) = (N + 10 M2) / 11 with N = 10 sum relu(-c), M2 = 1/2 (||c||_2 - 1)^2 over all gates."""
-    return (10 * torch.relu(-c).sum() + 10 * 0.5 * (c.norm() - 1) ** 2) / 11
+def l2_gate_penalty(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
+    """R(c) = (N + w M2) / (1 + w) with N = 10 sum relu(-c), M2 = 1/2 (||c||_2 - 1)^2 over all gates."""
+    return (10 * torch.relu(-c).sum() + weight * 0.5 * (c.norm() - 1) ** 2) / (1 + weight)
 
 
-def l2_gate_penalty_grad(c: torch.Tensor) -> torch.Tensor:
+def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
     """dR/dc of :func:`l2_gate_penalty`, written out."""
     norm = c.norm().clamp_min(1e-12)
-    return (-10 * (c < 0).to(c.dtype) + 10 * (norm - 1) * c / norm) / 11
+    return (-10 * (c < 0).to(c.dtype) + weight * (norm - 1) * c / norm) / (1 + weight)
 
 
 class GatedLinear:
     """P linear paths ``W_p`` mixed by gates ``c_p`` (see the module docstring)."""
 
     def __init__(self, d_in: int, d_out: int, n_paths: int, *, dt: float, tau_w: float, tau_c: float, lam: float,
-                 c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32"):
+                 c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32",
+                 manifold_weight: float = 10.0):
         if dtype not in DTYPES:
             raise SwitchbenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         for name, v in (("dt", dt), ("tau_w", tau_w), ("tau_c", tau_c)):
             if not v > 0:
                 raise SwitchbenchError(f"{name} must be positive, got {v!r}")
+        self.manifold_weight = check_manifold_weight(manifold_weight)
         self.dtype = DTYPES[dtype]
         g = torch.Generator().manual_seed(int(seed))
         self.W = torch.randn(n_paths, d_out, d_in, generator=g, dtype=torch.float64).to(self.dtype)
@@ -109,7 +126,7 @@ class GatedLinear:
         if self.learn_gates:
             grad_c = (h * err).sum(dim=(1, 2)) / n               # dL/dc_p = <h_p, e> / B
             if self.lam:
-                grad_c = grad_c + self.lam * gate_penalty_grad(self.c)
+                grad_c = grad_c + self.lam * gate_penalty_grad(self.c, self.manifold_weight)
             self.c -= self.lr_c * grad_c
         self.W -= self.lr_w * grad_w
         return float(loss)
@@ -137,7 +154,7 @@ class UnitwiseGatedLinear(GatedLinear):
         grad_w = (self.c[:, None, :] * err).transpose(1, 2) @ x / n      # dL/dW_p = (c_p * e)^T x / B
         grad_c = (h * err).sum(dim=1) / n                                 # dL/dc_po = <h_po, e_o> / B
         if self.lam:
-            grad_c = grad_c + self.lam * l2_gate_penalty_grad(self.c)
+            grad_c = grad_c + self.lam * l2_gate_penalty_grad(self.c, self.manifold_weight)
         self.c -= self.lr_c * grad_c
         self.W -= self.lr_w * grad_w
         return float(loss)
@@ -158,19 +175,20 @@ def _linear_only(spec):
 @register("gated-linear", description="Gated linear network: fast, non-negative, bounded gates over P linear paths",
           citation=CITATION, supports=_linear_only)
 def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
-                      dtype="float32"):
-    """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults)."""
+                      dtype="float32", manifold_weight=10.0):
+    """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults;
+    ``manifold_weight`` w weighs the penalty terms, ``R = (N + w M) / (1 + w)``)."""
     return GatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_base_tasks or spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=tau_c,
-                       lam=lam, c_init=c_init, w_init=w_init, seed=seed, dtype=dtype)
+                       lam=lam, c_init=c_init, w_init=w_init, seed=seed, dtype=dtype, manifold_weight=manifold_weight)
 
 
 @register("gated-linear-forgetful", description="Control: the gated network with slow gates (tau_c = tau_w) and no "
           "gate penalty (lam = 0)", citation=CITATION, supports=_linear_only)
 def make_gated_linear_forgetful(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=1.3, lam=0.0, c_init=0.5,
-                                w_init=0.01, dtype="float32"):
+                                w_init=0.01, dtype="float32", manifold_weight=10.0):
     """The paper's forgetful control: gates as slow as the weights, no gate penalty."""
     return make_gated_linear(spec, seed, n_paths=n_paths, dt=dt, tau_w=tau_w, tau_c=tau_c, lam=lam, c_init=c_init,
-                             w_init=w_init, dtype=dtype)
+                             w_init=w_init, dtype=dtype, manifold_weight=manifold_weight)
 
 
 @register("oracle-gates", description="Upper bound: gates set to the true task's one-hot (privileged)",
@@ -186,8 +204,9 @@ def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float3
 @register("gated-linear-unitwise", description="Gated linear network with one gate per (path, output unit), for "
           "subtask composition", citation=CITATION, supports=_linear_only)
 def make_gated_linear_unitwise(spec, seed, n_paths=None, dt=0.01, tau_w=0.2, tau_c=0.005, lam=0.025, c_init=0.5,
-                               w_init=0.01, dtype="float32"):
-    """Unit-wise gates (P x d_out) with an L2 bound over all gates (paper's subtask-composition defaults)."""
+                               w_init=0.01, dtype="float32", manifold_weight=10.0):
+    """Unit-wise gates (P x d_out) with an L2 bound over all gates (paper's subtask-composition defaults;
+    ``R = (N + w M2) / (1 + w)``, w = ``manifold_weight``)."""
     return UnitwiseGatedLinear(spec.input_size, spec.output_size, n_paths or spec.n_base_tasks or spec.n_tasks,
                                dt=dt, tau_w=tau_w, tau_c=tau_c, lam=lam, c_init=c_init, w_init=w_init, seed=seed,
-                               dtype=dtype)
+                               dtype=dtype, manifold_weight=manifold_weight)

@@ -62,21 +62,23 @@ def test_bad_composition_settings_are_clear_errors(kw, message):
         make(**kw)
 
 
+@pytest.mark.parametrize("weight", [10.0, 5.0])
 @pytest.mark.parametrize("c", [[[0.5, 0.2], [0.4, -0.1]], [[1.0, 1.0], [0.0, 0.0]]])
-def test_unitwise_gated_step_is_gradient_descent(c):
+def test_unitwise_gated_step_is_gradient_descent(c, weight):
     spec = TaskSpec("toy", 5, 2, 2, "mse", False, (1.0, 1.0), "blocked", 16)
-    net = models.get("gated-linear-unitwise").build(spec, seed=0, dtype="float64", w_init=1.0)
+    net = models.get("gated-linear-unitwise").build(spec, seed=0, dtype="float64", w_init=1.0,
+                                                    manifold_weight=weight)
     net.c = torch.tensor(c, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(16, 5, generator=g, dtype=torch.float64), torch.randn(16, 2, generator=g, dtype=torch.float64)
     W, cc = net.W.clone().requires_grad_(), net.c.clone().requires_grad_()
     task = 0.5 * ((cc[:, None, :] * (x @ W.transpose(1, 2))).sum(0) - y).square().sum(1).mean()
-    gW, gc = torch.autograd.grad(task + 0.025 * l2_gate_penalty(cc), (W, cc))
+    gW, gc = torch.autograd.grad(task + 0.025 * l2_gate_penalty(cc, weight), (W, cc))
     assert net.learn(x, y) == pytest.approx(task.item())
     torch.testing.assert_close(net.W, W.detach() - 0.01 / 0.2 * gW)
     torch.testing.assert_close(net.c, cc.detach() - 0.01 / 0.005 * gc)
-    torch.testing.assert_close(l2_gate_penalty_grad(cc.detach()),
-                               torch.autograd.grad(l2_gate_penalty(cc), cc)[0])
+    torch.testing.assert_close(l2_gate_penalty_grad(cc.detach(), weight),
+                               torch.autograd.grad(l2_gate_penalty(cc, weight), cc)[0])
 
 
 def test_gated_models_take_one_path_per_base_task():

@@ -7,7 +7,7 @@ import torch
 from switchbench import models
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
-from switchbench.models.gated_linear import gate_penalty, gate_penalty_grad
+from switchbench.models.gated_linear import gate_penalty, gate_penalty_grad, l2_gate_penalty, l2_gate_penalty_grad
 from switchbench.paradigms.base import TaskSpec
 
 SPEC = TaskSpec("toy", 5, 3, 2, "mse", False, (1.0, 1.0), "blocked", 16)
@@ -18,20 +18,41 @@ def data(seed=0, n=16):
     return torch.randn(n, 5, generator=g), torch.randn(n, 3, generator=g)
 
 
+@pytest.mark.parametrize("weight", [10.0, 5.0, 0.0])
 @pytest.mark.parametrize("c", [[0.5, 0.5], [1.2, -0.3], [-0.2, -0.1], [0.1, 0.3]])
-def test_gate_penalty_gradient_matches_autograd(c):
+def test_gate_penalty_gradient_matches_autograd(c, weight):
     c = torch.tensor(c, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(gate_penalty(c), c)
-    torch.testing.assert_close(gate_penalty_grad(c.detach()), g)
+    (g,) = torch.autograd.grad(gate_penalty(c, weight), c)
+    torch.testing.assert_close(gate_penalty_grad(c.detach(), weight), g)
+    (g2,) = torch.autograd.grad(l2_gate_penalty(c, weight), c)
+    torch.testing.assert_close(l2_gate_penalty_grad(c.detach(), weight), g2)
 
 
-def test_gated_linear_step_is_gradient_descent_on_the_paper_loss():
-    net = models.get("gated-linear").build(SPEC, seed=1, dtype="float64", w_init=1.0, c_init=0.4)
+def test_gate_penalty_weighting_is_normalised():
+    """R = (N + w M) / (1 + w): w = 10 is the old (N + 10 M) / 11, w = 0 leaves only N."""
+    c = torch.tensor([0.9, -0.2], dtype=torch.float64)
+    n, m = 10 * 0.2, 5 * (1.1 - 1) ** 2
+    assert float(gate_penalty(c)) == pytest.approx((n + 10 * m) / 11)
+    assert float(gate_penalty(c, 5.0)) == pytest.approx((n + 5 * m) / 6)
+    assert float(gate_penalty(c, 0.0)) == pytest.approx(n)
+
+
+@pytest.mark.parametrize("name", ["gated-linear", "gated-linear-forgetful", "gated-linear-unitwise"])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), "heavy"])
+def test_manifold_weight_must_be_non_negative(name, bad):
+    with pytest.raises(SwitchbenchError, match="manifold_weight"):
+        models.get(name).build(SPEC, seed=0, manifold_weight=bad)
+
+
+@pytest.mark.parametrize("weight", [10.0, 5.0])
+def test_gated_linear_step_is_gradient_descent_on_the_paper_loss(weight):
+    kw = {} if weight == 10.0 else {"manifold_weight": weight}      # 10 is the default
+    net = models.get("gated-linear").build(SPEC, seed=1, dtype="float64", w_init=1.0, c_init=0.4, **kw)
     x, y = map(lambda t: t.double(), data())
     W = net.W.clone().requires_grad_()
     c = net.c.clone().requires_grad_()
     task = task_loss(torch.tensordot(c, x @ W.transpose(1, 2), dims=1), y, "mse")
-    gW, gc = torch.autograd.grad(task + 0.1 * gate_penalty(c), (W, c))
+    gW, gc = torch.autograd.grad(task + 0.1 * gate_penalty(c, weight), (W, c))
     returned = net.learn(x, y)
     assert returned == pytest.approx(task.item())           # the task loss before the update, no penalty
     torch.testing.assert_close(net.W, W.detach() - 1e-3 / 1.3 * gW)
