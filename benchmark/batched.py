@@ -92,6 +92,7 @@ class Batched:
     lr_c: float                       # dt / tau_c
     lam: float
     learn_gates: bool
+    manifold_weight: float = 10.0     # w of the gate penalty R = (N + w M) / (1 + w)
 
     def effective(self) -> np.ndarray:
         """``W_eff = sum_p c_p W_p``, shape (N, d_out, d_in)."""
@@ -112,7 +113,7 @@ class Batched:
         if self.learn_gates:
             grad_c = (self.W @ Gf.reshape(n, -1, 1))[..., 0]    # <W_p, G>
             if self.lam:
-                grad_c = grad_c + self.lam * gate_penalty_grad(self.c)
+                grad_c = grad_c + self.lam * gate_penalty_grad(self.c, self.manifold_weight)
         self.W -= (self.lr_w * self.c)[:, :, None] * Gf
         if self.learn_gates:
             self.c -= self.lr_c * grad_c
@@ -121,14 +122,15 @@ class Batched:
     def repeat(self, k: int) -> "Batched":
         """Copies ``[n0 x k, n1 x k, ...]`` (for the adaptation of every task at once)."""
         return Batched(np.repeat(self.W, k, axis=0), np.repeat(self.c, k, axis=0), self.shape, self.lr_w,
-                       self.lr_c, self.lam, self.learn_gates)
+                       self.lr_c, self.lam, self.learn_gates, self.manifold_weight)
 
 
-def gate_penalty_grad(c: np.ndarray) -> np.ndarray:
-    """dR/dc of each row of ``c`` (N, P): the model's own :func:`~switchbench.models.gated_linear.gate_penalty_grad`."""
+def gate_penalty_grad(c: np.ndarray, weight: float = 10.0) -> np.ndarray:
+    """dR/dc of each row of ``c`` (N, P): the model's own :func:`~switchbench.models.gated_linear.gate_penalty_grad`
+    (``weight``: its manifold weight w)."""
     from switchbench.models.gated_linear import gate_penalty_grad as grad
 
-    return grad(torch.from_numpy(c)).numpy()
+    return grad(torch.from_numpy(c), weight).numpy()
 
 
 def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:
@@ -140,7 +142,8 @@ def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:
     if isinstance(first, GatedLinear):
         W = np.stack([m.W.numpy() for m in learners])
         c = np.stack([m.c.numpy() for m in learners])
-        hp = dict(lr_w=first.lr_w, lr_c=first.lr_c, lam=first.lam, learn_gates=first.learn_gates)
+        hp = dict(lr_w=first.lr_w, lr_c=first.lr_c, lam=first.lam, learn_gates=first.learn_gates,
+                  manifold_weight=first.manifold_weight)
         probes = True
     elif isinstance(first, DeepLinear) and len(first.layers) == 1:
         W = np.stack([m.layers[0].numpy()[None] for m in learners])
@@ -315,6 +318,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
     train_time, t = 0.0, 0
     bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
     block_end = np.append(sched.block[1:] != sched.block[:-1], True)
+    new_task, before, changed = R.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
     try:
         with np.errstate(all="ignore"):
             t_start = time.perf_counter()
@@ -323,6 +327,8 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
                     task = sched.task[t]
                     if privileged:
                         net.c[:] = task_gates[task]
+                    if new_task[t]:
+                        before = (net.W.copy(), net.c.copy())
                     loss[t] = net.learn(sig, teachers[task])
                     if gates is not None:
                         gates[t] = net.c
@@ -330,6 +336,12 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
                         mods[t] = net.W
                     if block_end[t]:
                         train_time += time.perf_counter() - t_start
+                        if before is not None:
+                            n = (net.W != before[0]).reshape(S, -1).sum(1)
+                            if net.learn_gates:
+                                n = n + (net.c != before[1]).sum(1)
+                            changed.append(n)
+                            before = None
                         r0, rk = evaluate(int(sched.block[t]))
                         R0.append(r0)
                         Rk.append(rk)
@@ -366,6 +378,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
         seed_probes = {k: v[j] for k, v in probes.items()}
         metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
         metrics["params"] = params
+        metrics["params_changed_per_task"] = float(np.mean([n[j] for n in changed])) if changed else float("nan")
         metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S    # amortised over the batched seeds
         results.append(R.RunResult(config=config, log=log, metrics=metrics, R0=R0[j], Rk=Rk[j], probes=seed_probes))
     return results

@@ -44,9 +44,25 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("composition_loss", False, "mean normalised loss over the first 100 steps of each never-seen composed "
            "task's first block"),
     Metric("composition_steps", False, "steps to the switch criterion on each never-seen composed task's first block"),
+    Metric("final_performance", True, "mean online trial performance over the last 10% of steps (paradigms that "
+           "score trials, e.g. Yang et al.'s on cognitive tasks)"),
     Metric("params", False, "trainable parameters"),
+    Metric("params_changed_per_task", False, "parameters changed over the first block of each new task (mean)"),
     Metric("wall_ms_per_step", False, "wall time per learning step (ms), evaluation excluded"),
 ]}
+
+#: robustness perturbations (kind -> levels), applied to the final model; see :func:`robustness`
+ROBUSTNESS = {"weight_noise": (0.1, 0.3, 1.0), "unit_ablation": (0.1, 0.3), "module_silencing": (1,),
+              "input_noise": (0.1, 0.5, 1.0)}
+ROBUSTNESS_REPEATS = 3
+_LEVEL_TEXT = {"weight_noise": "recurrent weights x (1 + {} N(0,1))", "unit_ablation": "{:.0%} of hidden units silenced",
+               "module_silencing": "{} module(s) silenced", "input_noise": "input noise N(0, {}^2)"}
+for _kind, _levels in ROBUSTNESS.items():
+    for _level in _levels:
+        _what = _LEVEL_TEXT[_kind].format(_level)
+        for _m in (Metric(f"perf_drop_{_kind}_{_level:g}", False, f"drop in held-out performance, {_what}"),
+                   Metric(f"loss_rise_{_kind}_{_level:g}", False, f"rise in held-out normalised loss, {_what}")):
+            METRICS[_m.name] = _m
 
 #: the metric that ranks models on a leaderboard
 PRIMARY = "switch_time_late"
@@ -280,3 +296,35 @@ def composition_score(composed: pd.DataFrame, novel: pd.DataFrame) -> float:
     """Mean ``loss_k`` on composed tasks over the same on novel tasks (from :func:`composition`):
     below 1 means composing known parts beat learning a new task of the same shape."""
     return float(composed["loss_k"].mean() / novel["loss_k"].mean())
+
+
+def robustness(table: pd.DataFrame) -> dict[str, float]:
+    """Robustness of the final model, from its tidy perturbation table (columns ``kind``,
+    ``level``, ``task``, ``repeat``, ``norm_loss``, ``score``; ``kind == "none"`` the intact
+    model), for each perturbation ``(kind, level)`` in :data:`ROBUSTNESS`:
+
+    - ``perf_drop_{kind}_{level} = mean_k score(none, k) - mean_{k, r} score(kind, level, k, r)``
+    - ``loss_rise_{kind}_{level} = mean_{k, r} L(kind, level, k, r) - mean_k L(none, k)``
+
+    over tasks ``k`` and random repeats ``r`` (each repeat draws new damage, the same for
+    every task). ``score`` is the paradigm's trial performance where it has one, else
+    accuracy; ``L`` the held-out normalised loss. The perturbations (on a copy of the
+    learner: :meth:`switchbench.models.recurrent.LeakyRNN.perturb`): ``weight_noise``
+    multiplies each recurrent weight by ``1 + level * xi``; ``unit_ablation`` silences a
+    random ``level`` fraction of hidden units; ``module_silencing`` silences ``level`` whole
+    modules (modular models only); ``input_noise`` adds ``N(0, level^2)`` to every input of
+    the trial's real (unmasked) steps. A perturbation a model does not support is absent
+    (NaN).
+
+    >>> t = pd.DataFrame({"kind": ["none", "unit_ablation"], "level": [0, 0.1], "task": [0, 0], "repeat": [0, 0],
+    ...                   "norm_loss": [0.1, 0.4], "score": [0.9, 0.6]})
+    >>> r = robustness(t)
+    >>> round(r["perf_drop_unit_ablation_0.1"], 3), round(r["loss_rise_unit_ablation_0.1"], 3)
+    (0.3, 0.3)
+    """
+    base = table[table["kind"] == "none"]
+    out = {}
+    for (kind, level), g in table[table["kind"] != "none"].groupby(["kind", "level"]):
+        out[f"perf_drop_{kind}_{level:g}"] = float(base["score"].mean() - g["score"].mean())
+        out[f"loss_rise_{kind}_{level:g}"] = float(g["norm_loss"].mean() - base["norm_loss"].mean())
+    return out

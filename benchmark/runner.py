@@ -51,6 +51,7 @@ class RunResult:
     R0: np.ndarray                     # R0[b, k]: normalised held-out loss on task k at the end of block b
     Rk: np.ndarray                     # the same after k_adapt learning steps on a copy of the model
     probes: dict[str, np.ndarray] = field(default_factory=dict)   # name -> (n_blocks, ...) at block ends
+    robustness: pd.DataFrame | None = None   # the final model under perturbations (models with ``perturb``)
     path: Path | None = None           # where the run is cached
 
     @property
@@ -259,7 +260,11 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
     R0, Rk, probes = [], [], {}
     train_time = 0.0
     has_probe = hasattr(learner, "probe")
+    has_params = callable(getattr(learner, "parameters", None))
+    snapshot, before, changed = new_task_blocks(sched), None, []    # parameters changed per new task
     for t in tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False):
+        if has_params and snapshot[t]:
+            before = [p.detach().clone() for p in learner.parameters()]
         t0 = time.perf_counter()
         if privileged:
             learner.observe_task(int(sched.task[t]))
@@ -287,6 +292,9 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
                     for i, val in enumerate(v.detach().reshape(-1).tolist()):
                         probe_cols.setdefault(f"{name}_{i}", []).append(val)
         if terminated or sched.block[t + 1] != sched.block[t]:   # end of a block: evaluate and probe
+            if before is not None:
+                changed.append(sum(int((p.detach() != b).sum()) for p, b in zip(learner.parameters(), before)))
+                before = None
             r0, rk = evaluate(int(sched.block[t]))
             R0.append(r0)
             Rk.append(rk)
@@ -300,11 +308,77 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
     probes = {k: np.stack(v) for k, v in probes.items()}
     metrics = compute_metrics(log, R0, Rk, probes, env, config)
     metrics["params"] = float(models.count_parameters(learner) or float("nan"))
+    metrics["params_changed_per_task"] = float(np.mean(changed)) if changed else float("nan")
     metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps
-    result = RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes)
+    robust = None
+    if callable(getattr(learner, "perturb", None)):
+        robust = robustness(learner, env, held_out, privileged, eval_int, label)
+        metrics.update(M.robustness(robust))
+    result = RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust)
     if cache:
         result.path = save_run(result, path)
     return result
+
+
+def new_task_blocks(sched) -> np.ndarray:
+    """True at the first step of each block in which a task is trained for the first time
+    (``params_changed_per_task`` counts the parameters that differ at that block's end)."""
+    out = np.zeros(len(sched.task), bool)
+    seen: set[int] = set()
+    for b in np.unique(sched.block):
+        steps = np.flatnonzero(sched.block == b)
+        tasks = set(np.unique(sched.task[steps]).tolist())
+        out[steps[0]] = bool(tasks - seen)
+        seen |= tasks
+    return out
+
+
+def robustness(learner, env, held_out: list, privileged: bool, seed: int, label: str,
+               repeats: int = M.ROBUSTNESS_REPEATS) -> pd.DataFrame:
+    """The final model under each perturbation of :data:`metrics.ROBUSTNESS`, on the run's
+    held-out sets: a tidy table (``kind``, ``level``, ``repeat``, ``task``, ``norm_loss``,
+    ``score``), ``kind == "none"`` the intact model; formulas in :func:`metrics.robustness`.
+
+    Damage is done to a deep copy by the learner's ``perturb(kind, level, generator)``
+    (False: the kind does not apply, and it is left out); input noise is added here, on the
+    unmasked steps only. Repeat ``r`` of a perturbation draws its damage from a generator
+    seeded by ``(seed, kind, level, r)``: the same damaged network is scored on every task.
+    """
+    spec = env.task_spec
+    classification = spec.loss == "cross_entropy"
+    trial_score = getattr(env, "trial_score", None)
+
+    def score(net, k: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        if privileged:
+            net.observe_task(k)
+        with torch.no_grad():
+            pred = _call(f"{label}: predict", net.predict, x)
+        loss = float(task_loss(pred, y, spec.loss)) / spec.null_loss[k]
+        if trial_score is not None:
+            return loss, trial_score(pred.numpy(), y.numpy(), k)
+        return loss, accuracy(pred, y) if classification else float("nan")
+
+    rows = [dict(kind="none", level=0.0, repeat=0, task=k, **dict(zip(("norm_loss", "score"), score(learner, k, x, y))))
+            for k, (x, y) in enumerate(held_out)]
+    for i, (kind, levels) in enumerate(M.ROBUSTNESS.items()):
+        for j, level in enumerate(levels):
+            for r in range(repeats):
+                gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, i, j, r]).generate_state(1)[0]))
+                if kind == "input_noise":
+                    net = learner
+                else:
+                    net = copy.deepcopy(learner)
+                    if not _call(f"{label}: perturb", net.perturb, kind, level, gen):
+                        break
+                for k, (x, y) in enumerate(held_out):
+                    if kind == "input_noise":
+                        noise = level * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+                        if classification and spec.sequence:        # the trial's real steps only
+                            noise = noise * (y != IGNORE).unsqueeze(-1)
+                        x = x + noise
+                    loss, sc = score(net, k, x, y)
+                    rows.append(dict(kind=kind, level=float(level), repeat=r, task=k, norm_loss=loss, score=sc))
+    return pd.DataFrame(rows)
 
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
@@ -346,6 +420,8 @@ def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: d
     out = {"final_loss": float(tail["norm_loss"].mean())}
     if "accuracy" in log:
         out["final_accuracy"] = float(tail["accuracy"].mean())
+    if "performance" in log:
+        out["final_performance"] = float(tail["performance"].mean())
     if "n_switch" in log:
         out.update(M.trial_metrics(log))
     out.update(M.switch_time_summary(M.switch_time(log, c["criterion"], c["threshold"])))
@@ -376,6 +452,8 @@ def save_run(result: RunResult, path: Path) -> Path:
         result.log.to_csv(tmp / "log.csv.gz", index=False, compression={"method": "gzip", "compresslevel": 1})
         arrays = {"R0": result.R0, "Rk": result.Rk, **{f"probe.{k}": v for k, v in result.probes.items()}}
         np.savez_compressed(tmp / "arrays.npz", **arrays)
+        if result.robustness is not None:
+            result.robustness.to_csv(tmp / "robustness.csv", index=False)
         (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1, sort_keys=True))
         try:
             os.replace(tmp, path)
@@ -397,5 +475,6 @@ def load_run(path: Path) -> RunResult:
         arrays = {k: z[k] for k in z.files}
     probes = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("probe.")}
     log = pd.read_csv(path / "log.csv.gz")
+    robust = pd.read_csv(path / "robustness.csv") if (path / "robustness.csv").exists() else None
     return RunResult(config=config, log=log, metrics=json.loads((path / "metrics.json").read_text()),
-                     R0=arrays["R0"], Rk=arrays["Rk"], probes=probes, path=path)
+                     R0=arrays["R0"], Rk=arrays["Rk"], probes=probes, robustness=robust, path=path)

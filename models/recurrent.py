@@ -17,7 +17,8 @@ here): ``W_rec`` random orthogonal, ``W_in ~ N(0, 1/n_in)``, ``W_out ~ N(0, 1/hi
 model's own ``torch.Generator`` seeded by the run. The rule input is the paradigm's cue
 (``cue=True``), part of ``x``. Loss: the paradigm's cross-entropy over unmasked targets
 (the paper used a masked squared error on sigmoid outputs); one ``torch.optim.Adam``
-step (lr 1e-3) per batch.
+step (lr 1e-3) per batch, each gradient element clipped to [-1, 1] first (as the paper's
+code; every model here does so).
 
 **Per-task RNN**: one leaky RNN per task, each with its own Adam; privileged (the runner
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
@@ -45,6 +46,13 @@ from switchbench.models.registry import register
 YANG19 = ("Yang, Joglekar, Song, Newsome & Wang (2019), Task representations in neural networks trained to "
           "perform many cognitive tasks, Nat. Neurosci. 22:297")
 ACTIVATIONS = {"softplus": F.softplus, "relu": torch.relu}
+GRAD_CLIP = 1.0          # Yang et al.'s code clips every gradient element to [-1, 1] before Adam
+
+
+def clip_and_step(opt: torch.optim.Optimizer, params) -> None:
+    """One optimiser step after clipping each gradient element to ``[-GRAD_CLIP, GRAD_CLIP]``."""
+    torch.nn.utils.clip_grad_value_([p for p in params if p.grad is not None], GRAD_CLIP)
+    opt.step()
 
 
 class LeakyRNN:
@@ -72,9 +80,36 @@ class LeakyRNN:
         self.b_out = torch.nn.Parameter(torch.zeros(d_out))
         self.params = [self.w_in, self.w_rec, self.b, self.w_out, self.b_out]
         self.opt = torch.optim.Adam(self.params, lr=lr)
+        self.unit_mask: torch.Tensor | None = None     # robustness: silenced units (0) stay at 0
+        self.module_size: int | None = None            # set by modular models: units per module
 
     def parameters(self):
         return list(self.params)
+
+    def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
+        """Damage this network in place (call it on a copy; :mod:`switchbench.benchmark.metrics`,
+        robustness); False where ``kind`` does not apply to it.
+
+        - ``weight_noise``: every recurrent weight times ``1 + level * xi``, ``xi ~ N(0, 1)``
+          (relative noise; absent synapses stay absent);
+        - ``unit_ablation``: a random ``level`` fraction of the hidden units silenced (held at 0);
+        - ``module_silencing``: ``level`` random modules silenced (modular networks only).
+        """
+        hidden = self.w_rec.shape[0]
+        mask = torch.ones(hidden) if self.unit_mask is None else self.unit_mask.clone()
+        if kind == "weight_noise":
+            with torch.no_grad():
+                self.w_rec.mul_(1 + level * torch.randn(self.w_rec.shape, generator=gen))
+            return True
+        if kind == "unit_ablation":
+            mask[torch.randperm(hidden, generator=gen)[:round(level * hidden)]] = 0
+        elif kind == "module_silencing" and self.module_size:
+            for m in torch.randperm(hidden // self.module_size, generator=gen)[:int(level)].tolist():
+                mask[m * self.module_size:(m + 1) * self.module_size] = 0
+        else:
+            return False
+        self.unit_mask = mask
+        return True
 
     def forward(self, x: torch.Tensor, noise: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and hidden states ``(time, batch, hidden)`` for inputs ``(time, batch, features)``."""
@@ -93,6 +128,8 @@ class LeakyRNN:
         hs = []
         for t in range(x.shape[0]):
             h = (1 - self.alpha) * h + self.alpha * f(h @ self.w_rec.T + drive[t])
+            if self.unit_mask is not None:
+                h = h * self.unit_mask
             hs.append(h)
         return torch.stack(hs)
 
@@ -109,7 +146,7 @@ class LeakyRNN:
             loss = task_loss(logits, y, "cross_entropy")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-        self.opt.step()
+        clip_and_step(self.opt, self.params)
         return float(loss.detach())
 
 
@@ -128,6 +165,9 @@ class PerTaskRNN:
 
     def parameters(self):
         return [p for net in self.nets for p in net.parameters()]
+
+    def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
+        return all([net.perturb(kind, level, gen) for net in self.nets])
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets[self.task].predict(x)
@@ -260,7 +300,7 @@ class ConsolidatedRNN(LeakyRNN):
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             p.grad += g
-        self.opt.step()
+        clip_and_step(self.opt, self.params)
         with torch.no_grad():
             if self.method == "si":
                 for w, g, p, b in zip(self.omega, task_grads, self.params, before):
@@ -320,7 +360,7 @@ class GatedRNN(LeakyRNN):
         finally:
             self.c.grad = None
             self.c.requires_grad_(False)
-        self.opt.step()
+        clip_and_step(self.opt, self.params)
         with torch.no_grad():
             self.c -= self.lr_c * (grad_c + self.lam * gate_penalty_grad(self.c))
         return float(loss.detach())
@@ -395,6 +435,9 @@ def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int):
             for _ in range(n):
                 top.new_trial()
                 trials.append((np.array(top.unwrapped.ob, np.float32), np.array(top.unwrapped.gt, np.int64)))
+            if trials[0][0].shape[1] > width:
+                raise SwitchbenchError(f"modular-primitives: corpus task {env_id!r} has {trials[0][0].shape[1]} "
+                                       f"inputs, more than the paradigm's {width}")
             T = max(len(g) for _, g in trials)
             x = np.zeros((T, n, width), np.float32)
             y = np.full((T, n), -100, np.int64)
@@ -403,6 +446,28 @@ def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int):
                 y[T - len(gt):, j] = gt
             out.append((torch.from_numpy(x), torch.from_numpy(y)))
     return out
+
+
+def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
+    """The neurogym ids of a pretraining corpus: ``corpus`` (a named set, one id or a list;
+    None: ``own``, the paradigm's tasks), less ``own`` when ``hold_out``; never empty."""
+    from switchbench.tasksets import NAMED_SETS
+
+    if corpus is None:
+        ids = list(own)
+    elif isinstance(corpus, str):
+        ids = list(NAMED_SETS.get(corpus, (corpus,)))
+    elif isinstance(corpus, (list, tuple)) and corpus and all(isinstance(c, str) for c in corpus):
+        ids = list(corpus)
+    else:
+        raise SwitchbenchError(f"corpus must be a named task set ({', '.join(NAMED_SETS)}) or a list of neurogym "
+                               f"env ids, got {corpus!r}")
+    if hold_out:
+        ids = [i for i in ids if i not in own]
+    if not ids:
+        raise SwitchbenchError(f"the pretraining corpus is empty: corpus {corpus!r} less the paradigm's tasks "
+                               f"{own} (hold_out={hold_out})")
+    return ids
 
 
 class ModularPrimitives:
@@ -419,11 +484,14 @@ class ModularPrimitives:
     2. **Pretraining on the corpus statistics**: before the curriculum, the modules learn
        (Adam, ``pretrain_lr``) on a corpus of trials of *all* the paradigm's tasks, drawn at
        random, ``pretrain_steps`` batches of ``pretrain_batch`` trials, with per-task input
-       and output weights learned alongside. The corpus comes straight from neurogym: the
-       spec's task names are neurogym ids (``CognitiveSwitch-v0`` only), made with neurogym's
-       defaults except ``corpus_dt`` (match the paradigm's ``dt``), ``corpus_trials`` trials
-       per task, seeded by the model seed. Pretraining is part of building the model (its
-       cost is in no step's wall time).
+       and output weights learned alongside. The corpus comes straight from neurogym:
+       ``corpus`` (a named set of :mod:`switchbench.paradigms.cognitive`, e.g. ``"molap9"``,
+       or a list of neurogym ids; default: the paradigm's own tasks, whose names are neurogym
+       ids on ``CognitiveSwitch-v0``), without the paradigm's tasks when ``hold_out=True`` (so
+       a task can be learned that the modules never saw), made with neurogym's defaults
+       except ``corpus_dt`` (match the paradigm's ``dt``), ``corpus_trials`` trials per task,
+       seeded by the model seed. Pretraining is part of building the model (its cost is in
+       no step's wall time).
     3. **Frozen**: after pretraining the modules' recurrent weights and biases never change;
        the per-task input and output weights are re-initialised, and each task then learns
        only its own (``W_in^k``, ``W_out^k``, ``b_out^k``; Adam, ``lr``) on the curriculum.
@@ -436,7 +504,7 @@ class ModularPrimitives:
 
     def __init__(self, spec, seed: int, *, n_modules: int, module_size: int, alpha: float, sigma_rec: float,
                  activation: str, lr: float, pretrain_steps: int, pretrain_batch: int, pretrain_lr: float,
-                 corpus_dt, corpus_trials: int):
+                 corpus_dt, corpus_trials: int, corpus=None, hold_out: bool = False):
         for name, v in (("n_modules", n_modules), ("module_size", module_size), ("pretrain_batch", pretrain_batch),
                         ("corpus_trials", corpus_trials)):
             if not (isinstance(v, int) and v > 0):
@@ -448,6 +516,7 @@ class ModularPrimitives:
                             activation=activation, lr=pretrain_lr, seed=seed)
         blocks = torch.block_diag(*[torch.ones(module_size, module_size)] * n_modules)
         self.block_mask = blocks
+        self.rnn.module_size = module_size
         with torch.no_grad():
             self.rnn.w_rec.mul_(blocks)
             for m in range(n_modules):                 # an orthogonal matrix per module
@@ -457,21 +526,22 @@ class ModularPrimitives:
                 self.rnn.w_rec[sl, sl] = (q * torch.sign(torch.diagonal(r))).float()
         self.n_tasks, self.d_in, self.d_out, self.hidden = spec.n_tasks, spec.input_size, spec.output_size, hidden
         self.task = 0
-        self.io = self._new_io()
+        own = [f"{n}-v0" for n in spec.task_names]
+        self.corpus = corpus_ids(corpus, own, hold_out)
         if pretrain_steps:
-            env_ids = [f"{n}-v0" for n in spec.task_names]
-            corpus = _neurogym_corpus(env_ids, corpus_dt, corpus_trials, seed, spec.input_size)
-            self._pretrain(corpus, pretrain_steps, pretrain_batch, pretrain_lr)
-            self.io = self._new_io()
+            data = _neurogym_corpus(self.corpus, corpus_dt, corpus_trials, seed, spec.input_size)
+            self.io = self._new_io(len(data))
+            self._pretrain(data, pretrain_steps, pretrain_batch, pretrain_lr)
+        self.io = self._new_io(self.n_tasks)
         for p in (self.rnn.w_rec, self.rnn.b):
             p.requires_grad_(False)
         self.opt = torch.optim.Adam([p for io in self.io for p in io], lr=lr)
 
-    def _new_io(self) -> list[list[torch.nn.Parameter]]:
+    def _new_io(self, n: int) -> list[list[torch.nn.Parameter]]:
         g = self.rnn.gen
         return [[torch.nn.Parameter(torch.randn(self.hidden, self.d_in, generator=g) / math.sqrt(self.d_in)),
                  torch.nn.Parameter(torch.randn(self.d_out, self.hidden, generator=g) / math.sqrt(self.hidden)),
-                 torch.nn.Parameter(torch.zeros(self.d_out))] for _ in range(self.n_tasks)]
+                 torch.nn.Parameter(torch.zeros(self.d_out))] for _ in range(n)]
 
     def _forward(self, x: torch.Tensor, task: int, noise: bool) -> torch.Tensor:
         w_in, w_out, b_out = self.io[task]
@@ -489,7 +559,7 @@ class ModularPrimitives:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
             self.rnn.w_rec.grad.mul_(self.block_mask)      # modules stay separate
-            opt.step()
+            clip_and_step(opt, params)
 
     def observe_task(self, task: int) -> None:
         if not 0 <= task < self.n_tasks:
@@ -500,6 +570,10 @@ class ModularPrimitives:
         """The trainable parameters: every task's input and output weights (modules are frozen)."""
         return [p for io in self.io for p in io]
 
+    def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
+        """As :meth:`LeakyRNN.perturb` on the modules (``module_silencing`` silences whole modules)."""
+        return self.rnn.perturb(kind, level, gen)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self._forward(x, self.task, noise=False)
@@ -509,7 +583,7 @@ class ModularPrimitives:
             loss = task_loss(self._forward(x, self.task, noise=True), y, "cross_entropy")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-        self.opt.step()
+        clip_and_step(self.opt, self.parameters())
         return float(loss.detach())
 
 
@@ -528,9 +602,9 @@ def _neurogym_tasks(spec):
           tuning="module update as leaky-rnn; 3 modules x 32 units, 2000 pretraining batches of 32: untuned")
 def make_modular_primitives(spec, seed, n_modules=3, module_size=32, alpha=0.2, sigma_rec=0.05, activation="softplus",
                             lr=1e-3, pretrain_steps=2000, pretrain_batch=32, pretrain_lr=1e-3, corpus_dt=None,
-                            corpus_trials=256):
+                            corpus_trials=256, corpus=None, hold_out=False):
     """Modular latent primitives (Marton, Lajoie & Rajan): see :class:`ModularPrimitives` for its assumptions."""
     return ModularPrimitives(spec, seed, n_modules=n_modules, module_size=module_size, alpha=alpha,
                              sigma_rec=sigma_rec, activation=activation, lr=lr, pretrain_steps=pretrain_steps,
                              pretrain_batch=pretrain_batch, pretrain_lr=pretrain_lr, corpus_dt=corpus_dt,
-                             corpus_trials=corpus_trials)
+                             corpus_trials=corpus_trials, corpus=corpus, hold_out=hold_out)

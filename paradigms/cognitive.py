@@ -87,28 +87,10 @@ import numpy as np
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
+from switchbench.tasksets import NAMED_SETS
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
 SWITCH_CRITERION = ("norm_loss", 0.2)
-
-_YANG19 = ("go", "rtgo", "dlygo", "anti", "rtanti", "dlyanti", "dm1", "dm2", "ctxdm1", "ctxdm2", "multidm",
-           "dlydm1", "dlydm2", "ctxdlydm1", "ctxdlydm2", "multidlydm", "dms", "dnms", "dmc", "dnmc")
-_MOLAP9 = ("go", "dlygo", "anti", "dlyanti", "dlydm1", "dlydm2", "ctxdlydm1", "ctxdlydm2", "multidlydm")
-
-
-def _yang(*names: str) -> tuple[str, ...]:
-    return tuple(f"yang19.{n}-v0" for n in names)
-
-
-#: named task sets -> neurogym env ids
-NAMED_SETS = {
-    "yang19": _yang(*_YANG19),
-    "molap9": _yang(*_MOLAP9),
-    "yang19-pair": _yang("go", "anti"),
-    "molap9-pair": _yang("dlygo", "dlyanti"),
-    "dm-pair": _yang("dm1", "dm2"),
-}
-
 
 # --- neurogym, imported lazily ------------------------------------------------------------
 
@@ -401,8 +383,12 @@ class CognitiveSwitchEnv(SwitchEnv):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
-        info["performance"] = performance(action, info["target"], self.fixation[info["task"]])
+        info["performance"] = self.trial_score(action, info["target"], info["task"])
         return obs, reward, terminated, truncated, info
+
+    def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float:
+        """Yang et al.'s :func:`performance` of ``logits`` on trials ``target`` of ``task``."""
+        return performance(logits, target, self.fixation[task])
 
     def eval_batch(self, task: int, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
         """Held-out trials of ``task`` from its held-out pool: ``x (seq_len, n, input_size)``, ``y (seq_len, n)``."""

@@ -41,6 +41,18 @@ def test_samples_path_equals_the_per_seed_runner(model):
         assert_same_run(a, b)
 
 
+@pytest.mark.parametrize("model", ["gated-linear", "gated-linear-forgetful"])
+def test_samples_path_honours_the_manifold_weight(model):
+    """manifold_weight = 5 (the paper's Fig. 5 weighting): batched = per-seed runner, and != the default w = 10."""
+    kw = dict(SMALL, lam=0.3, tau_c=0.02, manifold_weight=5.0)
+    fast = run_batched("blocked-linear", model, [2], cache=False, **kw)[0]
+    slow = runner.run("blocked-linear", model, 2, cache=False, **kw)
+    assert fast.config["model_params"]["manifold_weight"] == 5.0
+    assert_same_run(fast, slow)
+    default = run_batched("blocked-linear", model, [2], cache=False, **{**kw, "manifold_weight": 10.0})[0]
+    assert not np.allclose(default.probes["gates"], fast.probes["gates"])
+
+
 def test_float64_works_and_the_samples_path_equals_the_per_seed_runner_in_float64():
     a = run_batched("blocked-linear", "gated-linear-forgetful", [1], cache=False, dtype="float64", **SMALL)[0]
     b = runner.run("blocked-linear", "gated-linear-forgetful", 1, cache=False, dtype="float64", **SMALL)

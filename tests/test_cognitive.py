@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -406,3 +407,94 @@ def test_runner_runs_the_recurrent_models_on_the_cognitive_paradigm(model):
     again = switchbench.run("cognitive-switch", model, seed=0, **tiny(model), n_blocks=2, block_size=3, batch_size=4,
                             pool_size=16, eval_pool_size=8, n_eval=8, k_adapt=1, progress=False, cache=False)
     np.testing.assert_array_equal(res.log["loss"], again.log["loss"])
+
+
+# --- cost, robustness and the pretraining corpus ---------------------------------------------
+
+def _states(net, x, mask=None):
+    with torch.no_grad():
+        return net.hidden_states(x, net.w_in, noise=False)
+
+
+def test_unit_ablation_silences_exactly_the_drawn_fraction_on_a_copy():
+    env = make(batch_size=8)
+    net = models.get("leaky-rnn").build(env.task_spec, seed=0, hidden=20)
+    x, _ = _batch(env)
+    intact = net.predict(x)
+    damaged = copy.deepcopy(net)
+    assert damaged.perturb("unit_ablation", 0.3, torch.Generator().manual_seed(0))
+    silent = (_states(damaged, x).abs().amax(dim=(0, 1)) == 0)
+    assert int(silent.sum()) == 6                                  # 30% of 20 units, held at zero
+    assert (_states(net, x).abs().amax(dim=(0, 1)) > 0).all()      # the original is untouched
+    assert torch.equal(net.predict(x), intact)
+    everything = copy.deepcopy(net)
+    everything.perturb("unit_ablation", 1.0, torch.Generator().manual_seed(0))
+    out = everything.predict(x)                                    # no units: the output is the bias
+    assert torch.equal(out, net.b_out.detach().expand_as(out))
+
+
+def test_weight_noise_is_relative_and_module_silencing_only_for_modules():
+    env = make(batch_size=8)
+    flat = models.get("leaky-rnn").build(env.task_spec, seed=0, hidden=8)
+    assert not copy.deepcopy(flat).perturb("module_silencing", 1, torch.Generator())
+    assert not copy.deepcopy(flat).perturb("no-such-damage", 1, torch.Generator())
+    net = models.get("modular-primitives").build(env.task_spec, seed=0, **SMALL_MODULES)
+    noisy = copy.deepcopy(net)
+    assert noisy.perturb("weight_noise", 0.3, torch.Generator().manual_seed(0))
+    w, w0 = noisy.rnn.w_rec.detach(), net.rnn.w_rec.detach()
+    assert not torch.equal(w, w0) and not w[:4, 4:].any()          # absent synapses stay absent
+    ratio = (w / w0)[w0 != 0] - 1
+    assert 0.15 < float(ratio.std()) < 0.45                        # relative noise of sd 0.3
+    silenced = copy.deepcopy(net)
+    assert silenced.perturb("module_silencing", 1, torch.Generator().manual_seed(0))
+    x, _ = _batch(env)
+    silenced.observe_task(0)
+    h = silenced.rnn.hidden_states(x, silenced.io[0][0], noise=False).abs().amax(dim=(0, 1))
+    assert sorted((h == 0).reshape(2, 4).all(1).tolist()) == [False, True]   # one whole module of two
+
+
+def test_pretraining_corpus_named_set_held_out_and_bad_input():
+    from switchbench.models.recurrent import corpus_ids
+
+    own = ["yang19.go-v0"]
+    assert corpus_ids(None, own, False) == own
+    held = corpus_ids("molap9", own, True)
+    assert len(held) == 8 and "yang19.go-v0" not in held
+    with pytest.raises(SwitchbenchError, match="corpus is empty"):
+        corpus_ids(None, own, True)
+    with pytest.raises(SwitchbenchError, match="corpus must be"):
+        corpus_ids(3, own, False)
+    env = make(envs=[GO], batch_size=8)
+    net = models.get("modular-primitives").build(env.task_spec, seed=0, **SMALL_MODULES,
+                                                 corpus=["yang19.anti-v0", "yang19.dlygo-v0"], hold_out=True)
+    assert net.corpus == ["yang19.anti-v0", "yang19.dlygo-v0"] and len(net.io) == 1
+
+
+def test_runner_reports_cost_and_robustness_deterministically():
+    kw = dict(n_blocks=3, block_size=4, batch_size=4, pool_size=16, eval_pool_size=8, n_eval=16, k_adapt=1,
+              progress=False, cache=False)
+    mod = switchbench.run("cognitive-switch", "modular-primitives", seed=0, **SMALL_MODULES, **kw)
+    one_task_io = 8 * 35 + 17 * 8 + 17
+    assert mod.metrics["params"] == 2 * one_task_io
+    # a new task changes its own I/O weights only, less the input column of the other task's cue (always 0)
+    assert mod.metrics["params_changed_per_task"] == one_task_io - 8
+    rnn = switchbench.run("cognitive-switch", "leaky-rnn", seed=0, hidden=8, **kw)
+    assert rnn.metrics["params_changed_per_task"] >= 0.9 * rnn.metrics["params"]
+    t = rnn.robustness
+    assert set(t["kind"]) == {"none", "weight_noise", "unit_ablation", "input_noise"}   # no modules to silence
+    assert "module_silencing" in set(mod.robustness["kind"]) and "perf_drop_module_silencing_1" in mod.metrics
+    np.testing.assert_allclose(t[t["kind"] == "none"]["norm_loss"], rnn.R0[-1], rtol=1e-6)   # intact = final R0
+    assert t["score"].between(0, 1).all()
+    again = switchbench.run("cognitive-switch", "leaky-rnn", seed=0, hidden=8, **kw)
+    pd.testing.assert_frame_equal(t, again.robustness)
+    ablated = t[(t["kind"] == "unit_ablation") & (t["level"] == 0.3)]["norm_loss"].mean()
+    assert rnn.metrics["loss_rise_unit_ablation_0.3"] == pytest.approx(ablated - rnn.R0[-1].mean(), rel=1e-6)
+
+
+def test_cached_runs_keep_the_robustness_table():
+    kw = dict(n_blocks=2, block_size=3, batch_size=4, pool_size=16, eval_pool_size=8, n_eval=8, k_adapt=1,
+              progress=False, hidden=8)
+    first = switchbench.run("cognitive-switch", "leaky-rnn", seed=0, **kw)
+    loaded = switchbench.run("cognitive-switch", "leaky-rnn", seed=0, **kw)
+    assert loaded.path == first.path
+    pd.testing.assert_frame_equal(first.robustness, loaded.robustness, check_dtype=False)

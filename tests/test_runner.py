@@ -117,3 +117,20 @@ def test_bad_models_fail_with_one_line(model, overrides, message):
     with pytest.raises(SwitchbenchError, match=message) as e:
         switchbench.run("blocked-linear", model, cache=False, **SMALL, **overrides)
     assert "\n" not in str(e.value)
+
+
+def test_new_task_blocks_mark_the_first_block_of_each_new_task():
+    from switchbench.benchmark.runner import new_task_blocks
+    from switchbench.paradigms.schedules import make_schedule
+
+    blocked = make_schedule([0, 1, 0, 2, 1], n_tasks=3, n_blocks=5, block_size=3)
+    assert np.flatnonzero(new_task_blocks(blocked)).tolist() == [0, 3, 9]
+    mixed = make_schedule("interleaved", n_tasks=2, n_blocks=3, block_size=50, rng=np.random.default_rng(0))
+    assert np.flatnonzero(new_task_blocks(mixed)).tolist() == [0]      # both tasks appear in the first block
+
+
+def test_linear_models_report_parameters_changed_per_new_task():
+    res = switchbench.run("blocked-linear", "gated-linear", seed=0, n_blocks=3, block_size=5, cache=False,
+                          progress=False)
+    assert res.metrics["params_changed_per_task"] == res.metrics["params"] == 2 * 10 * 20 + 2
+    assert res.robustness is None and not any(k.startswith("perf_drop") for k in res.metrics)
