@@ -67,6 +67,26 @@ def nta_fig2(runs: dict[str, list], teachers: np.ndarray, dt: float, path: Path,
     return _save(fig, path, dpi=120)
 
 
+def nta_fig5(measured: dict[str, pd.DataFrame], paper: dict[str, pd.DataFrame], path: Path) -> Path:
+    """The gated-network paper's Fig. 5: final specialisation over block length (rows) and
+    gate speed or regularisation (columns), one annotated heatmap per grid; top row measured,
+    bottom row the paper's values (the paper's colour scale: ``Oranges``, 0.7 to 1)."""
+    sns.set_theme(style="ticks", context="paper")
+    names = list(measured)
+    fig, axes = plt.subplots(2, len(names), figsize=(5.2 * len(names), 8.4), squeeze=False)
+    for j, name in enumerate(names):
+        for i, (label, table) in enumerate((("measured", measured[name]), ("paper", paper.get(name)))):
+            ax = axes[i, j]
+            if table is None or table.empty:
+                ax.axis("off")
+                continue
+            sns.heatmap(table, annot=True, fmt=".3f", cmap="Oranges", vmin=0.7, vmax=1.0, ax=ax,
+                        cbar_kws={"label": "specialisation"})
+            ax.set(title=f"{label}: {name}", xlabel=table.columns.name, ylabel=table.index.name)
+            ax.tick_params(axis="y", rotation=0)
+    return _save(fig, path, dpi=110, despine=False)
+
+
 BAR_METRICS = ("final_loss", "switch_time_late", "forgetting_Rk", "specialisation")
 
 
@@ -154,11 +174,13 @@ def switch_cost(runs: dict[str, list], path: Path) -> Path:
     return _save(fig, path)
 
 
-def curriculum_bars(df: pd.DataFrame, path: Path) -> Path:
-    """Blocked vs interleaved: one bar group per model and schedule, per measure, 95% CI."""
+def grouped_bars(df: pd.DataFrame, path: Path, x: str = "model", hue: str | None = "schedule",
+                 col: str = "measure", y: str = "value") -> Path:
+    """Bars of ``y`` (mean, 95% CI over seeds) per ``x`` and ``hue``, one panel per ``col``
+    (e.g. blocked vs interleaved per model, per measure)."""
     sns.set_theme(style="ticks", context="paper")
-    grid = sns.catplot(df, kind="bar", x="model", y="value", hue="schedule", col="measure", sharey=False,
-                       errorbar=("ci", 95), height=3.2, aspect=1.2)
+    grid = sns.catplot(df, kind="bar", x=x, y=y, hue=hue, col=col, sharey=False, errorbar=("ci", 95),
+                       height=3.2, aspect=1.2)
     grid.set_xticklabels(rotation=20)
     return _save(grid.figure, path, dpi=110, despine=False)
 

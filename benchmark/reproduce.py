@@ -276,53 +276,89 @@ FINDINGS["switch-cost"] = switch_cost
 # --- composition and curriculum structure (gated-network paper, Figs. 4-5) ---------------
 
 COMPOSITION = {
-    # paradigm settings, flexible model, its lam = 0 control, steps in 0.1 time units
-    "task": ({"n_tasks": 3, "output_size": 6, "composition": "task", "n_blocks": 24, "block_size": 1000},
-             "gated-linear", 100),
-    "subtask": ({"n_tasks": 3, "output_size": 6, "composition": "subtask", "n_blocks": 24, "block_size": 100},
-                "gated-linear-unitwise", 10),
+    # the paper's composition figure: paradigm settings, model, its parameters, steps in 0.1 time units.
+    # 31 blocks; the first int(0.75 * 31) = 23 cycle A, B, C (compose_after 0.75: round(23.25) = 23),
+    # blocks 23..30 cycle the composed tasks. The control differs only by lam = 0.
+    "task": ({"n_tasks": 3, "output_size": 6, "composition": "task", "mix": 0.5, "n_blocks": 31, "compose_after": 0.75,
+              "block_size": 1000},
+             "gated-linear", {"dt": 1e-3, "tau_w": 0.2, "tau_c": 0.03, "lam": 0.3, "manifold_weight": 5.0}, 100),
+    "subtask": ({"n_tasks": 3, "output_size": 6, "composition": "subtask", "n_blocks": 31, "compose_after": 0.75,
+                 "block_size": 100},
+                "gated-linear-unitwise", {"dt": 1e-2, "tau_w": 0.2, "tau_c": 0.005, "lam": 0.025,
+                                          "manifold_weight": 10.0}, 10),
 }
 
 
 def nta_composition(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True) -> Report:
     """Composition: composed tasks start at a lower loss for the flexible model than for its lam = 0 control.
 
-    On the first block of each never-seen composed task, the flexible model's mean raw loss over the first 0.1 time units is at least 2x lower than a control that
-    differs only by lam = 0 (task composition: dt 1e-3, 100 steps; subtask composition with
-    unit-wise gates: dt 1e-2, 10 steps). Beside it, the flexible model on novel random tasks
-    of the same shape (``probe="novel"``): composed / novel loss < 1 means composition helped.
+    The paper's composition figure configuration (``COMPOSITION``): 3 teachers (input 20,
+    output 6), 3 paths, 31 blocks, the first 23 cycling A, B, C, then never-seen composed
+    tasks. Task composition (``mix * A + (1 - mix) * B``, mix 0.5): ``gated-linear`` with
+    lam 0.3, ``manifold_weight`` 5, tau_w 0.2, tau_c 0.03, dt 1e-3, blocks of 1000 steps
+    (tau_B / tau_w = 5). Subtask composition (even output rows of A, odd of B):
+    ``gated-linear-unitwise`` with lam 0.025 (L2 manifold, weight 10), tau_w 0.2, tau_c
+    0.005, dt 1e-2, blocks of 100 steps. Controls: the same with lam = 0.
+
+    Check, per kind (the paper's figure): on the FIRST composed block (block 23), the mean raw
+    loss (``1/2 sum_out err^2``, batch mean, no penalty) over its first 0.1 time units (100
+    steps at dt 1e-3; 10 at dt 1e-2), mean over seeds, is at least 2x lower for the flexible
+    model than for its control. Notes: the same over all composed blocks (23..30), the time to
+    raw loss <= 0.1 in the first composed block (the paper's subtask measure; subtask only:
+    a task-composed teacher's null loss, 0.075, is already below 0.1), and the
+    flexible model on novel random tasks of the same shape (``probe="novel"``): composed /
+    novel loss < 1 means composition helped. Our composed pairs come in the order AB, BC,
+    CA (the paper's first composed block is CA).
     """
     checks, notes = [], []
     specs = []
-    for kind, (params, model, k) in COMPOSITION.items():
+    for kind, (params, model, hp, k) in COMPOSITION.items():
         for lam_set in ({}, {"lam": 0.0}):
-            specs += seeds("blocked-linear", model, n_seeds, **params, **lam_set)
-        specs += seeds("blocked-linear", model, n_seeds, **params, probe="novel")
+            specs += seeds("blocked-linear", model, n_seeds, **params, **{**hp, **lam_set})
+        specs += seeds("blocked-linear", model, n_seeds, **params, **hp, probe="novel")
     results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nta-composition", batched="wishart"),
                   "nta-composition")
     i = 0
-    for kind, (params, model, k) in COMPOSITION.items():
+    for kind, (params, model, hp, k) in COMPOSITION.items():
         flex, ctrl, novel = (results[i + j * n_seeds: i + (j + 1) * n_seeds] for j in range(3))
         i += 3 * n_seeds
+        dt = hp["dt"]
 
-        def first_loss(runs, raw=True):
+        def composed_blocks(r):
+            return sorted(r.log.loc[r.log["phase"] == "compose", "block"].unique())
+
+        def first_k(runs, col="loss", first_only=True):
             vals = []
             for r in runs:
-                comp = M.composition(r.log, k)
-                for b in comp["block"]:
-                    g = r.log[r.log["block"] == b]
-                    vals.append(float(g["loss" if raw else "norm_loss"].iloc[:k].mean()))
+                blocks = composed_blocks(r)
+                for b in blocks[:1] if first_only else blocks:
+                    vals.append(float(r.log.loc[r.log["block"] == b, col].iloc[:k].mean()))
             return float(np.mean(vals))
 
-        f, c = first_loss(flex), first_loss(ctrl)
+        def time_to(runs, threshold=0.1):
+            """Mean time (steps x dt) to raw loss <= threshold in the first composed block (censored at its end)."""
+            out = []
+            for r in runs:
+                g = r.log.loc[r.log["block"] == composed_blocks(r)[0], "loss"].to_numpy()
+                hit = np.flatnonzero(g <= threshold)
+                out.append((hit[0] if len(hit) else len(g)) * dt)
+            return float(np.mean(out))
+
+        f, c = first_k(flex), first_k(ctrl)
         ratio = c / f
-        checks.append(Check(f"{kind} composition: control (lam = 0) / flexible loss, first 0.1 time units", ratio,
-                            ">= 2", ratio >= 2))
-        score = first_loss(flex, raw=False) / first_loss(novel, raw=False)
-        notes.append(f"{kind}: mean loss over the first {k} steps (0.1 time units, dt = "
-                     f"{flex[0].config['model_params']['dt']:g}) of each composed task's first block: flexible "
-                     f"{f:.4f}, lam = 0 control {c:.4f}; flexible composed / novel (normalised) = {score:.3f}")
-    notes.append("paper code: task composition 0.040 vs 0.106; subtask composition time to loss 0.1: 0.014 vs 0.154")
+        checks.append(Check(f"{kind} composition: control (lam = 0) / flexible raw loss, first 0.1 time units of the "
+                            "first composed block", ratio, ">= 2", ratio >= 2))
+        fa, ca = first_k(flex, first_only=False), first_k(ctrl, first_only=False)
+        score = first_k(flex, "norm_loss") / first_k(novel, "norm_loss")
+        notes.append(f"{kind}: mean raw loss over the first {k} steps (0.1 time units, dt = {dt:g}) of the first "
+                     f"composed block (block {composed_blocks(flex[0])[0]}): flexible {f:.4f}, lam = 0 control {c:.4f} "
+                     f"(ratio {ratio:.2f}); over all {len(composed_blocks(flex[0]))} composed blocks: flexible "
+                     f"{fa:.4f}, control {ca:.4f} (ratio {ca / fa:.2f}); "
+                     + (f"time to raw loss <= 0.1 in the first composed block: flexible {time_to(flex):.3f}, control "
+                        f"{time_to(ctrl):.3f} time units; " if kind == "subtask" else "")   # task: null loss 0.075 < 0.1
+                     + f"flexible composed / novel (normalised, first composed block) = {score:.3f}")
+    notes.append("paper code: task composition 0.040 (flexible) vs 0.106 (lam = 0); subtask composition time to loss "
+                 "0.1: 0.014 vs 0.154")
     return Report("nta-composition", checks, notes, [])
 
 
@@ -353,7 +389,7 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, jobs: int = 1, figures: 
     checks = [Check("gated-linear specialisation, blocked minus interleaved", gap, "> 0.1 (only blocks teach "
                     "the gates to specialise)", gap > 0.1)]
     out = Path(figures) if figures is not None else cache_root() / "reports" / "curriculum"
-    fig = plots.curriculum_bars(df.dropna(subset=["value"]), out / "curriculum_blocked_vs_interleaved.png")
+    fig = plots.grouped_bars(df.dropna(subset=["value"]), out / "curriculum_blocked_vs_interleaved.png")
     return Report("curriculum-blocked-vs-interleaved", checks, ["mean over seeds:\n" + table.round(4).to_string()],
                   [fig])
 
@@ -386,6 +422,272 @@ def block_size_switching(n_seeds: int = 3, jobs: int = 1, figures: Path | None =
                   ["mean switch time over the last 3 switches (steps):\n" + table.to_string()], [fig])
 
 
+# --- paper Fig. 5: when do the modules specialise? (block length x gate speed / lam) ------
+
+FIG5_MODEL = {"dt": 1e-3, "tau_w": 0.1, "c_init": 0.5, "w_init": 0.01, "manifold_weight": 5.0}
+FIG5_BLOCKS = (10, 8, 6, 4, 1)                    # tau_B / tau_w, rows (10 at the top)
+FIG5_TAU_C = (0.02, 0.04, 0.06, 0.08, 0.1)        # grid 1 (lam = 0.3): tau_w / tau_c = 5 ... 1
+FIG5_LAM = (0.0, 0.05, 0.1, 0.15, 0.2)            # grid 2 (tau_c = 0.005)
+FIG5_GRIDS = {"gate speed": ("gate speed tau_w/tau_c", {"lam": 0.3}, "tau_c"),
+              "regularisation": ("regularisation strength lam", {"tau_c": 0.005}, "lam")}
+#: the paper's final specialisation (10 seeds), rows FIG5_BLOCKS, columns FIG5_TAU_C resp. FIG5_LAM
+FIG5_PAPER = {
+    "gate speed": ((.9998, .9944, .9928, .9171, .9193), (.9987, .9968, .9870, .9187, .7426),
+                   (.9988, .9846, .9197, .6247, .6423), (.9939, .5950, .6397, .6643, .6836),
+                   (.6954, .7024, .7055, .7061, .7060)),
+    "regularisation": ((.5463, .4156, .99995, .99996, .99994), (.5003, .6978, .99998, .99995, .99993),
+                       (.5038, .99998, .99998, .99996, .99993), (.5691, .9079, .9966, .9951, .9876),
+                       (.6620, .6855, .6225, .6375, .6421)),
+}
+FIG5_HIGH, FIG5_LOW = (0.98, 0.95), (0.72, 0.85)  # (paper's value, our bound) of the checked cells
+
+
+def _fig5_schedule(ratio: float, t_total: float, tau_w: float, dt: float) -> tuple[int, int]:
+    """(steps per block, blocks) for block length ``ratio * tau_w``: ``tau_B / dt`` steps and
+    ``int(t_total / tau_B) + 1`` blocks (the paper's ``t_tot // block_duration + 1``)."""
+    tau_b = ratio * tau_w
+    return int(round(tau_b / dt)), int(t_total / tau_b + 1e-9) + 1
+
+
+def nta_fig5(n_seeds: int = 4, jobs: int = 1, figures: Path | None = None, progress: bool = True,
+             sampler: str | None = "wishart", blocks=FIG5_BLOCKS, tau_cs=FIG5_TAU_C, lams=FIG5_LAM,
+             t_total: float = 7.0) -> Report:
+    """Fig. 5 of the gated-network paper: specialisation needs long blocks, fast gates and regularised gates.
+
+    Two teachers (input 20, output 10, orthogonal), two paths, batch 200, ``gated-linear`` with
+    c = 0.5 and ``w_init`` 0.01 at start, dt = 1e-3, tau_w = 0.1 and the penalty weighting
+    ``manifold_weight`` = 5 (``R = (N + 5 M) / 6``, the paper's Fig. 5 setting). Training
+    time is fixed: blocks of ``tau_B`` = 10, 8, 6, 4, 1 x tau_w (1000, 800, 600, 400, 100
+    steps), ``int(t_total / tau_B) + 1`` of them (8, 9, 12, 18, 71 for ``t_total`` = 7),
+    A, B, A, B, ... Two grids of the FINAL specialisation (row-wise teacher-module cosine,
+    Hungarian one-to-one match, at the end of the last block; mean over ``n_seeds`` seeds,
+    4 by default where the paper has 10, run batched with ``sampler``):
+
+    - gate speed: lam = 0.3, tau_c = 0.02, 0.04, 0.06, 0.08, 0.1 (tau_w / tau_c = 5 ... 1);
+    - regularisation: tau_c = 0.005, lam = 0, 0.05, 0.1, 0.15, 0.2.
+
+    Checks, per grid, only on cells clearly inside a region in the paper (the borderline
+    ones, paper value in (0.72, 0.98), are reported, not checked): where the paper has
+    >= 0.98 (specialised) we need >= 0.95; where it has <= 0.72 (not specialised; an
+    unspecialised pair of modules scores 0.5 to 0.7) we need <= 0.85. The margins allow for
+    4 seeds instead of 10. Gate-speed grid: specialised cells (tau_B/tau_w, tau_w/tau_c) =
+    (10, 5/2.5/1.67), (8, 5/2.5/1.67), (6, 5/2.5), (4, 5); unspecialised: (6, 1.25/1),
+    (4, 2.5/1.67/1.25/1), (1, all). Regularisation grid: specialised (10 and 8, lam >=
+    0.1), (6, lam >= 0.05), (4, lam >= 0.1); unspecialised: lam = 0 for every block length,
+    (10 and 8, lam = 0.05), (1, all). ``blocks``, ``tau_cs``, ``lams`` and ``t_total``
+    shrink the grid for tests (cells without a paper value are not checked).
+
+    Differences from the paper's code: its "final" value is read at t = 7 (its last log
+    point) while we read it at the end of the last block (t = 8, 7.2, 7.2, 7.2, 7.1); it
+    assigns each path the teacher of highest time-averaged cosine where we match one-to-one.
+
+    Status (4 seeds, about 30 s): the regularisation grid agrees but for lam = 0.05 at
+    tau_B/tau_w = 10 and 8 (we specialise, 0.99; the paper has 0.42 and 0.70). The gate-speed
+    grid does not: with lam = 0.3 and tau_c >= 0.02 our modules stay unspecialised at every
+    block length (0.50 to 0.60 where the paper has 0.92 to 1.0); with tau_c <= 0.01 they do
+    specialise. An independent per-sample numpy simulation gives the same numbers, and the
+    conventions (W std 0.01 / sqrt(20), c = 0.5, ``R = (N + 5 M) / 6``, loss, steps) are the
+    paper code's; the cause is open, so those checks FAIL.
+    """
+    tau_w, dt = FIG5_MODEL["tau_w"], FIG5_MODEL["dt"]
+    cols = {"gate speed": list(tau_cs), "regularisation": list(lams)}
+    cells, specs = [], []
+    for name, (_, fixed, var) in FIG5_GRIDS.items():
+        for ratio in blocks:
+            steps, n_blocks = _fig5_schedule(ratio, t_total, tau_w, dt)
+            for v in cols[name]:
+                cells.append((name, ratio, v))
+                specs += seeds("blocked-linear", "gated-linear", n_seeds, block_size=steps, n_blocks=n_blocks,
+                               k_adapt=0, **FIG5_MODEL, **{**fixed, var: v})
+    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nta-fig5", batched=sampler), "nta-fig5")
+
+    def label(name, v):
+        return f"{tau_w / v:.3g}" if name == "gate speed" else f"{v:g}"
+
+    measured, paper, checks, notes = {}, {}, [], []
+    for name, (xlabel, fixed, var) in FIG5_GRIDS.items():
+        idx = [(i, c) for i, c in enumerate(cells) if c[0] == name]
+        vals = {c[1:]: float(np.mean([r.metrics["specialisation"] for r in results[i * n_seeds:(i + 1) * n_seeds]]))
+                for i, c in idx}
+        ref_cols = FIG5_TAU_C if name == "gate speed" else FIG5_LAM
+        ref = {(ratio, v): FIG5_PAPER[name][FIG5_BLOCKS.index(ratio)][ref_cols.index(v)]
+               for ratio in blocks for v in cols[name] if ratio in FIG5_BLOCKS and v in ref_cols}
+        frame = lambda d: pd.DataFrame(  # noqa: E731
+            [[d.get((ratio, v), np.nan) for v in cols[name]] for ratio in blocks],
+            index=pd.Index([f"{ratio:g}" for ratio in blocks], name="block length tau_B/tau_w"),
+            columns=pd.Index([label(name, v) for v in cols[name]], name=xlabel))
+        measured[name], paper[name] = frame(vals), frame(ref)
+        fixed_txt = ", ".join(f"{k} = {v:g}" for k, v in fixed.items())
+        for (lo_paper, bound), high in ((FIG5_HIGH, True), (FIG5_LOW, False)):
+            sel = [k for k, p in ref.items() if (p >= lo_paper if high else p <= lo_paper)]
+            if not sel:
+                continue
+            got = [vals[k] for k in sel]
+            value = min(got) if high else max(got)
+            bad = [f"({k[0]:g}, {label(name, k[1])}): {vals[k]:.4f} vs paper {ref[k]:.4f}" for k in sel
+                   if (vals[k] < bound if high else vals[k] > bound)]
+            what = f"specialised in the paper (>= {lo_paper:g})" if high else f"not specialised in the paper (<= {lo_paper:g})"
+            checks.append(Check(f"{name} grid ({fixed_txt}): {'min' if high else 'max'} specialisation over the "
+                                f"{len(sel)} cells {what}", value,
+                                f"{'>=' if high else '<='} {bound:g}", value >= bound if high else value <= bound))
+            if bad:
+                notes.append(f"{name} grid: cells (tau_B/tau_w, {xlabel.split(' ')[-1]}) outside the bound: "
+                             + "; ".join(bad))
+        left = measured[name].round(4).to_string().splitlines()
+        right = paper[name].round(4).to_string().splitlines()
+        width = max(len(s) for s in left)
+        notes.append(f"{name} grid ({fixed_txt}), final specialisation, measured ({n_seeds} seeds) | paper (10 seeds):\n"
+                     + "\n".join(f"{a.ljust(width)}  |  {b}" for a, b in zip(left, right)))
+    wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
+    engines = sorted({f"batched, {r.config['runner']['sampler']} sampler" if "sampler" in r.config["runner"]
+                      else "per-seed loop" for r in results})
+    notes.append(f"{len(results)} runs, {wall:.3f} ms per learning step and seed ({'; '.join(engines)}); "
+                 f"t_total = {t_total:g}, blocks (tau_B/tau_w: steps x blocks) "
+                 + ", ".join(f"{r:g}: {'x'.join(map(str, _fig5_schedule(r, t_total, tau_w, dt)))}" for r in blocks))
+    out = Path(figures) if figures is not None else cache_root() / "reports" / "nta-fig5"
+    fig = plots.nta_fig5(measured, paper, out / "nta_fig5.png")
+    return Report("nta-fig5", checks, notes, [fig])
+
+
+FINDINGS["nta-fig5"] = nta_fig5
+
+
 FINDINGS["nta-composition"] = nta_composition
 FINDINGS["curriculum-blocked-vs-interleaved"] = curriculum_blocked_vs_interleaved
 FINDINGS["block-size-switching"] = block_size_switching
+
+
+# --- cognitive tasks: modular latent primitives and continual learning (issue 6) -----------
+
+#: molap-efficiency / molap-robustness: each task is learned by networks that never saw it
+MOLAP_HELD_OUT = ("yang19.dlyanti-v0", "yang19.dlygo-v0")
+MOLAP_SETUP = {"n_blocks": 1, "block_size": 1500}
+MOLAP_MODELS = {"leaky-rnn": {}, "modular-primitives": {"corpus": "molap9", "hold_out": True}}
+
+
+def _molap_runs(n_seeds: int, jobs: int, progress: bool, setup: dict | None, model_params: dict | None,
+                desc: str) -> list:
+    """One run per held-out task, model and seed (shared by the two molap findings: cached once)."""
+    setup = {**MOLAP_SETUP, **(setup or {})}
+    specs = [s for env in MOLAP_HELD_OUT for m, kw in MOLAP_MODELS.items()
+             for s in seeds("cognitive-switch", m, n_seeds, envs=[env], **setup, **kw,
+                            **(model_params or {}).get(m, {}))]
+    return _ok(run_many(specs, jobs=jobs, progress=progress, desc=desc), desc)
+
+
+def _held_out_name(r) -> str:
+    return r.config["paradigm_params"]["envs"][0].removeprefix("yang19.").removesuffix("-v0")
+
+
+def molap_efficiency(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
+                     setup: dict | None = None, model_params: dict | None = None) -> Report:
+    """Modular primitives learn a held-out task with far fewer trained parameters at comparable performance.
+
+    Each task of ``MOLAP_HELD_OUT`` (dlyanti, dlygo of the molap9 corpus) is learned alone
+    (one block of 1500 batches of 64 trials, neurogym defaults, dt 100 ms) by ``leaky-rnn``
+    (Yang et al.: every weight trained) and by ``modular-primitives`` pretrained on the other
+    eight molap9 tasks (``corpus="molap9", hold_out=True``: its modules never saw the task),
+    which then trains only that task's input and output weights. Measured: parameters changed
+    while learning the task (``params_changed_per_task``) and Yang et al.'s performance of the
+    final model on held-out trials. Checks: leaky-rnn changes >= 10x as many parameters; the
+    modular network's held-out performance is within 0.1 of leaky-rnn's (mean over tasks and
+    seeds)."""
+    results = _molap_runs(n_seeds, jobs, progress, setup, model_params, "molap-efficiency")
+    rows = [{"model": r.config["model"], "task": _held_out_name(r), "seed": r.config["seed"],
+             "parameters changed": r.metrics["params_changed_per_task"],
+             "held-out performance": float(r.robustness.query("kind == 'none'")["score"].mean()),
+             "final online performance": r.metrics["final_performance"]} for r in results]
+    df = pd.DataFrame(rows)
+    mean = df.groupby("model")[["parameters changed", "held-out performance"]].mean()
+    ratio = float(mean.loc["leaky-rnn", "parameters changed"] / mean.loc["modular-primitives", "parameters changed"])
+    gap = float(mean.loc["leaky-rnn", "held-out performance"] - mean.loc["modular-primitives", "held-out performance"])
+    checks = [Check("parameters changed while learning the held-out task, leaky-rnn / modular-primitives", ratio,
+                    ">= 10", ratio >= 10),
+              Check("held-out performance, leaky-rnn minus modular-primitives", gap, "<= 0.1 (comparable)",
+                    gap <= 0.1)]
+    table = df.groupby(["task", "model"])[["parameters changed", "held-out performance",
+                                           "final online performance"]].mean()
+    long = df.melt(id_vars=["model", "task", "seed"], value_vars=["parameters changed", "held-out performance"],
+                   var_name="measure")
+    out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
+    fig = plots.grouped_bars(long, out / "molap_efficiency.png", x="task", hue="model")
+    return Report("molap-efficiency", checks, ["mean over seeds:\n" + table.round(3).to_string()], [fig])
+
+
+def molap_robustness(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
+                     setup: dict | None = None, model_params: dict | None = None) -> Report:
+    """Modular primitives vs the fully shared leaky RNN: performance drop under damage (a report).
+
+    The final networks of ``molap-efficiency`` (same runs, from the cache), each perturbation
+    of :data:`switchbench.benchmark.metrics.ROBUSTNESS` (recurrent weight noise, 10 and 30%
+    unit ablation, input noise; module silencing for the modular network only), 3 random
+    repeats, scored by Yang et al.'s performance on held-out trials. The check states the
+    modular-primitives claim (more robust than a fully shared network): its mean drop over
+    the perturbations both networks have is below leaky-rnn's. Module silencing (one of
+    three modules, a third of the units) is reported beside leaky-rnn's 30% unit ablation."""
+    results = _molap_runs(n_seeds, jobs, progress, setup, model_params, "molap-robustness")
+    rows = []
+    for r in results:
+        t = r.robustness
+        base = t[t["kind"] == "none"]["score"].mean()
+        for (kind, level), g in t[t["kind"] != "none"].groupby(["kind", "level"]):
+            rows.append({"model": r.config["model"], "task": _held_out_name(r), "seed": r.config["seed"],
+                         "perturbation": f"{kind} {level:g}", "measure": "performance drop",
+                         "value": float(base - g["score"].mean())})
+    df = pd.DataFrame(rows)
+    wide = df.groupby(["perturbation", "model"])["value"].mean().unstack("model")
+    both = wide.dropna()
+    ratio = float(both["modular-primitives"].mean() / max(both["leaky-rnn"].mean(), 1e-9))
+    checks = [Check("mean performance drop over shared perturbations, modular-primitives / leaky-rnn", ratio,
+                    "< 1 (modular more robust)", ratio < 1)]
+    out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
+    fig = plots.grouped_bars(df, out / "molap_robustness.png", x="perturbation", hue="model")
+    return Report("molap-robustness", checks, ["performance drop (held-out trials), mean over tasks and seeds:\n" +
+                                               wide.round(3).to_string()], [fig])
+
+
+#: cognitive-forgetting: the full suite's cognitive setting (go / anti, 6 blocks of 300 batches)
+FORGETTING_SETUP = {"envs": "yang19-pair", "n_blocks": 6, "block_size": 300}
+FORGETTING_MODELS = ("leaky-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "modular-primitives", "per-task-rnn")
+
+
+def cognitive_forgetting(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
+                         setup: dict | None = None, model_params: dict | None = None) -> Report:
+    """Forgetting under a blocked schedule of cognitive tasks: leaky RNN, EWC, SI, gated RNN, modular primitives.
+
+    ``cognitive-switch`` with go / anti (Yang et al.'s tasks; anti reverses go's response)
+    blocked A B A B A B, 300 batches of 64 trials each, every model with its defaults
+    (``per-task-rnn``: the no-sharing reference). Forgetting (DESIGN.md) on held-out trials,
+    R0 (as is) and Rk (after 50 adaptation steps), and the final held-out performance. Checks:
+    the shared leaky RNN forgets (R0 > 0.05); EWC and SI each forget less than it; the modular
+    network, whose trained weights are per task, does not forget (R0 <= 0.01)."""
+    setup = {**FORGETTING_SETUP, **(setup or {})}
+    specs = [s for m in FORGETTING_MODELS
+             for s in seeds("cognitive-switch", m, n_seeds, **setup, **(model_params or {}).get(m, {}))]
+    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="cognitive-forgetting"), "cognitive-forgetting")
+    rows = []
+    for r in results:
+        base = {"model": r.config["model"], "seed": r.config["seed"]}
+        rows += [{**base, "measure": "forgetting (R0)", "value": r.metrics["forgetting_R0"]},
+                 {**base, "measure": "forgetting (Rk)", "value": r.metrics["forgetting_Rk"]},
+                 {**base, "measure": "final held-out performance",
+                  "value": float(r.robustness.query("kind == 'none'")["score"].mean())
+                  if r.robustness is not None else float("nan")}]
+    df = pd.DataFrame(rows)
+    table = df.groupby(["model", "measure"])["value"].mean().unstack("measure")
+    f0 = table["forgetting (R0)"]
+    checks = [Check("leaky-rnn forgetting (R0)", float(f0["leaky-rnn"]), "> 0.05 (a shared network forgets)",
+                    f0["leaky-rnn"] > 0.05)]
+    for m in ("leaky-rnn-ewc", "leaky-rnn-si"):
+        checks.append(Check(f"{m} forgetting (R0) minus leaky-rnn's", float(f0[m] - f0["leaky-rnn"]), "< 0",
+                            f0[m] < f0["leaky-rnn"]))
+    checks.append(Check("modular-primitives forgetting (R0)", float(f0["modular-primitives"]), "<= 0.01",
+                        f0["modular-primitives"] <= 0.01))
+    out = Path(figures) if figures is not None else cache_root() / "reports" / "cognitive-forgetting"
+    fig = plots.grouped_bars(df.dropna(subset=["value"]), out / "cognitive_forgetting.png", hue=None)
+    return Report("cognitive-forgetting", checks, ["mean over seeds:\n" + table.round(4).to_string()], [fig])
+
+
+FINDINGS["molap-efficiency"] = molap_efficiency
+FINDINGS["molap-robustness"] = molap_robustness
+FINDINGS["cognitive-forgetting"] = cognitive_forgetting
