@@ -67,24 +67,22 @@ def nta_fig2(runs: dict[str, list], teachers: np.ndarray, dt: float, path: Path,
     return _save(fig, path, dpi=120)
 
 
-def nta_fig5(measured: dict[str, pd.DataFrame], paper: dict[str, pd.DataFrame], path: Path) -> Path:
+def nta_fig5(tables: dict[str, dict[str, pd.DataFrame]], path: Path) -> Path:
     """The gated-network paper's Fig. 5: final specialisation over block length (rows) and
-    gate speed or regularisation (columns), one annotated heatmap per grid; top row measured,
-    bottom row the paper's values (the paper's colour scale: ``Oranges``, 0.7 to 1)."""
+    gate speed or regularisation (columns), one annotated heatmap per source (rows: e.g.
+    measured, the paper's code, the published figure) and grid (columns); the paper's colour
+    scale (``Oranges``, 0.7 to 1); absent cells blank."""
     sns.set_theme(style="ticks", context="paper")
-    names = list(measured)
-    fig, axes = plt.subplots(2, len(names), figsize=(5.2 * len(names), 8.4), squeeze=False)
-    for j, name in enumerate(names):
-        for i, (label, table) in enumerate((("measured", measured[name]), ("paper", paper.get(name)))):
-            ax = axes[i, j]
-            if table is None or table.empty:
-                ax.axis("off")
-                continue
+    names = list(next(iter(tables.values())))
+    fig, axes = plt.subplots(len(tables), len(names), figsize=(5.6 * len(names), 3.9 * len(tables)), squeeze=False)
+    for i, (source, grids) in enumerate(tables.items()):
+        for j, name in enumerate(names):
+            ax, table = axes[i, j], grids[name]
             sns.heatmap(table, annot=True, fmt=".3f", cmap="Oranges", vmin=0.7, vmax=1.0, ax=ax,
                         cbar_kws={"label": "specialisation"})
-            ax.set(title=f"{label}: {name}", xlabel=table.columns.name, ylabel=table.index.name)
+            ax.set(title=f"{source}: {name}", xlabel=table.columns.name, ylabel=table.index.name)
             ax.tick_params(axis="y", rotation=0)
-    return _save(fig, path, dpi=110, despine=False)
+    return _save(fig, path, dpi=100, despine=False)
 
 
 BAR_METRICS = ("final_loss", "switch_time_late", "forgetting_Rk", "specialisation")
