@@ -358,8 +358,10 @@ def robustness(learner, env, held_out: list, privileged: bool, seed: int, label:
             return loss, trial_score(pred.numpy(), y.numpy(), k)
         return loss, accuracy(pred, y) if classification else float("nan")
 
-    rows = [dict(kind="none", level=0.0, repeat=0, task=k, **dict(zip(("norm_loss", "score"), score(learner, k, x, y))))
-            for k, (x, y) in enumerate(held_out)]
+    rows = []
+    for k, (x, y) in enumerate(held_out):
+        loss, sc = score(learner, k, x, y)
+        rows.append(dict(kind="none", level=0.0, repeat=0, task=k, norm_loss=loss, score=sc))
     for i, (kind, levels) in enumerate(M.ROBUSTNESS.items()):
         for j, level in enumerate(levels):
             for r in range(repeats):
