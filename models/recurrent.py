@@ -409,42 +409,20 @@ MOLAP = ("Marton, Lajoie & Rajan, Efficient and robust multi-task learning in th
 def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int):
     """``n`` end-aligned trials per neurogym task: inputs ``(T, n, width)`` (zero-padded), targets ``(T, n)``.
 
-    Seeded through the task's own ``seed()`` (neurogym 2.3.1 ignores ``reset(seed=)``)."""
-    import warnings
+    Made by :func:`switchbench.tasksets.generate_trials` (seeded through the task's own
+    ``seed()``: neurogym 2.3.1 ignores ``reset(seed=)``), task ``i`` from ``seed + 7919 i``."""
+    from switchbench.tasksets import generate_trials, pack_trials
 
-    import gymnasium as gym
-    import numpy as np
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import neurogym  # noqa: F401  (registers its envs)
-        from neurogym.core import TrialEnv, TrialWrapper
-        out = []
-        for i, env_id in enumerate(env_ids):
-            try:
-                env = gym.make(env_id, disable_env_checker=True, **({"dt": dt} if dt else {}))
-            except Exception as e:  # noqa: BLE001
-                raise SwitchbenchError(f"modular-primitives: cannot make its corpus task {env_id!r}: "
-                                       f"{type(e).__name__}") from None
-            top = env
-            while not isinstance(top, (TrialEnv, TrialWrapper)):
-                top = top.env
-            top.seed(int(seed) + 7919 * i)
-            env.reset()
-            trials = []
-            for _ in range(n):
-                top.new_trial()
-                trials.append((np.array(top.unwrapped.ob, np.float32), np.array(top.unwrapped.gt, np.int64)))
-            if trials[0][0].shape[1] > width:
-                raise SwitchbenchError(f"modular-primitives: corpus task {env_id!r} has {trials[0][0].shape[1]} "
-                                       f"inputs, more than the paradigm's {width}")
-            T = max(len(g) for _, g in trials)
-            x = np.zeros((T, n, width), np.float32)
-            y = np.full((T, n), -100, np.int64)
-            for j, (ob, gt) in enumerate(trials):
-                x[T - len(gt):, j, :ob.shape[1]] = ob
-                y[T - len(gt):, j] = gt
-            out.append((torch.from_numpy(x), torch.from_numpy(y)))
+    out = []
+    for i, env_id in enumerate(env_ids):
+        pool = pack_trials(generate_trials(env_id, {"dt": dt} if dt else {}, int(seed) + 7919 * i, n))
+        (_, T, F), x = pool["x"].shape, pool["x"].transpose(1, 0, 2)
+        if F > width:
+            raise SwitchbenchError(f"modular-primitives: corpus task {env_id!r} has {F} inputs, more than the "
+                                   f"paradigm's {width}")
+        padded = torch.zeros(T, n, width)
+        padded[:, :, :F] = torch.from_numpy(x)
+        out.append((padded, torch.from_numpy(pool["y"].T.copy())))
     return out
 
 

@@ -32,7 +32,8 @@ unpadded steps). A padded class is never a target.
 - ``env.reset(seed=...)`` does not seed a neurogym task's own ``rng``; only
   ``env.seed(n)`` does (and for wrapped tasks such as ``yang19.go``, the outermost
   neurogym object's ``seed``, which also seeds its sub-tasks and their scheduler). Pools
-  are generated after that call, so a pool is a function of its seed.
+  are generated after that call (:func:`switchbench.tasksets.generate_trials`, which the
+  corpus-pretrained models share), so a pool is a function of its seed.
 - ``neurogym.Dataset`` has no seed, returns views into its cache that later calls
   overwrite, and is slow (tens of ms per 64 x 100 batch). It is not used: each task's
   trials are made by its own ``new_trial()`` and copied out.
@@ -76,7 +77,6 @@ import hashlib
 import json
 import os
 import tempfile
-import warnings
 import zlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -87,20 +87,12 @@ import numpy as np
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
-from switchbench.tasksets import NAMED_SETS
+from switchbench.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
 SWITCH_CRITERION = ("norm_loss", 0.2)
 
-# --- neurogym, imported lazily ------------------------------------------------------------
-
-def _neurogym():
-    """Import neurogym (seconds: it imports torch) and register its envs with Gymnasium."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import neurogym
-    return neurogym
-
+# --- task ids --------------------------------------------------------------------------------
 
 def resolve_envs(envs: str | Sequence[str]) -> tuple[str, ...]:
     """Env ids of a named set, one id, or a list of ids (not yet checked against neurogym)."""
@@ -115,76 +107,6 @@ def resolve_envs(envs: str | Sequence[str]) -> tuple[str, ...]:
     return ids
 
 
-def _neurogym_top(env: gym.Env):
-    """The outermost neurogym object under Gymnasium's wrappers (its ``seed`` seeds it all)."""
-    from neurogym.core import TrialEnv, TrialWrapper
-
-    e = env
-    while not isinstance(e, (TrialEnv, TrialWrapper)):
-        if not isinstance(e, gym.Wrapper):
-            raise SwitchbenchError(f"{env.spec.id if env.spec else env!r} is not a neurogym trial environment")
-        e = e.env
-    return e
-
-
-def make_task(env_id: str, kwargs: Mapping[str, Any]):
-    """Build one neurogym task; a bad id or bad kwargs is one clear line."""
-    _neurogym()
-    from gymnasium.envs.registration import registry
-
-    from neurogym.envs.registration import ALL_EXTENDED_ENVS
-
-    if env_id not in registry or env_id not in ALL_EXTENDED_ENVS:
-        raise SwitchbenchError(f"unknown neurogym env {env_id!r}; valid: named sets {', '.join(NAMED_SETS)} or "
-                               f"ids {', '.join(sorted(ALL_EXTENDED_ENVS))}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            env = gym.make(env_id, disable_env_checker=True, **kwargs)
-    except Exception as e:  # noqa: BLE001 - neurogym raises anything on bad kwargs
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise SwitchbenchError(f"neurogym env {env_id!r} rejected env_kwargs {dict(kwargs)!r}: "
-                               f"{type(e).__name__}: {msg}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise SwitchbenchError(f"neurogym env {env_id!r} has action space {env.action_space}; CognitiveSwitch "
-                               "needs a discrete one (classification targets)")
-    if len(env.observation_space.shape or ()) != 1:
-        raise SwitchbenchError(f"neurogym env {env_id!r} has observations of shape {env.observation_space.shape}; "
-                               "CognitiveSwitch needs one-dimensional ones")
-    return env
-
-
-def generate_trials(env_id: str, kwargs: Mapping[str, Any], seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` trials ``(ob (time, obs), gt (time,))`` of one task, a function of ``seed``.
-
-    neurogym 2.3.1: ``reset(seed=)`` leaves the task's ``rng`` unseeded, so the outermost
-    neurogym object's ``seed(seed)`` is called first; trials are copied out of the task.
-    """
-    env = make_task(env_id, kwargs)
-    top = _neurogym_top(env)
-    trials = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            top.seed(int(seed))
-            env.reset()
-            for _ in range(n):
-                top.new_trial()
-                task = top.unwrapped
-                ob = np.array(task.ob, dtype=np.float32, copy=True)
-                gt = np.array(task.gt, copy=True)
-                if gt.ndim != 1 or len(gt) != len(ob):
-                    raise SwitchbenchError(f"neurogym env {env_id!r}: ground truth of shape {gt.shape} for "
-                                           f"observations {ob.shape}; need one action per time step")
-                trials.append((ob, gt.astype(np.int64)))
-    except SwitchbenchError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise SwitchbenchError(f"neurogym env {env_id!r} failed to make trials: {type(e).__name__}: {msg}") from None
-    return trials
-
-
 # --- the on-disk pool cache ----------------------------------------------------------------
 
 def pool_dir() -> Path:
@@ -193,7 +115,7 @@ def pool_dir() -> Path:
 
 
 def _ng_version() -> str:
-    return _neurogym().__version__
+    return import_neurogym().__version__
 
 
 def pool_key(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int) -> str:
@@ -201,17 +123,6 @@ def pool_key(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int) -> st
     blob = json.dumps({"env": env_id, "kwargs": dict(kwargs), "seed": int(seed), "size": int(size),
                        "neurogym": _ng_version(), "format": POOL_FORMAT}, sort_keys=True, default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def _pack(trials) -> dict[str, np.ndarray]:
-    lengths = np.array([len(gt) for _, gt in trials], dtype=np.int64)
-    T, F = int(lengths.max()), trials[0][0].shape[1]
-    x = np.zeros((len(trials), T, F), np.float32)
-    y = np.full((len(trials), T), IGNORE, np.int64)
-    for i, (ob, gt) in enumerate(trials):          # end-aligned: the response is at the last step
-        x[i, T - len(gt):] = ob
-        y[i, T - len(gt):] = gt
-    return {"x": x, "y": y, "lengths": lengths}
 
 
 def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
@@ -227,7 +138,7 @@ def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
                     return {k: z[k] for k in ("x", "y", "lengths")}
         except (OSError, ValueError, KeyError):
             pass                                     # unreadable: regenerate and overwrite
-    pool = _pack(generate_trials(env_id, kwargs, seed, size))
+    pool = pack_trials(generate_trials(env_id, kwargs, seed, size))
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")

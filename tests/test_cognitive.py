@@ -16,6 +16,7 @@ import switchbench
 from switchbench import models
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
+from switchbench import tasksets
 from switchbench.paradigms import cognitive
 from switchbench.paradigms.cognitive import generate_trials, null_loss, performance
 
@@ -50,7 +51,7 @@ def rollout(env, seed, steps=5):
 # --- neurogym workarounds --------------------------------------------------------------------
 
 def test_seeding_workaround_reset_seed_does_not_seed_neurogym_but_pools_are_seeded():
-    cognitive._neurogym()
+    tasksets.import_neurogym()
     # neurogym 2.3.1: reset(seed=) leaves the task's rng unseeded (the bug worked around)
     obs = []
     for _ in range(2):
@@ -58,7 +59,7 @@ def test_seeding_workaround_reset_seed_does_not_seed_neurogym_but_pools_are_seed
             warnings.simplefilter("ignore")
             env = gymnasium.make(GO, disable_env_checker=True)
             env.reset(seed=1)
-            task = cognitive._neurogym_top(env)
+            task = tasksets.neurogym_top(env)
             trials = []
             for _ in range(4):
                 task.new_trial()
@@ -72,7 +73,7 @@ def test_seeding_workaround_reset_seed_does_not_seed_neurogym_but_pools_are_seed
 
 
 def test_dataset_aliasing_avoided_batches_are_fresh_arrays():
-    cognitive._neurogym()
+    tasksets.import_neurogym()
     import neurogym
     with warnings.catch_warnings():     # neurogym's Dataset: the next calls overwrite a batch it returned
         warnings.simplefilter("ignore")
@@ -186,7 +187,7 @@ def test_cue_off_and_named_sets():
     env = make(cue=False)
     assert env.task_spec.input_size == 33 and env.task_spec.n_tasks == 2
     assert len(cognitive.NAMED_SETS["yang19"]) == 20 and len(cognitive.NAMED_SETS["molap9"]) == 9
-    cognitive._neurogym()
+    tasksets.import_neurogym()
     from gymnasium.envs.registration import registry
     assert all(e in registry for ids in cognitive.NAMED_SETS.values() for e in ids)
 
