@@ -228,12 +228,7 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
                 for k in range(spec.n_tasks)]
 
     def held_out_loss(learner, k: int) -> float:
-        if privileged:
-            learner.observe_task(k)
-        x, y = held_out[k]
-        with torch.no_grad():
-            pred = _call(f"{label}: predict", learner.predict, x)
-        return float(task_loss(pred, y, spec.loss)) / spec.null_loss[k]
+        return predict_loss(learner, k, *held_out[k], spec, privileged, label)[1]
 
     def evaluate(block: int) -> tuple[list[float], list[float]]:
         r0 = [held_out_loss(learner, k) for k in range(spec.n_tasks)]
@@ -333,6 +328,17 @@ def new_task_blocks(sched) -> np.ndarray:
     return out
 
 
+def predict_loss(learner, k: int, x: torch.Tensor, y: torch.Tensor, spec, privileged: bool,
+                 label: str) -> tuple[torch.Tensor, float]:
+    """The learner's prediction on task ``k``'s inputs ``x`` (told the task when privileged)
+    and its loss on ``y`` normalised by the task's null loss."""
+    if privileged:
+        learner.observe_task(k)
+    with torch.no_grad():
+        pred = _call(f"{label}: predict", learner.predict, x)
+    return pred, float(task_loss(pred, y, spec.loss)) / spec.null_loss[k]
+
+
 def robustness(learner, env, held_out: list, privileged: bool, seed: int, label: str,
                repeats: int = M.ROBUSTNESS_REPEATS) -> pd.DataFrame:
     """The final model under each perturbation of :data:`metrics.ROBUSTNESS`, on the run's
@@ -349,11 +355,7 @@ def robustness(learner, env, held_out: list, privileged: bool, seed: int, label:
     trial_score = getattr(env, "trial_score", None)
 
     def score(net, k: int, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        if privileged:
-            net.observe_task(k)
-        with torch.no_grad():
-            pred = _call(f"{label}: predict", net.predict, x)
-        loss = float(task_loss(pred, y, spec.loss)) / spec.null_loss[k]
+        pred, loss = predict_loss(net, k, x, y, spec, privileged, label)
         if trial_score is not None:
             return loss, trial_score(pred.numpy(), y.numpy(), k)
         return loss, accuracy(pred, y) if classification else float("nan")
