@@ -13,8 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first and exactly (the CPU wheel); then the package, non-editable, so that the
-# tests and the main job use what a user installs.
+# tests and the main job use what a user installs (no stale build/ folder carried into it).
 install: $(BIN)/python
+	rm -rf build *.egg-info
 	$(PIP) install $(PIP_FLAGS) -c constraints.txt torch==2.13.0
 	$(PIP) install $(PIP_FLAGS) -c constraints.txt ".[test]"
 	$(PIP) install $(PIP_FLAGS) --no-deps --force-reinstall .

@@ -51,7 +51,7 @@ def cmd_list(args) -> int:
         from switchbench.benchmark.metrics import METRICS
         print(_table(pd.DataFrame([vars(m) for m in METRICS.values()]).set_index("name")))
     if what in ("findings", "all"):
-        from switchbench.benchmark.reproduce import FINDINGS
+        from switchbench.benchmark.findings import FINDINGS
         print("\n".join(f"{k}: {(v.__doc__ or '').strip().splitlines()[0]}" for k, v in FINDINGS.items()))
     return 0
 
@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from switchbench.benchmark.reproduce import FINDINGS, reproduce
+    from switchbench.benchmark.findings import FINDINGS, reproduce
 
     names = args.findings or list(FINDINGS)
     for n in names:

@@ -99,7 +99,7 @@ def scratch_cache(prefix: str):
 def _measure(args, scratch: str) -> int:
 
     from switchbench.benchmark.batched import run_batched
-    from switchbench.benchmark.reproduce import nta_fig2
+    from switchbench.benchmark.findings.nta import nta_fig2
 
     n = args.naive_seeds
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from switchbench.benchmark.reproduce import cognitive_forgetting, molap_efficiency, molap_robustness
+from switchbench.benchmark.findings.cognitive import cognitive_forgetting
+from switchbench.benchmark.findings.molap import molap_efficiency, molap_robustness
 
 SETUP = {"block_size": 20, "batch_size": 8, "n_eval": 32, "k_adapt": 2}
 MODULES = {"n_modules": 2, "module_size": 4, "pretrain_steps": 10, "pretrain_batch": 4, "corpus_trials": 8}

@@ -317,7 +317,7 @@ def test_a_cued_run_logs_trial_columns_and_costs():
 # --- findings (small versions of `switchbench reproduce nonlinear-switch switch-cost`) ---
 
 def test_nonlinear_switch_finding_passes_and_fails_with_slow_gates(tmp_path):
-    from switchbench.benchmark.reproduce import nonlinear_switch
+    from switchbench.benchmark.findings.switching import nonlinear_switch
     small = dict(n_seeds=2, jobs=1, progress=False, n_blocks=10, block_size=100, k_adapt=0, n_eval=200)
     fast = nonlinear_switch(figures=tmp_path, **small)
     assert all(c.passed for c in fast.checks), [c.line() for c in fast.checks]
@@ -327,7 +327,7 @@ def test_nonlinear_switch_finding_passes_and_fails_with_slow_gates(tmp_path):
 
 
 def test_switch_cost_finding_reports_every_model(tmp_path):
-    from switchbench.benchmark.reproduce import switch_cost
+    from switchbench.benchmark.findings.switching import switch_cost
     rep = switch_cost(n_seeds=2, jobs=1, figures=tmp_path, progress=False, n_blocks=4, block_size=60, k_adapt=0,
                       n_eval=200)
     assert [c.name.split(":")[0] for c in rep.checks] == ["gated-mlp", "mlp-cued"]

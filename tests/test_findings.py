@@ -2,7 +2,7 @@
 model's checks pass, and they fail when its gates are made slow."""
 import pytest
 
-from switchbench.benchmark.reproduce import nta_fig2
+from switchbench.benchmark.findings.nta import nta_fig2
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_nta_fig5_small_grid_specialises_only_with_long_blocks_fast_and_penalise
     blocks of 10 tau_w specialise the modules with fast penalised gates (tau_w/tau_c = 20,
     lam 0.1 or 0.3) but not with slow gates (tau_w/tau_c = 1) or lam = 0; the checks say so,
     and they fail when the schedule is too short to specialise anything."""
-    from switchbench.benchmark.reproduce import _fig5_schedule, nta_fig5
+    from switchbench.benchmark.findings.nta import _fig5_schedule, nta_fig5
 
     assert [_fig5_schedule(r, 7.0, 0.1, 1e-3) for r in (10, 8, 6, 4, 1)] == [
         (1000, 8), (800, 9), (600, 12), (400, 18), (100, 71)]

@@ -1,5 +1,6 @@
 """The wheel: one `switchbench` namespace with every subpackage, installable into a clean
 virtual environment, importable from outside the repository with its entry points."""
+import shutil
 import subprocess
 import sys
 import venv
@@ -13,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    # Built from a clean copy of the source: an in-tree build/ folder would carry stale modules.
+    src = tmp_path_factory.mktemp("src") / "switchbench"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "build", "dist",
+                                                                  "*.egg-info", "__pycache__", "results"))
     out = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                    str(ROOT)], check=True)
+                    str(src)], check=True)
     (whl,) = out.glob("switchbench-*.whl")
     return whl
 
@@ -25,8 +30,11 @@ def test_wheel_has_one_namespace_and_every_subpackage(wheel):
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"switchbench"}
     for folder in ("paradigms", "models", "benchmark"):
-        sources = sorted(p.name for p in (ROOT / folder).glob("*.py"))
-        packaged = sorted(n.split("/")[-1] for n in names if n.startswith(f"switchbench/{folder}/"))
+        # every module, nested subpackages included (setup.cfg must list each one)
+        sources = sorted(p.relative_to(ROOT / folder).as_posix() for p in (ROOT / folder).rglob("*.py")
+                         if "__pycache__" not in p.parts)
+        packaged = sorted(n.removeprefix(f"switchbench/{folder}/") for n in names
+                          if n.startswith(f"switchbench/{folder}/") and n.endswith(".py"))
         assert sources == packaged, folder
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "switchbench = switchbench.benchmark.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,12 +1,11 @@
-"""Paper findings, each re-measured and printed with its value and PASS/FAIL.
+"""The gated-network paper (Sandbrink, Bauer, Proca et al., NeurIPS 2024): Figs. 2, 4-5 and composition.
 
-``switchbench reproduce nta-fig2`` runs the gated-network paper's Fig. 2 experiment (two
-orthogonal teachers, 20 blocks of 1000 steps, 10 seeds, paper defaults) for the flexible
-model and its forgetful control. Time in the paper is ``step x dt`` (dt = 1e-3 here).
+``switchbench reproduce nta-fig2`` runs the paper's Fig. 2 experiment (two orthogonal teachers,
+20 blocks of 1000 steps, 10 seeds, paper defaults) for the flexible model and its forgetful
+control. Time in the paper is ``step x dt`` (dt = 1e-3 here).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gymnasium
@@ -16,41 +15,12 @@ from scipy import stats
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark import plots
+from switchbench.benchmark.findings.base import Check, Report, _ok, finding
 from switchbench.benchmark.runner import cache_root
-from switchbench.benchmark.suite import Failure, run_many, seeds
-from switchbench.errors import SwitchbenchError, unknown
+from switchbench.benchmark.suite import run_many, seeds
 
 
-@dataclass
-class Check:
-    name: str
-    value: float
-    target: str
-    passed: bool
-
-    def line(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {self.value:.4g} (target {self.target})"
-
-
-@dataclass
-class Report:
-    finding: str
-    checks: list[Check]
-    notes: list[str] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-
-def _ok(results, what):
-    bad = [r for r in results if isinstance(r, Failure)]
-    if bad:
-        raise SwitchbenchError(f"{what}: {bad[0].reason}")
-    return results
-
-
+@finding("nta-fig2")
 def nta_fig2(n_seeds: int = 10, jobs: int = 1, figures: Path | None = None, progress: bool = True,
              sampler: str | None = "wishart", **overrides) -> Report:
     """Fig. 2 of the gated-network paper: specialisation, gate switching and faster switching.
@@ -117,162 +87,6 @@ def nta_fig2(n_seeds: int = 10, jobs: int = 1, figures: Path | None = None, prog
     return Report("nta-fig2", checks, notes, figs)
 
 
-FINDINGS = {"nta-fig2": nta_fig2}
-
-
-def reproduce(name: str, **kwargs) -> Report:
-    if name not in FINDINGS:
-        raise unknown("finding", name, FINDINGS)
-    return FINDINGS[name](**kwargs)
-
-
-# --- non-linear switching on digits and cued switch costs (issue 5) ----------------------
-
-def _t_interval(values) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds (NaN half-width with one seed)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(v.mean())
-    h = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return m, m - h, m + h
-
-
-def nonlinear_switch(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                     **overrides) -> Report:
-    """Gated MLP on digits: re-reaches 85% accuracy after a switch faster than its forgetful control.
-
-    Late in training the flexible gated MLP re-reaches 85% accuracy after a switch faster
-    than its forgetful control, and its switch time falls over blocks.
-
-    ``digit-switch`` defaults (identity vs relabel ``y -> y // 2 + 5 (y % 2)``, 10 blocks of
-    1000 steps, batch 100; the gated-network paper's Sec. 6 on sklearn's 8x8 digits),
-    ``gated-mlp`` vs ``gated-mlp-forgetful`` with their defaults, ``n_seeds`` seeds. Switch
-    time: steps after a switch until online accuracy >= 0.85. Checks:
-
-    - late switch time (mean of the last 5 switches, mean over seeds): flexible <= 0.5 x forgetful;
-    - flexible: late / early (first 3 switches) <= 0.5.
-    """
-    labels = {"flexible": "gated-mlp", "forgetful": "gated-mlp-forgetful"}
-    specs = [s for m in labels.values() for s in seeds("digit-switch", m, n_seeds, **overrides)]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nonlinear-switch"), "nonlinear-switch")
-    runs = {label: [r for r in results if r.config["model"] == m] for label, m in labels.items()}
-    summary = {}
-    for label, rs in runs.items():
-        times = [M.switch_time_summary(M.switch_time(r.log, "accuracy", 0.85)) for r in rs]
-        summary[label] = {k: float(np.mean([t[k] for t in times])) for k in times[0]}
-        summary[label]["final_accuracy"] = float(np.mean([r.metrics["final_accuracy"] for r in rs]))
-    flex, forget = summary["flexible"], summary["forgetful"]
-    ratio_models = flex["switch_time_late"] / max(forget["switch_time_late"], 1e-9)
-    ratio_blocks = flex["switch_time_late"] / max(flex["switch_time_early"], 1e-9)
-    checks = [
-        Check("late switch time to 85% accuracy, flexible / forgetful", ratio_models, "<= 0.5", ratio_models <= 0.5),
-        Check("flexible: switch time last 5 / first 3 switches", ratio_blocks, "<= 0.5", ratio_blocks <= 0.5),
-    ]
-    notes = [f"{label}: switch time {s['switch_time_early']:.1f} -> {s['switch_time_late']:.1f} steps (first 3 -> "
-             f"last 5 switches), censored {s['switch_censored']:.0%}, final online accuracy {s['final_accuracy']:.3f}"
-             for label, s in summary.items()]
-    # gates at the last 4 block ends: one-hot in magnitude? which path per task, and its sign
-    share, states = [], set()
-    for r in runs["flexible"]:
-        block_tasks = r.log.groupby("block")["task"].first().to_numpy()
-        for b in range(max(0, len(block_tasks) - 4), len(block_tasks)):
-            g = r.probes["gates"][b]
-            share.append(float(np.abs(g).max() / max(np.abs(g).sum(), 1e-12)))
-            p = int(np.abs(g).argmax())
-            states.add((int(block_tasks[b]), r.config["seed"], p, "+" if g[p] > 0 else "-"))
-    n_neg = sum(1 for s in states if s[3] == "-")
-    notes.append(f"flexible gates at the last 4 block ends: the largest |gate| holds {np.mean(share):.0%} of |c|_1 "
-                 f"(mean); in {n_neg} of {len(states)} (task, seed) pairs that gate is negative (the soft "
-                 "non-negativity penalty loses to cross-entropy: a sign-flipped path)")
-    from switchbench.models.gated_mlp import feature_config, feature_network
-    notes.append(f"frozen feature MLP (feature_seed 0): {feature_network(feature_config(0))[1]:.3f} test accuracy on "
-                 "digit identity; steps are the unit (dt = 0.1 only scales the gate step)")
-    wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
-    notes.append(f"{len(results)} runs, {wall:.2f} ms per learning step")
-    out = figures if figures is not None else cache_root() / "reports" / "nonlinear-switch"
-    return Report("nonlinear-switch", checks, notes, [plots.nonlinear_switch(runs, Path(out) / "nonlinear_switch.png")])
-
-
-SWITCH_COST_SETUP = {"schedule": "pure-mixed", "n_blocks": 8, "block_size": 1000}
-PREPARATION_SETUP = {"mode": "sequence", "schedule": "aabb", "n_trials": 8, "n_blocks": 4, "block_size": 500}
-PREPARATION_CSI = (0, 2)
-
-
-def switch_cost(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                **overrides) -> Report:
-    """Cued parity/magnitude switching on digits: the networks' switch cost beside the human pattern.
-
-    The switch cost of networks trained on cued AABB runs, its size and its change with
-    practice, with mixing costs and congruency effects, beside the human pattern.
-
-    ``cued-switch`` in trial mode (one step = one cued trial position for the whole batch),
-    schedule ``pure-mixed`` (pure parity, pure magnitude, AABB, AABB, ... 8 blocks of 1000
-    steps), models ``gated-mlp`` (frozen features, fast gates, the cue only into the
-    readout) and ``mlp-cued`` (trainable MLP, cue with the pixels), defaults, ``n_seeds`` seeds.
-
-    Switch cost = loss (cross-entropy) or error on switch trials minus repeat trials in the
-    AABB blocks. Check, per model: the switch cost in loss is positive (95% t-interval over
-    seeds above 0). The error cost, its change over practice (first vs last 2 mixed
-    blocks), the mixing cost and the congruency effect are reported without a criterion.
-
-    Preparation (report only): a ``gru`` on cued AABB trial *sequences* (sequence mode, 8
-    trials per sequence, 4 blocks of 500 steps) with a cue-stimulus interval of 0 or 2
-    steps; its switch cost at each.
-    """
-    setup = {**SWITCH_COST_SETUP, **overrides}
-    nets = {"gated-mlp": ("gated-mlp", {}), "mlp-cued": ("mlp-cued", {})}
-    specs = {label: seeds("cued-switch", m, n_seeds, **setup, **kw) for label, (m, kw) in nets.items()}
-    results = _ok(run_many([s for ss in specs.values() for s in ss], jobs=jobs, progress=progress,
-                           desc="switch-cost"), "switch-cost")
-    runs = {label: results[i * n_seeds:(i + 1) * n_seeds] for i, label in enumerate(nets)}
-    checks, notes = [], []
-    for label, rs in runs.items():
-        m, lo, hi = _t_interval([r.metrics["switch_cost_loss"] for r in rs])
-        checks.append(Check(f"{label}: switch cost, cross-entropy (switch - repeat trials)", m,
-                            "> 0 with the 95% interval above 0", bool(lo > 0)))
-        e = {k: _t_interval([r.metrics[k] for r in rs]) for k in
-             ("switch_cost_error", "switch_cost_error_early", "switch_cost_error_late", "mixing_cost_error",
-              "congruency_effect_error", "final_accuracy")}
-        fmt = lambda t: f"{t[0]:+.4f} [{t[1]:+.4f}, {t[2]:+.4f}]"  # noqa: E731
-        notes.append(f"{label}: loss switch cost {m:+.4f} [{lo:+.4f}, {hi:+.4f}]; error switch cost "
-                     f"{fmt(e['switch_cost_error'])} (first 2 mixed blocks {e['switch_cost_error_early'][0]:+.4f} -> "
-                     f"last 2 {e['switch_cost_error_late'][0]:+.4f}); mixing cost (error) {fmt(e['mixing_cost_error'])}; "
-                     f"congruency effect (error) {fmt(e['congruency_effect_error'])}; "
-                     f"final accuracy {e['final_accuracy'][0]:.3f}")
-        if e["congruency_effect_error"][0] > 0.3:
-            notes.append(f"{label}: incongruent trials near chance in mixed blocks (congruency effect "
-                         f"{e['congruency_effect_error'][0]:+.2f}): it does not map the cue onto the task there, "
-                         "so its switch cost reflects carry-over of the last trials' state, not a cued task set")
-    # preparation: a recurrent network on cued trial sequences, short vs long cue-stimulus interval
-    keep = {k: v for k, v in overrides.items() if k in ("n_blocks", "block_size", "batch_size", "k_adapt", "n_eval")}
-    seq = {**PREPARATION_SETUP, **keep}
-    prep_specs = [s for csi in PREPARATION_CSI for s in seeds("cued-switch", "gru", n_seeds, csi=csi, **seq)]
-    prep = _ok(run_many(prep_specs, jobs=jobs, progress=progress, desc="switch-cost (gru)"), "switch-cost")
-    for i, csi in enumerate(PREPARATION_CSI):
-        rs = prep[i * n_seeds:(i + 1) * n_seeds]
-        m, lo, hi = _t_interval([r.metrics["switch_cost_loss"] for r in rs])
-        em = _t_interval([r.metrics["switch_cost_error"] for r in rs])[0]
-        acc = float(np.mean([r.metrics["final_accuracy"] for r in rs]))
-        notes.append(f"gru, sequence mode, csi {csi} (cue shown {csi} steps before the digit): loss switch cost "
-                     f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}], error switch cost {em:+.4f}, final accuracy {acc:.3f} "
-                     "(report only, no criterion)")
-    results = results + prep
-    notes.append("people (Rogers & Monsell 1995; Monsell 2003): switch costs of tens to hundreds of ms and a few % "
-                 "errors that shrink with preparation time but leave a residual cost, shrink only partly with "
-                 "practice, plus mixing costs and congruency effects; values above are [95% t-intervals] over seeds")
-    wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
-    notes.append(f"{len(results)} runs, {wall:.2f} ms per learning step; setup {setup}")
-    out = figures if figures is not None else cache_root() / "reports" / "switch-cost"
-    return Report("switch-cost", checks, notes, [plots.switch_cost(runs, Path(out) / "switch_cost.png")])
-
-
-FINDINGS["nonlinear-switch"] = nonlinear_switch
-FINDINGS["switch-cost"] = switch_cost
-
-
 # --- composition and curriculum structure (gated-network paper, Figs. 4-5) ---------------
 
 COMPOSITION = {
@@ -289,6 +103,7 @@ COMPOSITION = {
 }
 
 
+@finding("nta-composition")
 def nta_composition(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True) -> Report:
     """Composition: composed tasks start at a lower loss for the flexible model than for its lam = 0 control.
 
@@ -362,6 +177,7 @@ def nta_composition(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None
     return Report("nta-composition", checks, notes, [])
 
 
+@finding("curriculum-blocked-vs-interleaved")
 def curriculum_blocked_vs_interleaved(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None,
                                       progress: bool = True) -> Report:
     """Blocked vs interleaved curricula: final loss, forgetting and specialisation of gated and ungated models.
@@ -394,6 +210,7 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, jobs: int = 1, figures: 
                   [fig])
 
 
+@finding("block-size-switching")
 def block_size_switching(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True) -> Report:
     """Switching accelerates with block size (equal training time), for the flexible model.
 
@@ -478,6 +295,7 @@ def _fig5_frame(values: dict, name: str, blocks, cols) -> pd.DataFrame:
                         columns=pd.Index([label(v) for v in cols], name=xlabel))
 
 
+@finding("nta-fig5")
 def nta_fig5(n_seeds: int = 4, jobs: int = 1, figures: Path | None = None, progress: bool = True,
              sampler: str | None = "wishart", blocks=FIG5_BLOCKS, tau_cs=FIG5_TAU_C, lams=FIG5_LAM,
              t_total: float = 7.0) -> Report:
@@ -556,147 +374,3 @@ def nta_fig5(n_seeds: int = 4, jobs: int = 1, figures: Path | None = None, progr
     out = Path(figures) if figures is not None else cache_root() / "reports" / "nta-fig5"
     fig = plots.nta_fig5(tables, out / "nta_fig5.png")
     return Report("nta-fig5", checks, notes, [fig])
-
-
-FINDINGS["nta-fig5"] = nta_fig5
-
-
-FINDINGS["nta-composition"] = nta_composition
-FINDINGS["curriculum-blocked-vs-interleaved"] = curriculum_blocked_vs_interleaved
-FINDINGS["block-size-switching"] = block_size_switching
-
-
-# --- cognitive tasks: modular latent primitives and continual learning (issue 6) -----------
-
-#: molap-efficiency / molap-robustness: each task is learned by networks that never saw it
-MOLAP_HELD_OUT = ("yang19.dlyanti-v0", "yang19.dlygo-v0")
-MOLAP_SETUP = {"n_blocks": 1, "block_size": 1500}
-MOLAP_MODELS = {"leaky-rnn": {}, "modular-primitives": {"corpus": "molap9", "hold_out": True}}
-
-
-def _molap_runs(n_seeds: int, jobs: int, progress: bool, setup: dict | None, model_params: dict | None,
-                desc: str) -> list:
-    """One run per held-out task, model and seed (shared by the two molap findings: cached once)."""
-    setup = {**MOLAP_SETUP, **(setup or {})}
-    specs = [s for env in MOLAP_HELD_OUT for m, kw in MOLAP_MODELS.items()
-             for s in seeds("cognitive-switch", m, n_seeds, envs=[env], **setup, **kw,
-                            **(model_params or {}).get(m, {}))]
-    return _ok(run_many(specs, jobs=jobs, progress=progress, desc=desc), desc)
-
-
-def _held_out_name(r) -> str:
-    return r.config["paradigm_params"]["envs"][0].removeprefix("yang19.").removesuffix("-v0")
-
-
-def molap_efficiency(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                     setup: dict | None = None, model_params: dict | None = None) -> Report:
-    """Modular primitives learn a held-out task with far fewer trained parameters at comparable performance.
-
-    Each task of ``MOLAP_HELD_OUT`` (dlyanti, dlygo of the molap9 corpus) is learned alone
-    (one block of 1500 batches of 64 trials, neurogym defaults, dt 100 ms) by ``leaky-rnn``
-    (Yang et al.: every weight trained) and by ``modular-primitives`` pretrained on the other
-    eight molap9 tasks (``corpus="molap9", hold_out=True``: its modules never saw the task),
-    which then trains only that task's input and output weights. Measured: parameters changed
-    while learning the task (``params_changed_per_task``) and Yang et al.'s performance of the
-    final model on held-out trials. Checks: leaky-rnn changes >= 10x as many parameters; the
-    modular network's held-out performance is within 0.1 of leaky-rnn's (mean over tasks and
-    seeds)."""
-    results = _molap_runs(n_seeds, jobs, progress, setup, model_params, "molap-efficiency")
-    rows = [{"model": r.config["model"], "task": _held_out_name(r), "seed": r.config["seed"],
-             "parameters changed": r.metrics["params_changed_per_task"],
-             "held-out performance": float(r.robustness.query("kind == 'none'")["score"].mean()),
-             "final online performance": r.metrics["final_performance"]} for r in results]
-    df = pd.DataFrame(rows)
-    mean = df.groupby("model")[["parameters changed", "held-out performance"]].mean()
-    ratio = float(mean.loc["leaky-rnn", "parameters changed"] / mean.loc["modular-primitives", "parameters changed"])
-    gap = float(mean.loc["leaky-rnn", "held-out performance"] - mean.loc["modular-primitives", "held-out performance"])
-    checks = [Check("parameters changed while learning the held-out task, leaky-rnn / modular-primitives", ratio,
-                    ">= 10", ratio >= 10),
-              Check("held-out performance, leaky-rnn minus modular-primitives", gap, "<= 0.1 (comparable)",
-                    gap <= 0.1)]
-    table = df.groupby(["task", "model"])[["parameters changed", "held-out performance",
-                                           "final online performance"]].mean()
-    long = df.melt(id_vars=["model", "task", "seed"], value_vars=["parameters changed", "held-out performance"],
-                   var_name="measure")
-    out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
-    fig = plots.grouped_bars(long, out / "molap_efficiency.png", x="task", hue="model")
-    return Report("molap-efficiency", checks, ["mean over seeds:\n" + table.round(3).to_string()], [fig])
-
-
-def molap_robustness(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                     setup: dict | None = None, model_params: dict | None = None) -> Report:
-    """Modular primitives vs the fully shared leaky RNN: performance drop under damage (a report).
-
-    The final networks of ``molap-efficiency`` (same runs, from the cache), each perturbation
-    of :data:`switchbench.benchmark.metrics.ROBUSTNESS` (recurrent weight noise, 10 and 30%
-    unit ablation, input noise; module silencing for the modular network only), 3 random
-    repeats, scored by Yang et al.'s performance on held-out trials. The check states the
-    modular-primitives claim (more robust than a fully shared network): its mean drop over
-    the perturbations both networks have is below leaky-rnn's. Module silencing (one of
-    three modules, a third of the units) is reported beside leaky-rnn's 30% unit ablation."""
-    results = _molap_runs(n_seeds, jobs, progress, setup, model_params, "molap-robustness")
-    rows = []
-    for r in results:
-        t = r.robustness
-        base = t[t["kind"] == "none"]["score"].mean()
-        for (kind, level), g in t[t["kind"] != "none"].groupby(["kind", "level"]):
-            rows.append({"model": r.config["model"], "task": _held_out_name(r), "seed": r.config["seed"],
-                         "perturbation": f"{kind} {level:g}", "measure": "performance drop",
-                         "value": float(base - g["score"].mean())})
-    df = pd.DataFrame(rows)
-    wide = df.groupby(["perturbation", "model"])["value"].mean().unstack("model")
-    both = wide.dropna()
-    ratio = float(both["modular-primitives"].mean() / max(both["leaky-rnn"].mean(), 1e-9))
-    checks = [Check("mean performance drop over shared perturbations, modular-primitives / leaky-rnn", ratio,
-                    "< 1 (modular more robust)", ratio < 1)]
-    out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
-    fig = plots.grouped_bars(df, out / "molap_robustness.png", x="perturbation", hue="model")
-    return Report("molap-robustness", checks, ["performance drop (held-out trials), mean over tasks and seeds:\n" +
-                                               wide.round(3).to_string()], [fig])
-
-
-#: cognitive-forgetting: the full suite's cognitive setting (go / anti, 6 blocks of 300 batches)
-FORGETTING_SETUP = {"envs": "yang19-pair", "n_blocks": 6, "block_size": 300}
-FORGETTING_MODELS = ("leaky-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "modular-primitives", "per-task-rnn")
-
-
-def cognitive_forgetting(n_seeds: int = 3, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                         setup: dict | None = None, model_params: dict | None = None) -> Report:
-    """Forgetting under a blocked schedule of cognitive tasks: leaky RNN, EWC, SI, gated RNN, modular primitives.
-
-    ``cognitive-switch`` with go / anti (Yang et al.'s tasks; anti reverses go's response)
-    blocked A B A B A B, 300 batches of 64 trials each, every model with its defaults
-    (``per-task-rnn``: the no-sharing reference). Forgetting (DESIGN.md) on held-out trials,
-    R0 (as is) and Rk (after 50 adaptation steps), and the final held-out performance. Checks:
-    the shared leaky RNN forgets (R0 > 0.05); EWC and SI each forget less than it; the modular
-    network, whose trained weights are per task, does not forget (R0 <= 0.01)."""
-    setup = {**FORGETTING_SETUP, **(setup or {})}
-    specs = [s for m in FORGETTING_MODELS
-             for s in seeds("cognitive-switch", m, n_seeds, **setup, **(model_params or {}).get(m, {}))]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="cognitive-forgetting"), "cognitive-forgetting")
-    rows = []
-    for r in results:
-        base = {"model": r.config["model"], "seed": r.config["seed"]}
-        rows += [{**base, "measure": "forgetting (R0)", "value": r.metrics["forgetting_R0"]},
-                 {**base, "measure": "forgetting (Rk)", "value": r.metrics["forgetting_Rk"]},
-                 {**base, "measure": "final held-out performance",
-                  "value": float(r.robustness.query("kind == 'none'")["score"].mean())
-                  if r.robustness is not None else float("nan")}]
-    df = pd.DataFrame(rows)
-    table = df.groupby(["model", "measure"])["value"].mean().unstack("measure")
-    f0 = table["forgetting (R0)"]
-    checks = [Check("leaky-rnn forgetting (R0)", float(f0["leaky-rnn"]), "> 0.05 (a shared network forgets)",
-                    f0["leaky-rnn"] > 0.05)]
-    for m in ("leaky-rnn-ewc", "leaky-rnn-si"):
-        checks.append(Check(f"{m} forgetting (R0) minus leaky-rnn's", float(f0[m] - f0["leaky-rnn"]), "< 0",
-                            f0[m] < f0["leaky-rnn"]))
-    checks.append(Check("modular-primitives forgetting (R0)", float(f0["modular-primitives"]), "<= 0.01",
-                        f0["modular-primitives"] <= 0.01))
-    out = Path(figures) if figures is not None else cache_root() / "reports" / "cognitive-forgetting"
-    fig = plots.grouped_bars(df.dropna(subset=["value"]), out / "cognitive_forgetting.png", hue=None)
-    return Report("cognitive-forgetting", checks, ["mean over seeds:\n" + table.round(4).to_string()], [fig])
-
-
-FINDINGS["molap-efficiency"] = molap_efficiency
-FINDINGS["molap-robustness"] = molap_robustness
-FINDINGS["cognitive-forgetting"] = cognitive_forgetting
