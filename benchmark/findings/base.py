@@ -19,8 +19,30 @@ from switchbench.errors import SwitchbenchError
 FINDINGS: dict = {}
 
 
+def model_overrides(overrides: dict | None, model: str) -> dict:
+    """The ``--set``-style overrides for one model's runs of a finding.
+
+    Every finding takes ``overrides``: plain keys (``paradigm.key`` / ``model.key`` to force a
+    side, as ``--set``) apply to every run; a key written ``MODEL/key`` only to that model's.
+
+    >>> model_overrides({"n_blocks": 4, "leaky-rnn/lr": 0.1, "gru/lr": 0.2}, "leaky-rnn")
+    {'n_blocks': 4, 'lr': 0.1}
+    """
+    out = {}
+    for key, value in (overrides or {}).items():
+        model_name, sep, bare = key.rpartition("/")
+        if not sep:
+            out[key] = value
+        elif model_name == model:
+            out[bare] = value
+    return out
+
+
 def finding(name: str):
-    """Register a finding function under ``name`` (``switchbench reproduce NAME``)."""
+    """Register a finding function under ``name`` (``switchbench reproduce NAME``).
+
+    One signature for every finding: ``fn(n_seeds=<its default>, *, jobs=1, overrides=None,
+    figures=None, progress=True) -> Report`` (``overrides``: see :func:`model_overrides`)."""
     def register(fn):
         if name in FINDINGS:
             raise SwitchbenchError(f"finding {name!r} is registered twice")
