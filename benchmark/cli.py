@@ -77,19 +77,21 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    """Each finding's checks as PASS / FAIL / DIFFERS; exit 1 unless every check PASSes."""
     from switchbench.benchmark.findings import FINDINGS, reproduce
 
     names = args.findings or list(FINDINGS)
     for n in names:
         if n not in FINDINGS:
             reproduce(n)  # raises the unknown-name error
+    overrides = parse_set(args.set)
     ok = True
     for n in names:
-        kw = {"jobs": args.jobs, **({"figures": Path(args.figures)} if args.figures else {})}
+        kw = {"jobs": args.jobs, "overrides": overrides, **({"figures": Path(args.figures)} if args.figures else {})}
         if args.seeds:
             kw["n_seeds"] = args.seeds
         report = reproduce(n, **kw)
-        print(f"== {n}")
+        print(f"== {n}: " + ", ".join(f"{k} {v}" for k, v in report.counts().items()))
         for c in report.checks:
             print(c.line())
         for note in report.notes:
@@ -129,8 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a paradigm or model parameter (paradigm.KEY= / model.KEY= where both have it)")
     s.set_defaults(fn=cmd_run)
-    s = sub.add_parser("reproduce", help="re-measure paper findings, each with value and PASS/FAIL")
+    s = sub.add_parser("reproduce", help="re-measure paper findings: each check PASS, FAIL or DIFFERS (we, the "
+                       "paper's code or the published figure disagree); exit 1 unless every check passes")
     s.add_argument("findings", nargs="*")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a run parameter of every run (MODEL/KEY: one model's runs; finding.KEY: the "
+                        "finding's own options, e.g. its grid)")
     s.add_argument("--jobs", type=int, default=1)
     s.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the finding's own)")
     s.add_argument("--figures", default=None, help="folder for figures (default: under the cache)")
