@@ -89,8 +89,8 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
                             "<= 0.2" if flexible else "> 0.2 (no such fall)", ratio <= 0.2 if flexible else ratio > 0.2))
         pub = [paper[(f"flexible: switch time {w} (time units)", "published")] for w in ("first 3", "last 5")]
         notes.append(f"{label}: switch time {early * dt:.3f} -> {late * dt:.3f} time units "
-                     f"({early:.0f} -> {late:.0f} steps, dt = {dt:g}; published: {pub[0]:.2f} -> {pub[1]:.2f} for the "
-                     "flexible model)")
+                     f"({early:.0f} -> {late:.0f} steps, dt = {dt:g}"
+                     + (f"; published: {pub[0]:.2f} -> {pub[1]:.2f})" if flexible else ")"))
     wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
     engines = sorted({f"batched, {r.config['runner']['sampler']} sampler" if "sampler" in r.config["runner"]
                       else "per-seed loop" for r in results})
@@ -331,15 +331,16 @@ def fig5_disagreements(cells: dict, tolerance: float = FIG5_TOLERANCE) -> list[s
     """Cells whose sources spread by more than ``tolerance``: ``cells`` maps a cell label to
     ``{source: value}`` (missing sources absent); one line per disagreeing cell.
 
-    >>> fig5_disagreements({"10, 5": {"published": 0.9998, "paper code": 0.52, "ours": 0.51},
-    ...                     "1, 1": {"published": 0.70, "paper code": 0.69}})
-    ['10, 5: published 0.9998, paper code 0.5200, ours 0.5100']
+    >>> fig5_disagreements({"10, 5": {"published": 0.9998, "paper code": 0.52, "ours": float("nan")},
+    ...                     "1, 1": {"published": 0.70, "paper code": 0.69, "ours": 0.71}})
+    ['10, 5: published 0.9998, paper code 0.5200, ours n/a']
     """
     out = []
     for label, vals in cells.items():
         v = [x for x in vals.values() if np.isfinite(x)]
         if len(v) > 1 and max(v) - min(v) > tolerance:
-            out.append(f"{label}: " + ", ".join(f"{src} {x:.4f}" for src, x in vals.items()))
+            out.append(f"{label}: " + ", ".join(f"{src} {x:.4f}" if np.isfinite(x) else f"{src} n/a"
+                                                for src, x in vals.items()))
     return out
 
 
