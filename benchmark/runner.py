@@ -103,7 +103,26 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
         else:
             raise SwitchbenchError(f"unknown parameter {key!r}; paradigm: {', '.join(sorted(env_params))}; "
                                    f"model: {', '.join(sorted(model_params)) or '(none)'}")
+    for kw, defaults in ((env_kw, env_params), (model_kw, model_params)):
+        for key, value in kw.items():
+            check_type(key, value, defaults[key])
     return {**env_params, **env_kw}, {**model_params, **model_kw}
+
+
+def check_type(key: str, value, default) -> None:
+    """A parameter's value must have its default's type: a bool for a bool, an integer for
+    an integer, a number for a float (other defaults, such as None or a string, are left to
+    the paradigm or model to check)."""
+    if isinstance(default, bool):
+        ok, what = isinstance(value, (bool, np.bool_)), "true or false"
+    elif _is_int(default):
+        ok, what = _is_int(value), "an integer"
+    elif isinstance(default, float):
+        ok, what = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
+    else:
+        return
+    if not ok:
+        raise SwitchbenchError(f"{key} must be {what}, got {value!r}")
 
 
 def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:
