@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("suite", nargs="?", default=None)
             s.add_argument("--out", default="results", help="folder for scores, leaderboard and figures")
             s.set_defaults(fn=cmd_leaderboard)
-        s.add_argument("--jobs", type=positive_int, default=1, help="parallel runs (local workers or Slurm array tasks)")
+        s.add_argument("--jobs", type=positive_int, default=1,
+                       help="parallel runs (local workers or Slurm array tasks)")
         s.add_argument("--backend", choices=("local", "slurm"), default="local")
         s.add_argument("--threads", type=positive_int, default=1, help="torch threads (and Slurm CPUs) per run")
         s.add_argument("--no-cache", action="store_true", help=NO_CACHE)

@@ -230,7 +230,8 @@ def slug(name: str) -> str:
 
 
 def run_dir(config: dict) -> Path:
-    return cache_root() / "runs" / slug(config["paradigm"]) / f"{slug(config['model'])}-seed{config['seed']}-{run_key(config)}"
+    name = f"{slug(config['model'])}-seed{config['seed']}-{run_key(config)}"
+    return cache_root() / "runs" / slug(config["paradigm"]) / name
 
 
 def make_config(short: str, gym_id: str, env_params: dict, model: str, model_params: dict, seed: int,
@@ -390,7 +391,8 @@ def _call(what: str, fn, *args):
         if isinstance(out, torch.Tensor) and out.numel() == 1:
             return float(out)
         if not isinstance(out, numbers.Real) or isinstance(out, bool):
-            raise SwitchbenchError(f"{what} returned {type(out).__name__}, expected a number (the loss before the update)")
+            raise SwitchbenchError(f"{what} returned {type(out).__name__}, expected a number (the loss before "
+                                   "the update)")
         return float(out)
     if call == "predict" and not isinstance(out, torch.Tensor):
         raise SwitchbenchError(f"{what} returned {type(out).__name__}, expected a torch.Tensor")

@@ -231,10 +231,12 @@ def metrics_table(results) -> pd.DataFrame:
 
 #: the suite file's schema: key -> (type, what it must be); anything else is refused
 MAX_SEEDS = 10_000
-SUITE_FIELDS = {"name": (str, "a name of letters, digits, '.', '_' or '-'"), "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
+SUITE_FIELDS = {"name": (str, "a name of letters, digits, '.', '_' or '-'"),
+                "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
                 "paradigm": (list, "an array of [[paradigm]] tables")}
 PARADIGM_FIELDS = {"name": (str, "a paradigm name"), "models": (list, '"*" or a list of model names'),
-                   "seeds": (int, f"an integer in 1..{MAX_SEEDS}"), "set": (dict, "a table of parameters, e.g. { n_blocks = 10 }")}
+                   "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
+                   "set": (dict, "a table of parameters, e.g. { n_blocks = 10 }")}
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

@@ -216,7 +216,8 @@ def make_broken(spec, seed):
 def test_a_paradigm_whose_runs_all_fail_leaves_the_others_ranked_and_exits_1(tmp_path, capsys):
     suite = tmp_path / "s.toml"
     suite.write_text('name = "partial"\nseeds = 1\n'
-                     '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = { n_blocks = 3, block_size = 20 }\n'
+                     '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\n'
+                     'set = { n_blocks = 3, block_size = 20 }\n'
                      '[[paradigm]]\nname = "digit-switch"\nmodels = ["test_reliability:make_broken"]\n'
                      'set = { n_blocks = 2, block_size = 5 }\n')
     assert main(["leaderboard", str(suite), "--out", str(tmp_path / "out")]) == 1
@@ -319,7 +320,8 @@ def test_property_bad_command_lines_are_one_line_and_exit_2(data, tmp_path_facto
         argv = ["run", "--paradigm", "blocked-linear", "--model", name]
     elif kind == "module":
         name = data.draw(st.sampled_from(["..x", ".x", "zz_nonexistent_mod", "os.path..x", "1bad"]))
-        argv = ["run", "--paradigm", "blocked-linear", "--model", f"{name}:{data.draw(st.sampled_from(['y', '', 'a.b']))}"]
+        attr = data.draw(st.sampled_from(["y", "", "a.b"]))
+        argv = ["run", "--paradigm", "blocked-linear", "--model", f"{name}:{attr}"]
     elif kind == "set":
         argv = [*base, "--set", "n_blocks=2", "--set", "block_size=10", "--set", data.draw(PARAM_BAD)]   # the last wins
     elif kind == "key":
@@ -378,8 +380,8 @@ def _is_bad(where, key, value) -> bool:
     if where == "top":
         return key != "name" or not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value)
     if where == "entry":
-        return not (key == "name" and isinstance(value, str) and value in R.PARADIGMS or key == "models" and value == "*"
-                    or key == "set" and value == {})
+        return not (key == "name" and isinstance(value, str) and value in R.PARADIGMS
+                    or key == "models" and value == "*" or key == "set" and value == {})
     if key in ("n_blocks", "block_size", "batch_size", "n_eval"):
         return not is_int or value < 1 or value > 10**10
     if key == "k_adapt":
