@@ -375,6 +375,10 @@ def _split(t: torch.Tensor, chunks: int, sequence: bool) -> list[torch.Tensor]:
     return list(torch.chunk(t, chunks, dim=1 if sequence else 0))
 
 
+SHAPE_HINT = ("; size the model from its spec: spec.input_size features per sample (the task cue included), "
+              "spec.output_size outputs, batches (time, batch, features) where spec.sequence")
+
+
 def _call(what: str, fn, *args):
     """Call into a model; anything it raises, or a return value of the wrong type, becomes
     one clear line naming the model and the call (``learn`` returns a float, ``predict`` a tensor)."""
@@ -385,7 +389,10 @@ def _call(what: str, fn, *args):
     except MemoryError:
         raise SwitchbenchError(f"{what} ran out of memory") from None
     except Exception as e:  # noqa: BLE001 - third-party models may raise anything
-        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if isinstance(e, RuntimeError) and "shape" in msg:   # e.g. torch's "mat1 and mat2 shapes cannot be multiplied"
+            msg += SHAPE_HINT
+        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from None
     call = what.rsplit(": ", 1)[-1]
     if call == "learn":
         if isinstance(out, torch.Tensor) and out.numel() == 1:
@@ -538,8 +545,9 @@ def _run(config: dict, env, entry: models.ModelEntry, progress: bool) -> RunResu
                 for name, v in learner.probe().items():
                     probes.setdefault(name, []).append(v.detach().cpu().numpy())
 
-    log = pd.DataFrame({"paradigm": short, "model": model, "seed": int(seed), **cols, **probe_cols})
+    log = pd.DataFrame({"paradigm": short, "model": models.label(model), "seed": int(seed), **cols, **probe_cols})
     log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+    add_time(log, model_params)
     R0, Rk = np.asarray(R0), np.asarray(Rk)
     probes = {k: np.stack(v) for k, v in probes.items()}
     metrics = compute_metrics(log, R0, Rk, probes, env, config)
@@ -551,6 +559,19 @@ def _run(config: dict, env, entry: models.ModelEntry, progress: bool) -> RunResu
         robust = robustness(learner, env, held_out, privileged, eval_int, label)
         metrics.update(M.robustness(robust))
     return RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust)
+
+
+def add_time(log: pd.DataFrame, model_params: dict) -> None:
+    """A ``time`` column (step x dt) for continuous-time models, those with a hyperparameter
+    ``dt`` (e.g. ``gated-linear``: dt = 1e-3), so that runs compare with papers that plot time.
+
+    >>> log = pd.DataFrame({"step": [0, 1, 2]})
+    >>> add_time(log, {"dt": 0.01}); log["time"].tolist()
+    [0.0, 0.01, 0.02]
+    """
+    dt = model_params.get("dt")
+    if isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0:
+        log["time"] = log["step"] * float(dt)
 
 
 def new_task_blocks(sched) -> np.ndarray:

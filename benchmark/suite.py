@@ -25,6 +25,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from switchbench import models
 from switchbench.benchmark.runner import RunResult, cache_mode, cache_root, configure, load_cached, run
 from switchbench.errors import SwitchbenchError
 
@@ -214,15 +215,16 @@ def seeds(paradigm: str, model: str, n: int, **overrides) -> list[RunSpec]:
 
 
 def metrics_table(results) -> pd.DataFrame:
-    """Tidy long table: paradigm, model, seed, metric, value (failed runs as ``failed`` rows)."""
+    """Tidy long table: paradigm, model, seed, metric, value (failed runs as ``failed`` rows); a
+    ``module:factory`` model is labelled by its registered name (:func:`switchbench.models.label`)."""
     rows = []
     for r in results:
         if isinstance(r, Failure):
-            rows.append({"paradigm": r.spec.paradigm, "model": r.spec.model, "seed": r.spec.seed,
+            rows.append({"paradigm": r.spec.paradigm, "model": models.label(r.spec.model), "seed": r.spec.seed,
                          "metric": "failed", "value": float("nan"), "reason": r.reason})
             continue
         for name, value in r.metrics.items():
-            rows.append({"paradigm": r.config["paradigm"], "model": r.config["model"], "seed": r.config["seed"],
+            rows.append({"paradigm": r.config["paradigm"], "model": models.label(r.config["model"]), "seed": r.config["seed"],
                          "metric": name, "value": value, "reason": ""})
     return pd.DataFrame(rows, columns=["paradigm", "model", "seed", "metric", "value", "reason"])
 
