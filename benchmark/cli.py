@@ -1,6 +1,8 @@
 """The ``switchbench`` command line (see ``switchbench --help``).
 
-Errors are one line on stderr and a non-zero exit, never a traceback.
+Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+(torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
+``--version`` answer at once.
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import json
 import shutil
 import sys
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from switchbench.errors import SwitchbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LISTABLE = ("paradigms", "models", "metrics", "findings")
 
@@ -38,11 +41,15 @@ def parse_set(items: list[str]) -> dict:
 
 
 def _table(df: pd.DataFrame) -> str:
+    import pandas as pd
+
     with pd.option_context("display.width", 1000, "display.max_columns", 100, "display.float_format", "{:.4g}".format):
         return df.to_string()
 
 
 def cmd_list(args) -> int:
+    import pandas as pd
+
     what = args.what or "all"
     if what in ("paradigms", "all"):
         from switchbench.paradigms import PARADIGMS
@@ -100,6 +107,8 @@ def format_scores(scores: pd.DataFrame, fmt: str, paths: dict[int, str], width: 
 def metric_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per metric (in the order of ``METRICS``): ``better`` (higher / lower), and with
     more than one seed its ``mean`` and ``ci95`` (95% t-interval half-width), then each seed."""
+    import numpy as np
+    import pandas as pd
     from scipy import stats
 
     from switchbench.benchmark.metrics import METRICS

@@ -21,10 +21,8 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
 from switchbench.paradigms.schedules import Schedule, make_schedule
 
 
@@ -145,6 +143,10 @@ class SwitchEnv(gym.Env):
     def step(self, action):
         if self._sched is None or self._t >= self._sched.n_steps:
             raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
+        import torch   # here, not at import: `import switchbench` (and `switchbench --help`) stays light
+
+        from switchbench.losses import task_loss
+
         pred = torch.as_tensor(np.asarray(action))
         if tuple(pred.shape) != self.action_space.shape:
             raise SwitchbenchError(self._shape_error(tuple(pred.shape)))
