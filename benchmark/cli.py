@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
     if failed:
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
-    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results}))
+    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))
     return 0
 
 
