@@ -48,6 +48,8 @@ class TaskSpec:
     # tasks 0..n_base_tasks-1 are the building blocks (e.g. teachers); the rest are composed
     # from them. None: every task is a building block.
     n_base_tasks: int | None = None
+    # sequence paradigms in continuous time: ms per time step (models derive alpha = dt / tau)
+    dt: float | None = None
 
 
 class SwitchEnv(gym.Env):
