@@ -89,6 +89,14 @@ def _ratio_checks(mean: pd.Series, measure: str, claim: str) -> list[Check]:
     return out
 
 
+def _censored_note(df: pd.DataFrame) -> list[str]:
+    """A warning line when no run met the criterion: the step checks then compare block lengths."""
+    if df["censored"].all():
+        return [f"no run met the criterion within its {int(df['steps to criterion'].max())} steps: the step checks "
+                "compare block lengths (FAIL by tie), not learning speed; lengthen the block (block_size) to measure it"]
+    return []
+
+
 def _corpus_note(results) -> str:
     kw = next(r.config["model_params"] for r in results if r.label == "modular-primitives")
     corpus, hold_out = kw.get("corpus", "molap9"), kw.get("hold_out", True)
@@ -126,7 +134,8 @@ def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
     fig = _figure(df, ["steps to criterion", "held-out performance", "parameters changed"], figures,
                   "molap_efficiency")
     return Report("molap-efficiency", checks, [_corpus_note(results), "mean over seeds (censored: fraction of runs "
-                                               "that never met the criterion):\n" + table.round(3).to_string()], [fig])
+                                               "that never met the criterion):\n" + table.round(3).to_string()]
+                  + _censored_note(df), [fig])
 
 
 @finding("molap-robustness")
@@ -155,7 +164,7 @@ def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
     checks = _ratio_checks(both.mean(), "mean performance drop over shared perturbations", "more robust")
     out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
     fig = plots.grouped_bars(df, out / "molap_robustness.png", x="perturbation", hue="model")
-    intact = pd.Series({r.label: held_out_performance(r) for r in results}).groupby(level=0).mean()
+    intact = pd.DataFrame([(r.label, held_out_performance(r)) for r in results]).groupby(0)[1].mean()
     return Report("molap-robustness", checks, [
         "intact held-out performance: " + ", ".join(f"{k} {v:.3f}" for k, v in intact.items()),
         "performance drop (held-out trials), mean over tasks and seeds:\n" + wide.round(3).to_string()], [fig])
@@ -177,4 +186,4 @@ def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | N
     table = df.groupby(["task", "model"])[["steps to criterion", "censored", "held-out performance"]].mean()
     fig = _figure(df, ["steps to criterion", "held-out performance"], figures, "molap_generalisation")
     return Report("molap-generalisation", checks, [_corpus_note(results), "mean over seeds:\n" +
-                                                   table.round(3).to_string()], [fig])
+                                                   table.round(3).to_string()] + _censored_note(df), [fig])
