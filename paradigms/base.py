@@ -51,6 +51,9 @@ class TaskSpec:
             the column is <= the threshold (>= for ``"accuracy"``).
         n_base_tasks: tasks ``0..n_base_tasks-1`` are the building blocks (e.g. teachers)
             and the rest are composed from them; None when every task is a building block.
+        dt: milliseconds per time step of a sequence paradigm in continuous time (the
+            cognitive paradigm: 20 by default, Yang et al.'s), from which recurrent models
+            derive ``alpha = dt / tau``; None where steps have no physical time.
     """
 
     name: str
@@ -66,6 +69,7 @@ class TaskSpec:
     task_names: tuple[str, ...] = ()
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
     n_base_tasks: int | None = None
+    dt: float | None = None
 
 
 class SwitchEnv(gym.Env):
