@@ -1,6 +1,8 @@
 """The ``switchbench`` command line (see ``switchbench --help``).
 
-Errors are one line on stderr and a non-zero exit, never a traceback.
+Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+(torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
+``--version`` answer at once.
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from switchbench.errors import SwitchbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LISTABLE = ("paradigms", "models", "metrics", "findings")
 NO_CACHE = "recompute every run, ignoring and overwriting its cache entry (default: load cached runs)"
@@ -63,11 +66,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def _table(df: pd.DataFrame) -> str:
+    import pandas as pd
+
     with pd.option_context("display.width", 1000, "display.max_columns", 100, "display.float_format", "{:.4g}".format):
         return df.to_string()
 
 
 def cmd_list(args) -> int:
+    import pandas as pd
+
     what = args.what or "all"
     if what in ("paradigms", "all"):
         from switchbench.paradigms import PARADIGMS
@@ -97,7 +104,7 @@ def cmd_run(args) -> int:
     if failed:
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
-    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results}))
+    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))
     return 0
 
 
@@ -125,6 +132,8 @@ def format_scores(scores: pd.DataFrame, fmt: str, paths: dict[int, str], width: 
 def metric_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per metric (in the order of ``METRICS``): ``better`` (higher / lower), and with
     more than one seed its ``mean`` and ``ci95`` (95% t-interval half-width), then each seed."""
+    import numpy as np
+    import pandas as pd
     from scipy import stats
 
     from switchbench.benchmark.metrics import METRICS

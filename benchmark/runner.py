@@ -524,8 +524,9 @@ def _run(config: dict, env, entry: models.ModelEntry, progress: bool) -> RunResu
         cols["loss"].append(-reward)
         if classification:
             cols["accuracy"].append(accuracy(pred, torch.from_numpy(info["target"])))
-        if "performance" in info:    # the paradigm's own trial score (e.g. Yang et al.'s performance)
-            cols.setdefault("performance", []).append(float(info["performance"]))
+        for k in ("performance", "performance_strict"):   # the paradigm's trial scores (e.g. Yang et al.'s)
+            if k in info:
+                cols.setdefault(k, []).append(float(info[k]))
         if "trial_switch" in info:   # trial-structured paradigms: switch / repeat, congruency columns
             for k, v in trial_stats(pred, info).items():
                 cols.setdefault(k, []).append(v)
@@ -683,8 +684,9 @@ def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: d
     out = {"final_loss": float(tail["norm_loss"].mean())}
     if "accuracy" in log:
         out["final_accuracy"] = float(tail["accuracy"].mean())
-    if "performance" in log:
-        out["final_performance"] = float(tail["performance"].mean())
+    for k in ("performance", "performance_strict"):
+        if k in log:
+            out[f"final_{k}"] = float(tail[k].mean())
     if "n_switch" in log:
         out.update(M.trial_metrics(log))
     out.update(M.switch_time_summary(M.switch_time(log, c["criterion"], c["threshold"])))
