@@ -52,6 +52,7 @@ class RunResult:
     Rk: np.ndarray                     # the same after k_adapt learning steps on a copy of the model
     probes: dict[str, np.ndarray] = field(default_factory=dict)   # name -> (n_blocks, ...) at block ends
     robustness: pd.DataFrame | None = None   # the final model under perturbations (models with ``perturb``)
+    cue_probes: pd.DataFrame | None = None   # the final model under composed rule cues (paradigms with cue probes)
     path: Path | None = None           # where the run is cached
 
     @property
@@ -309,10 +310,22 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
     if callable(getattr(learner, "perturb", None)):
         robust = robustness(learner, env, held_out, privileged, eval_int, label)
         metrics.update(M.robustness(robust))
-    result = RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust)
+    cue_table = after_curriculum_probes(learner, env, entry, config, label, metrics)
+    result = RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust,
+                       cue_probes=cue_table)
     if cache:
         result.path = save_run(result, path)
     return result
+
+
+def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
+    """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
+    held-out tasks: :mod:`switchbench.benchmark.probes`); adds their metrics, returns the cue table."""
+    from switchbench.benchmark.probes import run_probes
+
+    table, extra = run_probes(learner, env, entry, config, label)
+    metrics.update(extra)
+    return table
 
 
 def new_task_blocks(sched) -> np.ndarray:
@@ -458,6 +471,8 @@ def save_run(result: RunResult, path: Path) -> Path:
         np.savez_compressed(tmp / "arrays.npz", **arrays)
         if result.robustness is not None:
             result.robustness.to_csv(tmp / "robustness.csv", index=False)
+        if result.cue_probes is not None:
+            result.cue_probes.to_csv(tmp / "cue_probes.csv", index=False)
         (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1, sort_keys=True))
         try:
             os.replace(tmp, path)
@@ -480,5 +495,7 @@ def load_run(path: Path) -> RunResult:
     probes = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("probe.")}
     log = pd.read_csv(path / "log.csv.gz")
     robust = pd.read_csv(path / "robustness.csv") if (path / "robustness.csv").exists() else None
+    cue = pd.read_csv(path / "cue_probes.csv") if (path / "cue_probes.csv").exists() else None
     return RunResult(config=config, log=log, metrics=json.loads((path / "metrics.json").read_text()),
-                     R0=arrays["R0"], Rk=arrays["Rk"], probes=probes, robustness=robust, path=path)
+                     R0=arrays["R0"], Rk=arrays["Rk"], probes=probes, robustness=robust, path=path,
+                     cue_probes=cue)
