@@ -172,6 +172,8 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = No
                     "< 1 (pretrained primitives facilitate a new task)", molap < 1)]
     out = Path(figures) if figures is not None else cache_root() / "reports" / "compose"
     fig = plots.grouped_bars(df[df["measure"].isin(names[:3])], out / "zoo_transfer.png", x="model", hue=None)
-    return Report("zoo-transfer", checks, ["mean over seeds (steps: batches until normalised loss <= 0.2, "
-                                            "budget 300; censored: fraction that never met it):\n" +
-                                            table.round(3).to_string()], [fig])
+    c = results[0].config
+    what = (f"steps: batches until {c['runner']['criterion']} {'>=' if c['runner']['criterion'] == 'accuracy' else '<='} "
+            f"{c['runner']['threshold']:g}, budget {c['paradigm_params']['transfer_budget']}; censored: fraction that "
+            "never met it")
+    return Report("zoo-transfer", checks, [f"mean over seeds ({what}):\n" + table.round(3).to_string()], [fig])
