@@ -454,7 +454,7 @@ class CognitiveSwitchEnv(SwitchEnv):
 #: ``cognitive-compose``: six of Yang et al.'s tasks, rtanti held out; two composed cues
 COMPOSE_PRESET = {
     "envs": tuple(f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyanti", "rtgo", "rtanti")),
-    "schedule": "interleaved", "n_blocks": 2, "block_size": 900,
+    "schedule": "interleaved", "n_blocks": 1, "block_size": 1800,
     "held_out_tasks": ("rtanti",), "compose": {"dlyanti": "anti + dlygo - go", "rtanti": "anti + rtgo - go"},
     "transfer_budget": 300,
 }
@@ -463,8 +463,9 @@ COMPOSE_PRESET = {
 class CognitiveComposeEnv(CognitiveSwitchEnv):
     """``cognitive-compose`` (``switchbench/CognitiveCompose-v0``): ``CognitiveSwitch-v0`` with
     other defaults, :data:`COMPOSE_PRESET` (its ``task_spec`` is CognitiveSwitch-v0's: the same
-    environment). go, anti, dlygo, dlyanti and rtgo interleaved for 2 x 900 steps (blocks are
-    evaluation points); then dlyanti under ``anti + dlygo - go`` (``rule_composition_perf``),
+    environment). go, anti, dlygo, dlyanti and rtgo interleaved (a random task per batch, as
+    Yang et al. trained) for one block of 1800 steps (the budget of the leaderboard's
+    cognitive-switch entry; no switches, so no switch time or forgetting); then dlyanti under ``anti + dlygo - go`` (``rule_composition_perf``),
     rtanti, never trained, under ``anti + rtgo - go`` (``zero_shot_perf``), and rtanti learned
     for at most 300 steps after the curriculum and from scratch (``transfer_steps``). Every
     parameter of CognitiveSwitch-v0 can still be set."""
