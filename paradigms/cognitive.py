@@ -64,6 +64,16 @@ normalised loss <= 0.2. Not accuracy: the runner's accuracy counts every unmaske
 step, mostly fixation, so it is high before a response is learned; and not 0.1, which the
 noisy decision tasks (low coherences) cannot reach at their irreducible error.
 
+**Composition probes** (new parameters; the runner runs them after the curriculum,
+:mod:`switchbench.benchmark.probes`): ``held_out_tasks`` keeps tasks out of the curriculum
+(they keep their cue unit, inputs and outputs); ``compose`` (task -> expression such as
+``"anti + dlygo - go"``) scores the task's held-out trials with its rule cue replaced by the
+signed sum of those tasks' one-hot cues (Yang et al. 2019, Fig. 6), beside its own cue, the
+expression's leading parts and random cues of the same norm (:meth:`cue_probes`);
+``transfer_budget`` learns each held-out task for at most that many steps after the
+curriculum (:meth:`transfer_probe`, :meth:`train_batches`). The ``cognitive-compose``
+preset (:class:`CognitiveComposeEnv`) turns them on.
+
 >>> import gymnasium, switchbench
 >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=32, eval_pool_size=8, batch_size=4,
 ...                      n_blocks=2, block_size=3, pool_cache=False).unwrapped

@@ -194,3 +194,14 @@ def _blind(x, n):
     x = x.clone()
     x[..., -n:] = 0
     return x
+
+
+def test_cli_bad_cue_expression_is_one_line_and_exit_2(capsys):
+    from switchbench.benchmark.cli import main
+
+    code = main(["run", "--paradigm", "cognitive-switch", "--model", "leaky-rnn", "--set", "compose={'anti': 'go +'}",
+                 "--set", "pool_size=8", "--set", "eval_pool_size=8", "--set", "pool_cache=False"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert err == "switchbench: error: cannot read rule-cue expression 'go +' at '+': expected a sign and a task name; " \
+                  "tasks: yang19.go-v0, yang19.anti-v0"
