@@ -55,23 +55,23 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
     probe = env.transfer_probe()
     if probe is not None:
         criterion, threshold = config["runner"]["criterion"], config["runner"]["threshold"]
+        if criterion not in ("norm_loss", "loss", "accuracy"):
+            raise SwitchbenchError(f"{label}: the transfer probe scores norm_loss, loss or accuracy, "
+                                   f"not the criterion {criterion!r}")
 
         def steps(net, k: int) -> tuple[int, bool]:
             for i, (x, y) in enumerate(env.train_batches(k, probe.budget, (probe_int, k))):
                 x, y = torch.as_tensor(x), torch.as_tensor(y)
-                pred, loss = predict_loss(net, k, x, y, spec, privileged, label)
-                value = {"norm_loss": lambda: loss, "loss": lambda: loss * spec.null_loss[k],
-                         "accuracy": lambda: accuracy(pred, y)}.get(criterion)
-                if value is None:
-                    raise SwitchbenchError(f"{label}: the transfer probe scores norm_loss, loss or accuracy, "
-                                           f"not the criterion {criterion!r}")
-                if M._met(np.array([value()]), criterion, threshold)[0]:
+                pred, loss = predict_loss(net, k, x, y, spec, privileged, label)   # privileged: told the task
+                value = accuracy(pred, y) if criterion == "accuracy" else loss * (
+                    spec.null_loss[k] if criterion == "loss" else 1)
+                if M._met(np.array([value]), criterion, threshold)[0]:
                     return i + 1, False
-                _call(f"{label}: learn", net.learn, x, y)      # privileged: predict_loss told it the task
+                _call(f"{label}: learn", net.learn, x, y)
             return probe.budget, True
 
         fresh = entry.build(spec, _seed_int(model_ss), **config["model_params"])   # as run() built the learner
-        t = [dict(task=k, network=name, **dict(zip(("steps", "censored"), steps(net, k))))
-             for k in probe.tasks for name, net in (("curriculum", copy.deepcopy(learner)), ("scratch", copy.deepcopy(fresh)))]
-        metrics.update(M.transfer(pd.DataFrame(t)))
+        rows = [dict(task=k, network=name, **dict(zip(("steps", "censored"), steps(copy.deepcopy(net), k))))
+                for k in probe.tasks for name, net in (("curriculum", learner), ("scratch", fresh))]
+        metrics.update(M.transfer(pd.DataFrame(rows)))
     return table, metrics
