@@ -215,7 +215,8 @@ def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
     summary = summarise(scores)
     entries = []
     for (paradigm, model), g in summary.groupby(["paradigm", "model"]):
-        cfg = next((r.config for r in ok if r.config["paradigm"] == paradigm and r.config["model"] == model), None)
+        cfg = next((r.config for r in ok if r.config["paradigm"] == paradigm and models.label(r.config["model"]) == model),
+                   None)
         card = entry.card if (entry := _entry(model)) else None
         entries.append({
             "paradigm": paradigm, "paradigm_version": paradigm_ids.get(paradigm), "model": model,
