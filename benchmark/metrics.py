@@ -57,6 +57,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("transfer_steps_scratch", False, "steps to the switch criterion on a held-out task from a fresh network"),
     Metric("transfer_censored", False, "fraction of transfer runs (after the curriculum, from scratch) that never "
            "met the criterion within the budget"),
+    Metric("final_performance_strict", True, "the same with the cognitive paradigm's stricter score (fixation kept "
+           "at every fixation step; not Yang et al.'s)"),
     Metric("params", False, "trainable parameters"),
     Metric("params_changed_per_task", False, "parameters changed over the first block of each new task (mean)"),
     Metric("wall_ms_per_step", False, "wall time per learning step (ms), evaluation excluded"),

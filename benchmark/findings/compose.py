@@ -27,7 +27,7 @@ from switchbench.benchmark.suite import run_many, seeds
 #: yang-rule-composition: leaky-rnn, the four go / anti tasks interleaved (Yang et al.'s
 #: random rule per batch), one block, Dly Anti probed under Anti + Dly Go - Go
 YANG_SETUP = {"envs": [f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyanti")], "schedule": "interleaved",
-              "n_blocks": 1, "block_size": 4000, "compose": {"dlyanti": "anti + dlygo - go"}, "k_adapt": 0}
+              "dt": 100, "n_blocks": 1, "block_size": 4000, "compose": {"dlyanti": "anti + dlygo - go"}, "k_adapt": 0}
 YANG_CRITERION = 0.9          # every trained task's held-out performance before the probe (Yang et al.: 0.9)
 YANG_NEARLY = 0.8             # "nearly as well": composed / own performance at least this
 
