@@ -31,10 +31,10 @@ YANG_SETUP = {"envs": [f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyant
 YANG_CRITERION = 0.9          # every trained task's held-out performance before the probe (Yang et al.: 0.9)
 YANG_NEARLY = 0.8             # "nearly as well": composed / own performance at least this
 
-#: zoo-transfer: the cognitive-compose paradigm (its defaults); modular-primitives pretrains on
-#: the curriculum's tasks only (by default its corpus is all the paradigm's tasks, rtanti included)
+#: zoo-transfer: the cognitive-compose paradigm at its defaults (the leaderboard's runs), every
+#: recurrent model at its defaults (modular-primitives pretrains on molap9 less the paradigm's
+#: tasks: it never sees rtanti, nor any task of the curriculum)
 ZOO_MODELS = ("leaky-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "per-task-rnn", "modular-primitives", "gru")
-ZOO_PARAMS = {"modular-primitives": {"corpus": [f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyanti", "rtgo")]}}
 
 
 def _own_performance(results) -> pd.DataFrame:
@@ -79,7 +79,7 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | 
     with the rule input replaced (:mod:`switchbench.benchmark.probes`) by its own, Anti,
     Anti + Dly Go, Anti + Dly Go - Go (the paper's four rows) and 5 random cues of the
     composed cue's norm (our control). Checks: every task is learned (held-out performance
-    >= 0.9, the paper's criterion); the composed cue's performance is >= 0.8 of the own
+    >= 0.9, the paper's criterion; the other checks count only then); the composed cue's performance is >= 0.8 of the own
     cue's (``rule_composition_perf``; "nearly as well"); it beats the random control and
     each partial cue (Anti; Anti + Dly Go), as the paper's Fig. 6 comparisons."""
     results = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition")
@@ -89,14 +89,16 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | 
     ratio = float(np.mean([r.metrics["rule_composition_perf"] for r in results]))
     composed = float(mean["composed"].iloc[0])
     worst = float(own.groupby("task")["performance"].mean().min())
+    trained = worst >= YANG_CRITERION      # the paper's claims are about networks trained to criterion
+    random, partial = float(mean["random"].iloc[0]), float(mean["partial"].max())
     checks = [Check("lowest held-out performance of a trained task (own cue), mean over seeds", worst,
-                    f">= {YANG_CRITERION} (trained)", worst >= YANG_CRITERION),
+                    f">= {YANG_CRITERION} (trained)", trained),
               Check("Dly Anti performance, composed cue (anti + dlygo - go) / own cue", ratio,
-                    f">= {YANG_NEARLY} (nearly as well)", ratio >= YANG_NEARLY),
-              Check("Dly Anti performance, composed cue minus random cues of its norm", composed - float(mean["random"].iloc[0]),
-                    "> 0", composed > float(mean["random"].iloc[0])),
+                    f">= {YANG_NEARLY} (nearly as well), trained", trained and ratio >= YANG_NEARLY),
+              Check("Dly Anti performance, composed cue minus random cues of its norm", composed - random,
+                    "> 0, trained", trained and composed > random),
               Check("Dly Anti performance, composed cue minus the best partial cue (anti; anti + dlygo)",
-                    composed - float(mean["partial"].max()), "> 0", composed > float(mean["partial"].max()))]
+                    composed - partial, "> 0, trained", trained and composed > partial)]
     notes = ["held-out performance under each rule input, mean over seeds:\n" + mean.round(3).to_string(),
              "own-cue held-out performance per trained task, mean over seeds:\n" +
              own.groupby("task")["performance"].mean().round(3).to_string(),
@@ -125,11 +127,12 @@ def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, override
     zero = float(np.mean([r.metrics["zero_shot_perf"] for r in results]))
     with_training = float(_cue_table(trained).query("role == 'composed'")["performance"].mean())
     worst = float(own.groupby("task")["performance"].mean().min())
+    trained = worst >= YANG_CRITERION
     checks = [Check("lowest held-out performance of a trained task (own cue), mean over seeds", worst,
-                    f">= {YANG_CRITERION} (trained)", worst >= YANG_CRITERION),
+                    f">= {YANG_CRITERION} (trained)", trained),
               Check("zero-shot Dly Anti performance under anti + dlygo - go / the same when Dly Anti was trained",
-                    zero / with_training if with_training > 0 else float("nan"), "< 0.5 (much harder)",
-                    zero < 0.5 * with_training)]
+                    zero / with_training if with_training > 0 else float("nan"), "< 0.5 (much harder), trained",
+                    trained and zero < 0.5 * with_training)]
     notes = ["never-trained Dly Anti: held-out performance under each rule input, mean over seeds:\n" +
              mean.round(3).to_string(),
              f"zero_shot_perf {zero:.3f}, random-cue control {float(mean['random'].iloc[0]):.3f}; the same composed "
@@ -148,13 +151,13 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = No
     a copy of the trained network and by a fresh one of the same model and seed:
     ``transfer_steps`` = steps to the switch criterion (normalised loss <= 0.2) after the
     curriculum / from scratch, the steps-to-criterion measure of the MoLaP generalisation
-    claim. ``modular-primitives`` pretrains on the curriculum's five tasks (never rtanti).
+    claim. ``modular-primitives`` pretrains (its default) on molap9 less the paradigm's tasks.
     Checks: the shared leaky RNN learns rtanti faster after the curriculum (< 1); the
     per-task RNN, which shares nothing, exactly as fast (= 1); MoLaP's claim that pretrained
     modular primitives facilitate learning a new task: modular-primitives reaches the
     criterion in fewer steps than a leaky RNN from scratch."""
     specs = [s for m in ZOO_MODELS
-             for s in seeds("cognitive-compose", m, n_seeds, **{**ZOO_PARAMS.get(m, {}), **model_overrides(overrides, m)})]
+             for s in seeds("cognitive-compose", m, n_seeds, **model_overrides(overrides, m))]
     results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="zoo-transfer"), "zoo-transfer")
     names = ("transfer_steps", "transfer_steps_curriculum", "transfer_steps_scratch", "transfer_censored",
              "zero_shot_perf", "rule_composition_perf")
