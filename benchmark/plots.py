@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
 
 
@@ -105,7 +106,7 @@ def switch_curves(runs: list, path: Path) -> Path:
     for r in runs:
         t = r.switch_times
         rows.append(pd.DataFrame({"switch": np.arange(1, len(t) + 1), "switch time (steps)": t["switch_time"],
-                                  "model": r.config["model"], "seed": r.config["seed"]}))
+                                  "model": models.label(r.config["model"]), "seed": r.config["seed"]}))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sns.lineplot(pd.concat(rows), x="switch", y="switch time (steps)", hue="model", errorbar="se", marker="o", ax=ax)
     c = runs[0].config["runner"]

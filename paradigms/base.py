@@ -13,6 +13,12 @@ A paradigm subclasses :class:`SwitchEnv`, sets ``self.task_spec`` and implements
 trial structure may also override ``_make_curriculum(rng)`` (the per-step schedule) and
 ``_load(t)`` (the batch of step ``t``; what it puts in ``self._extra`` joins that step's
 ``info`` together with the target).
+
+**Optional probes** (after the curriculum; the runner calls them for every paradigm, and
+the defaults here offer none): ``cue_probes(seed)`` lists tasks to evaluate under other
+rule cues (:class:`CueProbe`; ``eval_batch_cued`` makes their inputs) and
+``transfer_probe()`` a :class:`TransferProbe` (tasks kept out of the curriculum, learned
+afterwards for a fixed budget from ``train_batches``). ``CognitiveSwitch-v0`` has both.
 """
 from __future__ import annotations
 
@@ -21,33 +27,85 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
 from switchbench.paradigms.schedules import Schedule, make_schedule
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A paradigm's own description, read by models (``make(spec, seed)``) and the runner."""
+    """A paradigm's own description (``env.unwrapped.task_spec``), read by models
+    (``make(spec, seed)``) and the runner.
 
-    name: str                      # the Gymnasium id
-    input_size: int                # features per sample, cue included
-    output_size: int               # outputs (regression) or classes (classification)
+    Attributes:
+        name: the Gymnasium id, e.g. ``"switchbench/BlockedLinear-v0"``.
+        input_size: features per sample, the task cue included (``cue=True`` adds ``n_tasks``).
+        output_size: outputs per sample (regression) or classes (classification: the
+            prediction holds one logit per class).
+        n_tasks: number of tasks, ids ``0..n_tasks-1`` (composed tasks included).
+        loss: the task loss, ``"mse"`` (half the squared error summed over outputs, averaged
+            over samples) or ``"cross_entropy"`` (targets are class indices, ``-100`` masked).
+        sequence: True when batches are ``(time, batch, features)``; else ``(batch, features)``.
+        null_loss: one per task, the loss of the best constant predictor (zero output for
+            regression, class frequencies for classification); normalised loss = loss / this.
+        schedule: ``"blocked"``, ``"interleaved"`` or a tuple of task ids, one per block.
+        batch_size: samples (or trials) per learning step.
+        kind: ``"regression"``, ``"classification"`` or ``"sequence"``; a model's card lists
+            the kinds it accepts (``register(..., kinds=...)``).
+        task_names: a readable name per task (e.g. ``("A", "B")``, neurogym ids).
+        switch_criterion: the default switch criterion, ``(log column, threshold)``: met when
+            the column is <= the threshold (>= for ``"accuracy"``).
+        n_base_tasks: tasks ``0..n_base_tasks-1`` are the building blocks (e.g. teachers)
+            and the rest are composed from them; None when every task is a building block.
+        dt: milliseconds per time step of a sequence paradigm in continuous time (the
+            cognitive paradigm: 20 by default, Yang et al.'s), from which recurrent models
+            derive ``alpha = dt / tau``; None where steps have no physical time.
+    """
+
+    name: str
+    input_size: int
+    output_size: int
     n_tasks: int
-    loss: str                      # "mse" or "cross_entropy"
-    sequence: bool                 # True: batches are (time, batch, features)
-    null_loss: tuple[float, ...]   # per task: the loss of the best constant predictor
-    schedule: Any                  # "blocked", "interleaved" or a tuple of task ids
+    loss: str
+    sequence: bool
+    null_loss: tuple[float, ...]
+    schedule: Any
     batch_size: int
-    kind: str = "regression"       # "regression", "classification" or "sequence"
+    kind: str = "regression"
     task_names: tuple[str, ...] = ()
-    # the default switch criterion: a log column and its threshold (<=, or >= for "accuracy")
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
-    # tasks 0..n_base_tasks-1 are the building blocks (e.g. teachers); the rest are composed
-    # from them. None: every task is a building block.
     n_base_tasks: int | None = None
+    dt: float | None = None
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One rule cue of a :class:`CueProbe`: ``role`` is ``"own"`` (the task's own cue),
+    ``"partial"`` (a leading part of the composed expression), ``"composed"`` or ``"random"``
+    (a random direction of the composed cue's norm: the control)."""
+
+    role: str
+    label: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class CueProbe:
+    """Task ``task`` evaluated under each of ``cues`` (:meth:`SwitchEnv.eval_batch_cued`);
+    ``metric`` is ``"rule_composition"`` (the task was trained) or ``"zero_shot"`` (never)."""
+
+    metric: str
+    task: int
+    expression: str
+    cues: tuple[Cue, ...]
+
+
+@dataclass(frozen=True)
+class TransferProbe:
+    """After the curriculum, each of ``tasks`` (never trained) is learned for at most ``budget`` steps."""
+
+    tasks: tuple[int, ...]
+    budget: int
 
 
 class SwitchEnv(gym.Env):
@@ -55,6 +113,8 @@ class SwitchEnv(gym.Env):
 
     metadata = {"render_modes": []}
     task_spec: TaskSpec
+    #: whether every episode has the same number of steps (set False where the length is drawn)
+    fixed_length: bool = True
 
     def __init__(self, *, schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 20,
                  batch_size: int = 200, cue: bool = False, phases: Sequence[str] | None = None):
@@ -64,7 +124,9 @@ class SwitchEnv(gym.Env):
         self.block_size, self.n_blocks, self.batch_size, self.cue = block_size, n_blocks, batch_size, bool(cue)
         self._phases = phases
         # Validate schedule arguments now, so that bad input fails at construction.
-        self._make_curriculum(np.random.default_rng(0))
+        length = self._make_curriculum(np.random.default_rng(0)).n_steps
+        #: steps in one episode (Gymnasium's ``max_episode_steps``); None where it depends on the seed
+        self.episode_steps: int | None = int(length) if self.fixed_length else None
         self._sched: Schedule | None = None
         self._t = 0
         self._extra: dict = {}
@@ -121,10 +183,13 @@ class SwitchEnv(gym.Env):
     def step(self, action):
         if self._sched is None or self._t >= self._sched.n_steps:
             raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
+        import torch   # here, not at import: `import switchbench` (and `switchbench --help`) stays light
+
+        from switchbench.losses import task_loss
+
         pred = torch.as_tensor(np.asarray(action))
         if tuple(pred.shape) != self.action_space.shape:
-            raise SwitchbenchError(
-                f"{self.task_spec.name}: prediction has shape {tuple(pred.shape)}, expected {self.action_space.shape}")
+            raise SwitchbenchError(self._shape_error(tuple(pred.shape)))
         t = self._t
         info = self._info(t)
         info.update(self._extra)
@@ -136,9 +201,39 @@ class SwitchEnv(gym.Env):
             self._x = self._load(self._t)
         return self._x, -loss, terminated, False, info
 
+    def _shape_error(self, got: tuple) -> str:
+        """What is wrong with a prediction's shape, and how to fix it."""
+        spec, want = self.task_spec, tuple(self.action_space.shape)
+        layout = "(time, batch, output_size)" if spec.sequence else "(batch, output_size)"
+        per = (f"{spec.output_size} logits (one per class)" if spec.loss == "cross_entropy"
+               else f"{spec.output_size} outputs")
+        where = "time step and sample" if spec.sequence else "sample"
+        return (f"{spec.name}: prediction has shape {got}, expected {want} = {layout}: predict(x) must return "
+                f"{per} for each {where} of x (size the model's output from spec.output_size)")
+
     def eval_batch(self, task: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Held-out data of ``task`` (``n`` samples, cue included) from its own seed; no learning."""
         if not 0 <= task < self.n_tasks:
             raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
         x, y = self._draw(task, np.random.default_rng(seed), n)
         return self._with_cue(x, task), y
+
+    # --- optional probes (none by default; see the module docstring) --------------------
+    def cue_probes(self, seed) -> list[CueProbe]:
+        """Tasks to evaluate under composed and control rule cues (none by default)."""
+        return []
+
+    def eval_batch_cued(self, task: int, cue: np.ndarray, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        """``eval_batch(task, n, seed)`` with the rule cue replaced by ``cue`` (paradigms with cue probes)."""
+        raise SwitchbenchError(f"{self.task_spec.name} has no rule-cue probes")
+
+    def transfer_probe(self) -> TransferProbe | None:
+        """Tasks to learn after the curriculum, and the step budget (None by default)."""
+        return None
+
+    def train_batches(self, task: int, n_steps: int, seed):
+        """``n_steps`` training batches ``(x, y)`` of ``task`` (cue included) from their own seed."""
+        rng = np.random.default_rng(seed)
+        for _ in range(n_steps):
+            x, y = self._draw(task, rng, self.batch_size)
+            yield self._with_cue(x, task), y

@@ -50,13 +50,25 @@ unpadded steps). A padded class is never a target.
   ``pool_size`` is the number of distinct trials (noise samples) a run can see. Pools are
   kept compact in memory (each task at its own length and input width; padding and cue are
   added per batch): about ``(pool_size + eval_pool_size) x time x inputs x 4`` bytes per
-  task (~4 MB for ``yang19.go`` at the default dt of 100 ms, 5x that at dt = 20 ms).
+  task (~20 MB for ``yang19.go`` at the default dt of 20 ms, a fifth of that at dt = 100 ms).
 
-**Performance** (Yang et al. 2019): a trial is correct when the decoded response
-(arg-max) at its last step is the target's and fixation is respected: the arg-max is the
-fixation class at every step whose target is fixation (tasks with a fixation action);
-:func:`performance`, reported per step as ``info["performance"]`` and logged by the runner
-as the ``performance`` column (beside ``accuracy``, over all unmasked time steps).
+**Time step**: ``dt`` (ms) defaults to Yang et al.'s 20 ms (neurogym's own default is
+100 ms); it sets every env's time step unless its ``env_kwargs`` do, and is declared as
+``task_spec.dt`` so that models derive ``alpha = dt / tau`` (the leaky RNN: tau = 100 ms).
+Trials at 20 ms are 5x longer than at 100 ms (``yang19.go``: 75 vs 15 steps) and a
+256-unit leaky RNN's step about 8x dearer; the committed suites state ``dt = 100``.
+
+**Performance** (Yang et al. 2019, their code's ``get_perf``): judged at each trial's last
+time step only, on the softmax of the logits. "Fixating" is the fixation class's
+probability above 0.5. A trial whose last target is fixation is right when fixating;
+otherwise when not fixating and the response is right: for tasks with a ring of choices
+(neurogym's ``dim_ring``, e.g. all yang19 tasks: 16 directions) the population-vector
+angle of the choice probabilities within 0.2 pi of the target's direction, else the
+arg-max over the choices. :func:`performance`, reported per step as ``info["performance"]`` and logged
+as the ``performance`` column. The stricter score of earlier versions (arg-max right at the
+last step *and* fixation kept at every step whose target is fixation) is kept under its own
+name, :func:`performance_strict` (``info["performance_strict"]``, column
+``performance_strict``); it is not Yang et al.'s. ``accuracy`` counts all unmasked steps.
 
 **Null loss**: per task, the cross-entropy of the best constant predictor: class
 frequencies per time step (of the end-aligned training pool). **Switch criterion**:
@@ -64,18 +76,31 @@ normalised loss <= 0.2. Not accuracy: the runner's accuracy counts every unmaske
 step, mostly fixation, so it is high before a response is learned; and not 0.1, which the
 noisy decision tasks (low coherences) cannot reach at their irreducible error.
 
+**Composition probes** (new parameters; the runner runs them after the curriculum,
+:mod:`switchbench.benchmark.probes`): ``held_out_tasks`` keeps tasks out of the curriculum
+(they keep their cue unit, inputs and outputs); ``compose`` (task -> expression such as
+``"anti + dlygo - go"``) scores the task's held-out trials with its rule cue replaced by the
+signed sum of those tasks' one-hot cues (Yang et al. 2019, Fig. 6), beside its own cue, the
+expression's leading parts and random cues of the same norm (:meth:`cue_probes`);
+``transfer_budget`` learns each held-out task for at most that many steps after the
+curriculum (:meth:`transfer_probe`, :meth:`train_batches`). The ``cognitive-compose``
+preset (:class:`CognitiveComposeEnv`) turns them on.
+
 >>> import gymnasium, switchbench
 >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=32, eval_pool_size=8, batch_size=4,
 ...                      n_blocks=2, block_size=3, pool_cache=False).unwrapped
 >>> x, info = env.reset(seed=0)
->>> x.shape, env.task_spec.task_names, env.task_spec.output_size
-((15, 4, 35), ('yang19.go', 'yang19.anti'), 17)
+>>> x.shape, env.task_spec.task_names, env.task_spec.output_size, env.task_spec.dt
+((75, 4, 35), ('yang19.go', 'yang19.anti'), 17, 20)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -86,7 +111,8 @@ import numpy as np
 
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
-from switchbench.paradigms.base import SwitchEnv, TaskSpec
+from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
+from switchbench.paradigms.schedules import make_schedule
 from switchbench.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
@@ -171,17 +197,66 @@ def null_loss(y: np.ndarray, n_classes: int) -> float:
     return total / max(count, 1)
 
 
-def performance(logits, target, fixation: int | None = 0) -> float:
-    """Fraction of trials (columns of ``target`` (time, batch), ``-100`` masked) whose arg-max
-    at the last unmasked step is right and, when ``fixation`` is a class, that keep it at
-    every step whose target is ``fixation`` (Yang et al. 2019); NaN without trials."""
-    pred = np.asarray(logits).argmax(-1)
-    target = np.asarray(target)
+def _last_steps(target: np.ndarray):
     keep = target != IGNORE
     has = keep.any(0)
+    last = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)        # last unmasked step of each trial
+    return keep, has, last
+
+
+def performance(logits, target, fixation: int | None = 0, ring: int | None = None) -> float:
+    """Yang et al.'s performance (their ``get_perf``): the fraction of trials (columns of
+    ``target`` (time, batch), ``-100`` masked) right at their last unmasked step.
+
+    With ``p`` the softmax of ``logits`` there, "fixating" is ``p[fixation] > 0.5`` (never
+    without a fixation class). A trial whose last target is ``fixation`` is right when
+    fixating; otherwise when not fixating and the response is right: with a ``ring`` of
+    choices (classes ``1..ring`` at angles ``2 pi (c - 1) / ring``) the population vector of
+    ``p[1..ring]`` points within ``0.2 pi`` of the target's angle, else the arg-max over the
+    classes other than ``fixation`` is the target. NaN without trials.
+
+    >>> t = np.array([[0, 0], [5, 0]])                         # trial 0 responds 5 (of a ring of 16)
+    >>> near = np.eye(17)[np.array([[0, 0], [6, 0]])] * 10     # one direction off: 0.125 pi
+    >>> performance(near, t, ring=16), performance(near, t)    # Yang's ring tolerance vs exact choice
+    (1.0, 0.5)
+    """
+    target = np.asarray(target)
+    keep, has, last = _last_steps(target)
     if not has.any():
         return float("nan")
-    last = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)        # last unmasked step of each trial
+    cols = np.arange(target.shape[1])
+    z = np.asarray(logits, dtype=np.float64)[last, cols]          # (batch, classes) at the last steps
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    y = target[last, cols]
+    fixating = p[:, fixation] > 0.5 if fixation is not None else np.zeros(len(y), bool)
+    if ring:
+        pref = 2 * np.pi * np.arange(ring) / ring
+        q = p[:, 1:ring + 1]
+        angle = np.arctan2(q @ np.sin(pref), q @ np.cos(pref))
+        want = 2 * np.pi * (y - 1) / ring
+        dist = np.abs(np.mod(angle - want + np.pi, 2 * np.pi) - np.pi)
+        response = (dist < 0.2 * np.pi) & (y >= 1) & (y <= ring)
+    else:                                                         # the arg-max over the choices
+        choices = z.copy()
+        if fixation is not None:
+            choices[:, fixation] = -np.inf
+        response = choices.argmax(-1) == y
+    should_fix = y == fixation if fixation is not None else np.zeros(len(y), bool)
+    ok = np.where(should_fix, fixating, response & ~fixating)
+    return float(ok[has].mean())
+
+
+def performance_strict(logits, target, fixation: int | None = 0) -> float:
+    """A stricter score than Yang et al.'s (what switchbench called performance before; not theirs): the
+    arg-max at the last unmasked step is the target's *and*, when ``fixation`` is a class, it
+    is ``fixation`` at every step whose target is ``fixation`` (one broken fixation step fails
+    the trial). NaN without trials."""
+    pred = np.asarray(logits).argmax(-1)
+    target = np.asarray(target)
+    keep, has, last = _last_steps(target)
+    if not has.any():
+        return float("nan")
     cols = np.arange(target.shape[1])
     ok = pred[last, cols] == target[last, cols]
     if fixation is not None:
@@ -196,12 +271,15 @@ class CognitiveSwitchEnv(SwitchEnv):
     """Switching between neurogym tasks, batches served from seeded trial pools (see the module docstring)."""
 
     def __init__(self, envs: str | Sequence[str] = "yang19-pair", env_kwargs: Mapping[str, Mapping] | None = None,
-                 dt: int | None = None, seq_len: int | None = None, pool_size: int = 1024,
+                 dt: float | None = 20, seq_len: int | None = None, pool_size: int = 1024,
                  eval_pool_size: int = 512, pool_seed: int = 0, pool_cache: bool = True,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 500, n_blocks: int = 10,
-                 batch_size: int = 64, cue: bool = True):
+                 batch_size: int = 64, cue: bool = True,
+                 held_out_tasks: str | Sequence[str] = (), compose: Mapping[str, str] | None = None,
+                 transfer_budget: int = 0):
         self.env_ids = resolve_envs(envs)
         self.n_tasks = len(self.env_ids)
+        self.held_out = self._held_out(held_out_tasks)          # composition probes: before the curriculum is made
         env_kwargs = dict(env_kwargs or {})
         bad = sorted(set(env_kwargs) - set(self.env_ids))
         if bad:
@@ -226,10 +304,13 @@ class CognitiveSwitchEnv(SwitchEnv):
             seq_len = longest
         elif not isinstance(seq_len, (int, np.integer)) or seq_len < longest:
             raise SwitchbenchError(f"seq_len must be an integer >= the longest trial in the pools ({longest} steps), "
-                                   f"got {seq_len!r}")
+                                   f"got {seq_len!r}: set seq_len={longest} or more, or leave it None (the longest)")
         self.seq_len = int(seq_len)
         obs = [pools[0]["x"].shape[2] for pools in raw]
-        self.n_actions = [int(make_task(e, self.kwargs[e]).action_space.n) for e in self.env_ids]
+        tasks = [make_task(e, self.kwargs[e]) for e in self.env_ids]
+        self.n_actions = [int(t.action_space.n) for t in tasks]
+        dts = {float(t.unwrapped.dt) for t in tasks}
+        task_dt = dts.pop() if len(dts) == 1 else None           # None: the tasks' time steps differ
         n_in, n_out = max(obs), max(self.n_actions)
         input_size = n_in + (self.n_tasks if self.cue else 0)
         self.input_mask = np.zeros((self.n_tasks, input_size), bool)
@@ -245,6 +326,7 @@ class CognitiveSwitchEnv(SwitchEnv):
             self.output_mask[k, :self.n_actions[k]] = True
         self.trial_lengths = tuple(tuple(int(v) for v in np.unique(pools[0]["lengths"])) for pools in raw)
         self.fixation = tuple(self._fixation_action(e) for e in self.env_ids)
+        self.ring = tuple(self._ring(t) for t in tasks)
         nulls = []
         for k, e in enumerate(self.env_ids):
             nl = null_loss(self._pools[k][1], n_out)
@@ -256,7 +338,9 @@ class CognitiveSwitchEnv(SwitchEnv):
         self.task_spec = TaskSpec(
             name="switchbench/CognitiveSwitch-v0", input_size=input_size, output_size=n_out, n_tasks=self.n_tasks,
             loss="cross_entropy", sequence=True, null_loss=tuple(nulls), schedule=self.schedule,
-            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION)
+            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION,
+            dt=(int(task_dt) if task_dt is not None and task_dt.is_integer() else task_dt))
+        self._init_probes(compose, transfer_budget)
         shape = (self.seq_len, self.batch_size)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape + (input_size,), np.float32)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, shape + (n_out,), np.float32)
@@ -268,6 +352,13 @@ class CognitiveSwitchEnv(SwitchEnv):
     def _fixation_action(self, env_id: str) -> int | None:
         name = getattr(make_task(env_id, self.kwargs[env_id]).action_space, "name", None) or {}
         return 0 if name.get("fixation") == 0 else None
+
+    @staticmethod
+    def _ring(task) -> int | None:
+        """The number of ring directions when the task's choices are classes ``1..dim_ring`` (yang19)."""
+        n = getattr(task.unwrapped, "dim_ring", None)
+        choice = (getattr(task.action_space, "name", None) or {}).get("choice")
+        return int(n) if n and choice is not None and list(choice) == list(range(1, int(n) + 1)) else None
 
     # --- batches ------------------------------------------------------------------------
     def _gather(self, task: int, pool: tuple[np.ndarray, np.ndarray], idx: np.ndarray):
@@ -295,11 +386,12 @@ class CognitiveSwitchEnv(SwitchEnv):
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         info["performance"] = self.trial_score(action, info["target"], info["task"])
+        info["performance_strict"] = performance_strict(action, info["target"], self.fixation[info["task"]])
         return obs, reward, terminated, truncated, info
 
     def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float:
         """Yang et al.'s :func:`performance` of ``logits`` on trials ``target`` of ``task``."""
-        return performance(logits, target, self.fixation[task])
+        return performance(logits, target, self.fixation[task], self.ring[task])
 
     def eval_batch(self, task: int, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
         """Held-out trials of ``task`` from its held-out pool: ``x (seq_len, n, input_size)``, ``y (seq_len, n)``."""
@@ -307,3 +399,167 @@ class CognitiveSwitchEnv(SwitchEnv):
             raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
         idx = np.random.default_rng(seed).integers(0, self.eval_pool_size, size=n)
         return self._gather(task, self._eval_pools[task], idx)
+
+    # --- composition probes (held-out tasks, composed rule cues, transfer) ---------------
+    def task_index(self, name: str) -> int:
+        """The task id of ``name``: a neurogym id (``"yang19.dlyanti-v0"``), a task name
+        (``"yang19.dlyanti"``) or its last part (``"dlyanti"``) where that is unambiguous."""
+        hits = [k for k, e in enumerate(self.env_ids) if name in (e, e.removesuffix("-v0"),
+                                                                  e.removesuffix("-v0").rsplit(".", 1)[-1])]
+        if len(hits) != 1:
+            raise SwitchbenchError(f"{'ambiguous' if hits else 'unknown'} task {name!r}; tasks: {', '.join(self.env_ids)}")
+        return hits[0]
+
+    def _held_out(self, names) -> tuple[int, ...]:
+        names = (names,) if isinstance(names, str) else tuple(names)
+        ids = tuple(sorted({self.task_index(n) for n in names}))
+        if len(ids) == self.n_tasks:
+            raise SwitchbenchError("held_out_tasks holds out every task; the curriculum needs at least one")
+        return ids
+
+    @property
+    def trained_tasks(self) -> tuple[int, ...]:
+        """The tasks of the curriculum: every task but ``held_out_tasks``."""
+        return tuple(k for k in range(self.n_tasks) if k not in self.held_out)
+
+    def _make_curriculum(self, rng: np.random.Generator):
+        """The schedule over the trained tasks (named schedules draw from them only; a listed
+        schedule may not name a held-out task). Without held-out tasks: the base schedule."""
+        if not self.held_out:
+            return super()._make_curriculum(rng)
+        if not isinstance(self.schedule, str):
+            bad = sorted({int(k) for k in self.schedule} & set(self.held_out))
+            if bad:
+                raise SwitchbenchError(f"the schedule lists held-out task(s) {bad}; held_out_tasks keeps them out "
+                                       "of the curriculum")
+            return super()._make_curriculum(rng)
+        trained = np.asarray(self.trained_tasks)
+        s = make_schedule(self.schedule, len(trained), self.n_blocks, self.block_size, rng, self._phases)
+        return dataclasses.replace(s, task=trained[s.task])
+
+    def cue_terms(self, expression: str) -> list[tuple[int, int]]:
+        """``(sign, task)`` of each term of a rule-cue expression such as ``"anti + dlygo - go"``
+        (task names as :meth:`task_index`; the longest name that matches is read)."""
+        names = sorted({a for e in self.env_ids for a in (e, e.removesuffix("-v0"),
+                                                          e.removesuffix("-v0").rsplit(".", 1)[-1])},
+                       key=len, reverse=True)
+        terms, rest = [], expression.strip() if isinstance(expression, str) else ""
+        while rest:
+            m = re.match(r"([+-]?)\s*", rest) if not terms else re.match(r"([+-])\s*", rest)
+            name = next((n for n in names if m and rest[m.end():].startswith(n)), None)
+            if name is None:
+                raise SwitchbenchError(f"cannot read rule-cue expression {expression!r} at {rest!r}: expected "
+                                       f"{'a sign and ' if terms else ''}a task name; tasks: {', '.join(self.env_ids)}")
+            terms.append((-1 if m.group(1) == "-" else 1, self.task_index(name)))
+            rest = rest[m.end() + len(name):].lstrip()
+        if not terms:
+            raise SwitchbenchError(f"empty rule-cue expression {expression!r}; write e.g. 'anti + dlygo - go'")
+        return terms
+
+    def cue_vector(self, expression: str) -> np.ndarray:
+        """The rule cue of an expression: the signed sum of its tasks' one-hot cues, ``(n_tasks,)``.
+
+        >>> import gymnasium, switchbench
+        >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=8, eval_pool_size=8,
+        ...                      pool_cache=False).unwrapped
+        >>> env.cue_vector("anti - go").tolist()
+        [-1.0, 1.0]
+        """
+        v = np.zeros(self.n_tasks, np.float32)
+        for sign, k in self.cue_terms(expression):
+            v[k] += sign
+        return v
+
+    def eval_batch_cued(self, task: int, cue: np.ndarray, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        """``eval_batch(task, n, seed)`` (the same trials) with the rule cue replaced by ``cue``
+        ``(n_tasks,)`` at every time step, as Yang et al.'s ``replace_rule``: the model sees only it."""
+        if not self.cue:
+            raise SwitchbenchError("rule-cue probes need cue=True")
+        cue = np.asarray(cue, np.float32)
+        if cue.shape != (self.n_tasks,):
+            raise SwitchbenchError(f"a rule cue has {self.n_tasks} entries (one per task), got shape {cue.shape}")
+        x, y = self.eval_batch(task, n, seed)
+        x[:, :, self._n_in:] = cue
+        return x, y
+
+    def _init_probes(self, compose, transfer_budget) -> None:
+        if not isinstance(transfer_budget, (int, np.integer)) or isinstance(transfer_budget, bool) or transfer_budget < 0:
+            raise SwitchbenchError(f"transfer_budget must be an integer >= 0 (steps), got {transfer_budget!r}")
+        if transfer_budget and not self.held_out:
+            raise SwitchbenchError("transfer_budget > 0 needs held_out_tasks: tasks to learn after the curriculum")
+        self.transfer_budget = int(transfer_budget)
+        if compose is None:
+            compose = {}
+        if not isinstance(compose, Mapping) or not all(isinstance(v, str) for v in compose.values()):
+            raise SwitchbenchError(f"compose must map task names to rule-cue expressions, e.g. "
+                                   f"{{'dlyanti': 'anti + dlygo - go'}}, got {compose!r}")
+        if compose and not self.cue:
+            raise SwitchbenchError("compose needs cue=True (the composed cue replaces the task's rule cue)")
+        self.compose = {self.task_index(t): (e, self.cue_terms(e)) for t, e in compose.items()}
+
+    def cue_probes(self, seed, n_random: int = 5) -> list[CueProbe]:
+        """One :class:`CueProbe` per ``compose`` entry: the task under its own cue, under each
+        leading part of the expression (``"anti"``, ``"anti + dlygo"``: Yang et al.'s Fig. 6
+        rows), the whole expression, and ``n_random`` random cues (Gaussian directions over the
+        cue units scaled to the composed cue's norm; drawn from ``seed``)."""
+        rng = np.random.default_rng(seed)
+        probes = []
+        for task, (expression, terms) in self.compose.items():
+            own = np.zeros(self.n_tasks, np.float32)
+            own[task] = 1
+            short = [n.rsplit(".", 1)[-1] for n in self.task_spec.task_names]
+            cues, v = [Cue("own", short[task], own)], np.zeros(self.n_tasks, np.float32)
+            for i, (sign, k) in enumerate(terms):
+                v = v.copy()
+                v[k] += sign
+                label = " ".join(f"{'-' if s < 0 else '+' if j else ''} {short[t]}".strip()
+                                 for j, (s, t) in enumerate(terms[:i + 1]))
+                cues.append(Cue("composed" if i == len(terms) - 1 else "partial", label, v))
+            for _ in range(n_random):
+                r = rng.standard_normal(self.n_tasks)
+                cues.append(Cue("random", "random", (r * np.linalg.norm(v) / np.linalg.norm(r)).astype(np.float32)))
+            probes.append(CueProbe("zero_shot" if task in self.held_out else "rule_composition", task, expression,
+                                   tuple(cues)))
+        return probes
+
+    def transfer_probe(self) -> TransferProbe | None:
+        """The held-out tasks, each learned after the curriculum for ``transfer_budget`` steps (None if 0)."""
+        return TransferProbe(self.held_out, self.transfer_budget) if self.transfer_budget else None
+
+    def train_batches(self, task: int, n_steps: int, seed):
+        """``n_steps`` batches of ``task`` from its training pool (as the curriculum's), drawn from ``seed``."""
+        rng = np.random.default_rng(seed)
+        for _ in range(n_steps):
+            yield self._gather(task, self._pools[task], rng.integers(0, self.pool_size, size=self.batch_size))
+
+
+# --- the composition preset --------------------------------------------------------------
+
+#: ``cognitive-compose``: six of Yang et al.'s tasks, rtanti held out; two composed cues
+COMPOSE_PRESET = {
+    "envs": tuple(f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyanti", "rtgo", "rtanti")),
+    "dt": 100, "schedule": "interleaved", "n_blocks": 1, "block_size": 1800,
+    "held_out_tasks": ("rtanti",), "compose": {"dlyanti": "anti + dlygo - go", "rtanti": "anti + rtgo - go"},
+    "transfer_budget": 300,
+}
+
+
+class CognitiveComposeEnv(CognitiveSwitchEnv):
+    """``cognitive-compose`` (``switchbench/CognitiveCompose-v0``): ``CognitiveSwitch-v0`` with
+    other defaults, :data:`COMPOSE_PRESET` (its ``task_spec`` is CognitiveSwitch-v0's: the same
+    environment). At dt = 100 ms (as the leaderboard's cognitive-switch entry), go, anti,
+    dlygo, dlyanti and rtgo interleaved (a random task per batch, as
+    Yang et al. trained) for one block of 1800 steps (the budget of the leaderboard's
+    cognitive-switch entry; no switches, so no switch time or forgetting); then dlyanti under ``anti + dlygo - go`` (``rule_composition_perf``),
+    rtanti, never trained, under ``anti + rtgo - go`` (``zero_shot_perf``), and rtanti learned
+    for at most 300 steps after the curriculum and from scratch (``transfer_steps``). Every
+    parameter of CognitiveSwitch-v0 can still be set."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**COMPOSE_PRESET, **kwargs})
+
+
+_parent = inspect.signature(CognitiveSwitchEnv.__init__)
+CognitiveComposeEnv.__init__.__signature__ = _parent.replace(parameters=[
+    p.replace(default=COMPOSE_PRESET.get(p.name, p.default), kind=p.KEYWORD_ONLY) if i else p
+    for i, p in enumerate(_parent.parameters.values())])

@@ -116,9 +116,13 @@ def test_nta_fig5_says_the_published_maps_differ_and_never_counts_that_as_a_pass
     differs = [c for c in fig5.checks if c.name.startswith("published")]
     assert [c.status for c in differs] == ["DIFFERS", "DIFFERS"] and not fig5.passed
     gate = differs[0]
-    # the corner cell: published 0.9998, the paper's code about 0.52, ours (measured here) beside them
-    corner = next(row for row in gate.detail.splitlines() if row.startswith("tau_B/tau_w 10, tau_w/tau_c 5:"))
-    assert "published 0.9998" in corner and "paper code 0.5" in corner and "ours 0.5" in corner
+    # the corner cell: published 0.9998, the paper's code about 0.52, ours not measured in this small grid;
+    # tau_w/tau_c = 1 (measured here): published 0.92, the paper's code and ours about 0.5
+    rows = gate.detail.splitlines()
+    corner = next(row for row in rows if row.startswith("tau_B/tau_w 10, tau_w/tau_c 5:"))
+    assert "published 0.9998" in corner and "paper code 0.5" in corner and "ours n/a" in corner
+    slow = next(row for row in rows if row.startswith("tau_B/tau_w 10, tau_w/tau_c 1:"))
+    assert "published 0.9193" in slow and "paper code 0.5" in slow and "ours 0.5" in slow
     assert gate.value == len(gate.detail.splitlines()) >= 10
 
 
