@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,13 +33,9 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
 from switchbench.benchmark.runner import RunResult, cache_root, resolve_paradigm
-from switchbench.benchmark.suite import Failure, RunSpec, metrics_table, run_many
+from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
+                                         metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SCHEMA_VERSION = 1
 DEFAULT_SUITE = Path("suites/full.toml")
@@ -72,31 +67,8 @@ def model_cards(paradigm: str = "blocked-linear") -> pd.DataFrame:
 
 
 def load_suite(path: Path) -> Suite:
-    """Expand a suite file into run specs."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-        suite = tomllib.loads(text)
-    except FileNotFoundError:
-        raise SwitchbenchError(f"suite file {str(path)!r} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SwitchbenchError(f"suite file {str(path)!r} is not valid TOML: {e}") from None
-    name, n_seeds = suite.get("name", path.stem), suite.get("seeds", 3)
-    specs = []
-    for entry in suite.get("paradigm", []):
-        if "name" not in entry:
-            raise SwitchbenchError(f"suite {name!r}: every [[paradigm]] needs a name")
-        spec = gymnasium.make(resolve_paradigm(entry["name"])[1], disable_env_checker=True).unwrapped.task_spec
-        chosen = entry.get("models", "*")
-        if chosen == "*":
-            chosen = [m for m in models.names() if _supports(m, spec)]
-        for m in chosen:
-            models.get(m)   # an unknown name fails here, before any work
-            for s in range(entry.get("seeds", n_seeds)):
-                specs.append(RunSpec(entry["name"], m, s, dict(entry.get("set", {}))))
-    if not specs:
-        raise SwitchbenchError(f"suite {name!r} lists no runs")
-    return Suite(name, specs, text)
+    """Expand a suite file into run specs (checked against its schema: :func:`suite.read_suite`)."""
+    return Suite(*read_suite(path))
 
 
 def _entry(model: str) -> models.ModelEntry | None:
@@ -105,11 +77,6 @@ def _entry(model: str) -> models.ModelEntry | None:
         return models.get(model)
     except SwitchbenchError:
         return None
-
-
-def _supports(model: str, spec) -> bool:
-    entry = _entry(model)
-    return entry is not None and entry.decline_reason(spec) is None
 
 
 # --- aggregation ------------------------------------------------------------------------
@@ -144,7 +111,8 @@ def paired_p(scores: pd.DataFrame, paradigm: str, a: str, b: str, metric: str = 
 
 #: columns of the markdown tables beside the primary metric (every metric is in scores.csv and the JSON)
 TABLE_METRICS = ("final_loss", "switch_time_early", "forgetting_Rk", "bwt_Rk", "specialisation", "final_accuracy",
-                 "final_performance", "params", "params_changed_per_task", "perf_drop_unit_ablation_0.3")
+                 "final_performance", "params", "params_changed_per_task", "perf_drop_unit_ablation_0.3",
+                 "rule_composition_perf", "zero_shot_perf", "transfer_steps")
 
 
 def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak: str = "final_loss") -> pd.DataFrame:
@@ -194,7 +162,8 @@ def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
           "next-ranked model; privileged models are told the task identity; `versions`: package / paradigm "
           "version of the entry. Every metric of every run is in `scores.csv` and `leaderboard.json`.", ""]
     figures = []
-    for paradigm in scores["paradigm"].unique():
+    for paradigm in scores.loc[scores["metric"] != "failed", "paradigm"].unique():   # paradigms with results
+        check_slug(paradigm, "a paradigm name in a figure's file name")
         arrow = "higher" if METRICS[PRIMARY].higher_is_better else "lower"
         table = ranked(scores, paradigm)
         table["versions"] = f"{switchbench.__version__} / {paradigm_ids.get(paradigm, '?').split('/')[-1]}"
@@ -234,15 +203,21 @@ def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
 
 
 def run_suite(path: Path, jobs: int = 1, backend: str = "local", out: Path | None = None,
-              threads: int = 1) -> dict[str, Path]:
-    """Run a suite (resuming from the cache), print each paradigm's ranked table and write the
-    results to ``out`` (default: a report folder under the cache, never ``results/``)."""
+              threads: int = 1, cache: bool | str | None = None) -> dict[str, Path]:
+    """Run a suite (resuming from the cache; ``cache="refresh"`` recomputes), print each
+    paradigm's ranked table and write the results to ``out`` (default: a report folder under
+    the cache, never ``results/``; checked writable before any run). When some runs failed,
+    the report of the others is written and :class:`~switchbench.benchmark.suite.RunsFailed`
+    is raised (its ``files`` the report's)."""
     suite = load_suite(path)
+    out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
     results = run_many(suite.specs, jobs=jobs, backend=backend, threads=threads, desc=f"suite {suite.name}",
-                       batched="samples")
-    out = Path(out) if out is not None else cache_root() / "reports" / suite.name
+                       batched="samples", cache=cache)
     files = write(suite, results, out)
     print(files["markdown"].read_text())
     print(f"results written to {out}")
+    failed = failure_lines(results)
+    if failed:
+        raise RunsFailed(failed, len(results), files)
     return files
