@@ -362,9 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 all runs succeeded; 1 some runs failed (reasons listed, the report of
     the others written); 2 bad input (one line on stderr); 130 interrupted. An unexpected
     error is one line too (``SWITCHBENCH_DEBUG=1`` shows its traceback)."""
+    args = build_parser().parse_args(argv)     # before any heavy import: --help and --version answer at once
     from switchbench.benchmark.suite import RunsFailed
 
-    args = build_parser().parse_args(argv)
     no_cache = os.environ.get("SWITCHBENCH_NO_CACHE")
     try:
         return args.fn(args)
