@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -112,7 +111,8 @@ def paired_p(scores: pd.DataFrame, paradigm: str, a: str, b: str, metric: str = 
 
 #: columns of the markdown tables beside the primary metric (every metric is in scores.csv and the JSON)
 TABLE_METRICS = ("final_loss", "switch_time_early", "forgetting_Rk", "bwt_Rk", "specialisation", "final_accuracy",
-                 "final_performance", "params", "params_changed_per_task", "perf_drop_unit_ablation_0.3")
+                 "final_performance", "params", "params_changed_per_task", "perf_drop_unit_ablation_0.3",
+                 "rule_composition_perf", "zero_shot_perf", "transfer_steps")
 
 
 def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak: str = "final_loss") -> pd.DataFrame:
