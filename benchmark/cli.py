@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds per model (default: the finding's own, as in the paper)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter of every run of the finding (MODEL/KEY: one model's runs; "
-                        "finding.KEY: the finding's own options, e.g. its grid)")
+                        "finding.KEY: the finding's own options, e.g. its grid), repeatable (default: none, the "
+                        "finding's own settings)")
     s.add_argument("--figures", default=None, metavar="DIR",
                    help="folder for figures (default: a folder under the run cache)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
