@@ -182,11 +182,14 @@ def _classification_sequences(spec):
     return None
 
 
+#: the learning rate searched by ``switchbench tune``: the published Adam rate and a decade either side
+LR_GRID = (1e-4, 1e-3, 1e-2)
 TUNING = "defaults as published (alpha 0.2, sigma_rec 0.05, softplus, Adam 1e-3); hidden 256; no per-paradigm tuning"
 
 
 @register("leaky-rnn", description="Yang et al. 2019: a leaky RNN (alpha 0.2, recurrent noise), readout per step, Adam",
-          citation=YANG19, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING)
+          citation=YANG19, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3):
     """Yang et al.'s leaky RNN; the rule input is the paradigm's cue."""
     return LeakyRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
@@ -194,7 +197,8 @@ def make_leaky_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation
 
 
 @register("per-task-rnn", description="A separate leaky RNN per task (privileged: told the task)", citation=YANG19,
-          privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING)
+          privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
+          tunable={"lr": LR_GRID})
 def make_per_task_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3):
     """One leaky RNN per task, each with its own Adam; the runner tells it the task."""
     return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size, hidden=hidden, alpha=alpha,
@@ -371,7 +375,8 @@ class GatedRNN(LeakyRNN):
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned")
+          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
                        lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
@@ -382,7 +387,8 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activa
 
 @register("leaky-rnn-si", description="Leaky RNN with synaptic intelligence (c, xi) at task boundaries (privileged)",
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned")
+          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn_si(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
                       c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
@@ -392,7 +398,8 @@ def make_leaky_rnn_si(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activat
 
 @register("gated-rnn", description="Leaky RNN with P readouts mixed by fast non-negative bounded gates",
           citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned")
+          tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned",
+          tunable={"lr": LR_GRID})
 def make_gated_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
                    n_paths=None, lr_c=0.2, lam=0.1):
     """Yang et al.'s leaky RNN with gated readouts (one per task unless ``n_paths``)."""
@@ -577,7 +584,8 @@ def _neurogym_tasks(spec):
 @register("modular-primitives", description="MoLaP: frozen recurrent modules pretrained on the task corpus; "
           "each task learns only its input/output weights (privileged)", citation=MOLAP, privileged=True,
           kinds=("sequence",), supports=_neurogym_tasks,
-          tuning="module update as leaky-rnn; 3 modules x 32 units, 2000 pretraining batches of 32: untuned")
+          tuning="module update as leaky-rnn; 3 modules x 32 units, 2000 pretraining batches of 32: untuned",
+          tunable={"lr": LR_GRID})
 def make_modular_primitives(spec, seed, n_modules=3, module_size=32, alpha=0.2, sigma_rec=0.05, activation="softplus",
                             lr=1e-3, pretrain_steps=2000, pretrain_batch=32, pretrain_lr=1e-3, corpus_dt=None,
                             corpus_trials=256, corpus=None, hold_out=False):
