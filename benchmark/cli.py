@@ -78,6 +78,7 @@ def cmd_run(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from switchbench.benchmark.findings import FINDINGS, reproduce
+    from switchbench.benchmark.site import save_finding
 
     names = args.findings or list(FINDINGS)
     for n in names:
@@ -89,6 +90,7 @@ def cmd_reproduce(args) -> int:
         if args.seeds:
             kw["n_seeds"] = args.seeds
         report = reproduce(n, **kw)
+        save_finding(report)   # its status, for the leaderboard's web page
         print(f"== {n}")
         for c in report.checks:
             print(c.line())
@@ -103,15 +105,29 @@ def cmd_reproduce(args) -> int:
 def cmd_suite(args) -> int:
     from switchbench.benchmark.leaderboard import run_suite
 
-    run_suite(Path(args.file), jobs=args.jobs, backend=args.backend, threads=args.threads)
+    run_suite(args.file, jobs=args.jobs, backend=args.backend, threads=args.threads)
     return 0
 
 
 def cmd_leaderboard(args) -> int:
     from switchbench.benchmark.leaderboard import DEFAULT_SUITE, run_suite
 
-    run_suite(Path(args.suite or DEFAULT_SUITE), jobs=args.jobs, backend=args.backend, threads=args.threads,
-              out=Path(args.out))
+    tuning = Path(args.tuning) if args.tuning else Path(args.out) / "tuning.csv"
+    if not args.tuning and not tuning.is_file():
+        print(f"switchbench: no {tuning}: the published view only (run `switchbench tune` for the tuned view)",
+              file=sys.stderr)
+        tuning = None
+    run_suite(args.suite or DEFAULT_SUITE, jobs=args.jobs, backend=args.backend, threads=args.threads,
+              out=Path(args.out), tuning=tuning)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE
+    from switchbench.benchmark.tuning import run_tuning
+
+    run_tuning(args.suite or DEFAULT_SUITE, Path(args.out), jobs=args.jobs, backend=args.backend,
+               threads=args.threads, budget=args.budget, seeds=args.seeds)
     return 0
 
 
@@ -135,16 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the finding's own)")
     s.add_argument("--figures", default=None, help="folder for figures (default: under the cache)")
     s.set_defaults(fn=cmd_reproduce)
-    for name, helptext in (("suite", "run a suite file (TOML), print its ranked tables, report under the cache"),
-                           ("leaderboard", "aggregate a suite's runs (default: the full suite) into results/")):
+    for name, helptext in (("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its "
+                                     "ranked tables, report under the cache"),
+                           ("leaderboard", "run a suite (default: full) in the published and tuned views into results/"),
+                           ("tune", "tune every (paradigm, model) of a suite (default: full) on validation seeds, "
+                                    "the same budget each; writes tuning.csv")):
         s = sub.add_parser(name, help=helptext)
         if name == "suite":
-            s.add_argument("file")
+            s.add_argument("file", help="a shipped suite's name (quick, full) or a suite file")
             s.set_defaults(fn=cmd_suite)
         else:
             s.add_argument("suite", nargs="?", default=None)
-            s.add_argument("--out", default="results", help="folder for scores, leaderboard and figures")
-            s.set_defaults(fn=cmd_leaderboard)
+            s.add_argument("--out", default="results", help="folder for the results (and tuning.csv)")
+            if name == "leaderboard":
+                s.add_argument("--tuning", default=None, help="the tuning table (default: OUT/tuning.csv if present)")
+                s.set_defaults(fn=cmd_leaderboard)
+            else:
+                s.add_argument("--budget", type=int, default=None, help="configurations per (paradigm, model)")
+                s.add_argument("--seeds", type=int, default=None, help="validation seeds")
+                s.set_defaults(fn=cmd_tune)
         s.add_argument("--jobs", type=int, default=1, help="parallel runs (local workers or Slurm array tasks)")
         s.add_argument("--backend", choices=("local", "slurm"), default="local")
         s.add_argument("--threads", type=int, default=1, help="torch threads (and Slurm CPUs) per run")
