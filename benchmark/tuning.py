@@ -10,7 +10,8 @@ metric over the validation seeds is selected (ties: the lower final loss; then t
 default); a configuration with a failed seed (diverged, declined) is never selected.
 
 The protocol's settings come from the suite file's optional ``[tuning]`` table (``budget``,
-``seeds``, ``first_seed``), else the defaults below. The result is ``tuning.csv``: one row
+``seeds``, ``first_seed``; a ``[[paradigm]]`` may set its own ``tune_seeds``), else the
+defaults below; ``--budget`` / ``--seeds`` on the command line override both. The result is ``tuning.csv``: one row
 per (paradigm, model, configuration) with its validation scores and ``selected``, which
 ``switchbench leaderboard`` reads to score its "tuned" view.
 """
@@ -75,12 +76,15 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     """Run the protocol on a suite (a :class:`~switchbench.benchmark.leaderboard.Suite`); the tidy
     tuning table (one row per paradigm, model and configuration)."""
     p = protocol(suite, budget, seeds, first_seed)
-    val = list(range(p["first_seed"], p["first_seed"] + p["seeds"]))
+    per_paradigm = {e["name"]: e["tune_seeds"] for e in tomllib.loads(suite.source).get("paradigm", [])
+                    if "tune_seeds" in e and seeds is None}
     entries = {(s.paradigm, s.model): s.overrides for s in suite.specs}
-    specs, keys = [], []
+    specs, keys, val = [], [], {}
     for (paradigm, model), overrides in entries.items():
+        n = per_paradigm.get(paradigm, p["seeds"])
+        val[paradigm] = list(range(p["first_seed"], p["first_seed"] + n))
         for i, config in enumerate(configurations(model, p["budget"])):
-            for seed in val:
+            for seed in val[paradigm]:
                 specs.append(RunSpec(paradigm, model, seed, {**overrides, **config}))
                 keys.append((paradigm, model, i, json.dumps(config, sort_keys=True)))
     results = run_many(specs, jobs=jobs, backend=backend, threads=threads, progress=progress,
@@ -88,7 +92,8 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     rows = {}
     for key, r in zip(keys, results):
         row = rows.setdefault(key, {"paradigm": key[0], "model": key[1], "config": key[3], "default": key[2] == 0,
-                                    "budget": p["budget"], "validation_seeds": f"{val[0]}-{val[-1]}",
+                                    "budget": p["budget"],
+                                    "validation_seeds": f"{val[key[0]][0]}-{val[key[0]][-1]}",
                                     PRIMARY: [], TIEBREAK: [], "failed": ""})
         if isinstance(r, Failure):
             row["failed"] = row["failed"] or r.reason
@@ -143,7 +148,7 @@ def read_tuning(path: Path) -> pd.DataFrame:
 def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: int = 1, budget: int | None = None,
                seeds: int | None = None) -> Path:
     """``switchbench tune``: tune a suite, write ``out/tuning.csv`` and print the selections."""
-    from switchbench.benchmark.leaderboard import fmt, load_suite
+    from switchbench.benchmark.leaderboard import fmt, load_suite, protocol_text
 
     suite = load_suite(path)
     table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads)
@@ -152,9 +157,8 @@ def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: 
     table.to_csv(out / "tuning.csv", index=False)
     shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
                                                TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
-    r = table.iloc[0]
-    print(f"tuning: {int(r['budget'])} configurations per (paradigm, model) at most, validation seeds "
-          f"{r['validation_seeds']}; selected ({{}} = the published defaults):")
+    print(protocol_text(table))
+    print("selected ({} = the published defaults):")
     print(shown[["paradigm", "model", "config", PRIMARY, TIEBREAK]].to_string(index=False))
     print(f"tuning table: {out / 'tuning.csv'}")
     return out / "tuning.csv"

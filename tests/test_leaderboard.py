@@ -128,7 +128,8 @@ def test_tune_then_leaderboard_scores_the_selected_values_in_both_views(tmp_path
         for key, value in chosen[("blocked-linear", model)].items():
             assert params[key] == value                     # the tuned view runs the selected setting
     md = (tmp_path / "res" / "leaderboard.md").read_text()
-    assert "at most 2 configurations each, on validation seeds 1000-1000" in md and "## View: tuned" in md
+    assert "at most 2 configurations each, on validation seeds (blocked-linear: 1000-1000)" in md
+    assert "## View: tuned" in md
     assert "| oracle-gates †" in md and "## Metrics" in md
     for line in md.splitlines():
         if line.startswith("|   rank"):
