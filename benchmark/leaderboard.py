@@ -101,8 +101,7 @@ def suite_path(name: str | Path):
     stem = path.name.removesuffix(".toml")
     if stem in bundled_suites() and (str(path.parent) == "." or path.parent.name == "suites"):
         return importlib.resources.files("switchbench.suites") / f"{stem}.toml"
-    raise SwitchbenchError(f"suite {str(name)!r} not found: not a file, nor a shipped suite "
-                           f"({', '.join(bundled_suites())})")
+    raise SwitchbenchError(f"suite file {str(name)!r} not found (nor a shipped suite: {', '.join(bundled_suites())})")
 
 
 def load_suite(path) -> Suite:
@@ -277,15 +276,15 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     table = pd.DataFrame({
         "rank": shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib),
         "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(m, '')}" for m in names]})
+    p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "") for i, x in enumerate(p_adj)]
     for m in headline_metrics(scores, paradigm):
         if m == "switch_censored_late":
             table["censored"] = [f"{v:.0%}" if np.isfinite(v) else "n/a" for v in means.loc[names, m]]
-            table["p vs next"] = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "")
-                                  for i, x in enumerate(p_adj)]
+            table["p vs next"] = p_text
         else:
             table[m] = [_cell(a, b) for a, b in zip(means.loc[names, m], cis.loc[names, m])]
     if "p vs next" not in table:
-        table["p vs next"] = [fmt(x, 2) if np.isfinite(x) else "" for x in p_adj]
+        table.insert(3 if primary in means else 2, "p vs next", p_text)
     return table.set_index("rank")
 
 
@@ -392,7 +391,7 @@ def scores_of(results_by_view: dict[str, list]) -> pd.DataFrame:
 
 
 def _check_duplicates(scores: pd.DataFrame) -> None:
-    dup = duplicates(scores[scores["view"] == "published"])
+    dup = sorted({d for view in scores["view"].unique() for d in duplicates(scores[scores["view"] == view])})
     if dup:
         raise SwitchbenchError("refusing to publish duplicate entries (identical on every seed and metric): "
                                + "; ".join(f"{a} and {b} on {p}" for p, a, b in dup))

@@ -150,7 +150,7 @@ def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("quick", "full", "suites/quick.toml"):
         assert leaderboard.load_suite(name).specs
-    with pytest.raises(SwitchbenchError, match="not a file, nor a shipped suite"):
+    with pytest.raises(SwitchbenchError, match="not found \\(nor a shipped suite: full, quick\\)"):
         leaderboard.load_suite("nope")
     (tmp_path / "quick.toml").write_text(TINY)                     # a file of that name wins
     assert leaderboard.load_suite("quick.toml").name == "tiny"
@@ -172,3 +172,15 @@ def test_the_recorded_commit_is_the_packages_not_the_current_folders(tmp_path, m
     known = subprocess.run(["git", "-C", str(root), "cat-file", "-t", source["commit"] or "0" * 40],
                            capture_output=True, text=True)
     assert known.stdout.strip() == "commit"
+
+
+def test_the_page_shows_each_findings_status_from_the_last_reproduce():
+    from switchbench.benchmark import site
+    from switchbench.benchmark.findings import FINDINGS, Check, Report
+
+    name = next(iter(FINDINGS))
+    status = {f["name"]: f["status"] for f in site._findings()}
+    assert status[name] == "not run here"
+    site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False)]))
+    status = {f["name"]: f["status"] for f in site._findings()}
+    assert status[name] == "FAIL"
