@@ -375,6 +375,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
             cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
         log = pd.DataFrame(cols)
         log["norm_loss"] = log["loss"] / null[log["task"].to_numpy()]
+        R.add_time(log, config["model_params"])
         seed_probes = {k: v[j] for k, v in probes.items()}
         metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
         metrics["params"] = params

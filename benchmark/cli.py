@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from switchbench.errors import SwitchbenchError
@@ -35,7 +38,7 @@ def parse_set(items: list[str]) -> dict:
 
 
 def _table(df: pd.DataFrame) -> str:
-    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4g}".format):
+    with pd.option_context("display.width", 1000, "display.max_columns", 100, "display.float_format", "{:.4g}".format):
         return df.to_string()
 
 
@@ -68,12 +71,61 @@ def cmd_run(args) -> int:
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
         raise SwitchbenchError(failed[0].reason)
-    table = metrics_table(results).pivot(index="seed", columns="metric", values="value")
-    table.loc["mean"] = table.mean()
-    print(_table(table))
-    for r in results:
-        print(f"seed {r.config['seed']}: {r.path}")
+    scores = metrics_table(results).drop(columns="reason")
+    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results}))
     return 0
+
+
+def format_scores(scores: pd.DataFrame, fmt: str, paths: dict[int, str], width: int | None = None) -> str:
+    """The scores of one configuration (tidy: paradigm, model, seed, metric, value) as
+    ``table`` (one row per metric, fitted to the terminal), ``md``, ``csv`` or ``json`` (tidy
+    rows with the cached run's ``path``, for scripts)."""
+    if fmt in ("csv", "json"):
+        tidy = scores.assign(path=scores["seed"].map(paths))
+        if fmt == "csv":
+            return tidy.to_csv(index=False).rstrip("\n")
+        return json.dumps(tidy.astype(object).where(tidy.notna(), None).to_dict(orient="records"), indent=1)
+    table = metric_rows(scores)
+    model, paradigm, n = scores["model"].iloc[0], scores["paradigm"].iloc[0], scores["seed"].nunique()
+    title = f"{model} on {paradigm}, {n} seed{'s' * (n > 1)}" + (": mean, 95% t-interval half-width, seeds" if n > 1 else "")
+    where = "\n".join(f"seed {s}: {p}" for s, p in paths.items())
+    if fmt == "md":
+        return f"**{title}**\n\n{table.to_markdown(floatfmt='.4g')}\n\n{where}"
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    text, hidden = fit_columns(table.rename_axis(None), width)
+    note = f"\n({hidden} seed columns not shown; --format csv lists every value)" if hidden else ""
+    return f"{title}\n{text}{note}\n{where}"
+
+
+def metric_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric (in the order of ``METRICS``): ``better`` (higher / lower), and with
+    more than one seed its ``mean`` and ``ci95`` (95% t-interval half-width), then each seed."""
+    from scipy import stats
+
+    from switchbench.benchmark.metrics import METRICS
+
+    wide = scores.pivot(index="metric", columns="seed", values="value")
+    order = {m: i for i, m in enumerate(METRICS)}
+    wide = wide.loc[sorted(wide.index, key=lambda m: (order.get(m, len(order)), m))]
+    wide.columns = [f"seed {c}" for c in wide.columns]
+    out = pd.DataFrame({"better": [("higher" if METRICS[m].higher_is_better else "lower") if m in METRICS else ""
+                                   for m in wide.index]}, index=wide.index)
+    n = wide.shape[1]
+    if n > 1:
+        out["mean"] = wide.mean(axis=1)
+        out["ci95"] = stats.t.ppf(0.975, n - 1) * wide.std(axis=1, ddof=1) / np.sqrt(n)
+    return out.join(wide)
+
+
+def fit_columns(table: pd.DataFrame, width: int) -> tuple[str, int]:
+    """The table as text no wider than ``width``, dropping seed columns from the right as
+    needed; returns the text and how many seed columns were dropped."""
+    seeds = [c for c in table.columns if c.startswith("seed ")] if "mean" in table else []
+    for hidden in range(len(seeds) + 1):
+        text = _table(table.drop(columns=seeds[len(seeds) - hidden:]))
+        if max(map(len, text.splitlines())) <= width:
+            break
+    return text, hidden
 
 
 def cmd_reproduce(args) -> int:
@@ -131,48 +183,166 @@ def cmd_tune(args) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """Wraps descriptions, keeps the examples' lines as written; a wider option column."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def versions() -> str:
+    """switchbench and the versions its numbers depend on, read without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    deps = ", ".join(f"{n} {v(n)}" for n in ("torch", "numpy", "gymnasium", "neurogym"))
+    return f"switchbench {v('switchbench')} ({deps}; python {sys.version.split()[0]})"
+
+
+class _Version(argparse.Action):
+    """``--version``: print :func:`versions` as one line and exit."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(versions())
+        parser.exit()
+
+
+def _add_jobs(s, what: str) -> None:
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help=f"{what} in parallel (worker processes, one torch thread each; default: 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="switchbench", description="A benchmark for task switching in neural networks.")
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("list", help="list paradigms, models, metrics or findings")
-    s.add_argument("what", nargs="?", choices=LISTABLE)
+    p = argparse.ArgumentParser(
+        prog="switchbench", formatter_class=_Help,
+        description="A benchmark for task switching in neural networks: paradigms, a model zoo, metrics, "
+                    "paper reproductions and a leaderboard. Runs are cached under $SWITCHBENCH_CACHE "
+                    "(default .cache/); bad input is one line on stderr and exit code 2.",
+        epilog=_examples("switchbench list models",
+                         "switchbench run --paradigm blocked-linear --model gated-linear --seeds 3",
+                         "switchbench reproduce nta-fig2 --jobs 2",
+                         "switchbench <command> --help     # every option, its default and an example"))
+    p.add_argument("--version", action=_Version,
+                   help="print the versions of switchbench, torch, numpy, gymnasium and neurogym, and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="list paradigms, models (their cards), metrics or findings",
+                       description="List what switchbench knows: paradigms (CLI name and Gymnasium id), models "
+                                   "(cards: description, citation, privileged, kinds, parameters), metrics "
+                                   "(higher_is_better, definition) or findings.",
+                       formatter_class=_Help, epilog=_examples("switchbench list models", "switchbench list"))
+    s.add_argument("what", nargs="?", choices=LISTABLE, metavar="WHAT",
+                   help=f"one of {', '.join(LISTABLE)} (default: all of them)")
     s.set_defaults(fn=cmd_list)
-    s = sub.add_parser("run", help="run one model on one paradigm over seeds 0..N-1")
-    s.add_argument("--paradigm", required=True)
-    s.add_argument("--model", required=True, help="a registered name or module:factory")
-    s.add_argument("--seeds", type=int, default=1)
-    s.add_argument("--jobs", type=int, default=1)
+
+    s = sub.add_parser("run", help="run one model on one paradigm over seeds 0..N-1 and print its metrics",
+                       description="Run one model on one paradigm with seeds 0..N-1 (cached runs are loaded), "
+                                   "then print every metric: one row per metric, with the mean and 95% "
+                                   "t-interval over seeds, and where each run is cached.",
+                       formatter_class=_Help,
+                       epilog=_examples("switchbench run --paradigm blocked-linear --model gated-linear --seeds 3 "
+                                        "--set tau_c=0.1",
+                                        "switchbench run --paradigm digit-switch --model mlp --set n_blocks=4 "
+                                        "--format csv > scores.csv",
+                                        "switchbench run --paradigm blocked-linear --model my_models:make   "
+                                        "# my_models.py in this folder"))
+    s.add_argument("--paradigm", required=True, metavar="NAME",
+                   help="a paradigm's CLI name or Gymnasium id (required; `switchbench list paradigms`), "
+                        "e.g. blocked-linear")
+    s.add_argument("--model", required=True, metavar="NAME",
+                   help="a registered model name (required; `switchbench list models`) or module:factory, "
+                        "the module importable or in the current folder, e.g. gated-linear")
+    s.add_argument("--seeds", type=int, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
+    _add_jobs(s, "runs")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a paradigm or model parameter (paradigm.KEY= / model.KEY= where both have it)")
+                   help="set a paradigm or model parameter, repeatable; VALUE is a Python literal, else a "
+                        "string; write paradigm.KEY= or model.KEY= where both have KEY (default: none, "
+                        "the published defaults), e.g. --set n_blocks=4 --set tau_c=0.1")
+    s.add_argument("--format", choices=("table", "md", "csv", "json"), default="table",
+                   help="table: one row per metric, fitted to the terminal; md: the same as Markdown; "
+                        "csv / json: tidy rows (paradigm, model, seed, metric, value, path) for scripts "
+                        "(default: table)")
     s.set_defaults(fn=cmd_run)
-    s = sub.add_parser("reproduce", help="re-measure paper findings, each with value and PASS/FAIL")
-    s.add_argument("findings", nargs="*")
-    s.add_argument("--jobs", type=int, default=1)
-    s.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the finding's own)")
-    s.add_argument("--figures", default=None, help="folder for figures (default: under the cache)")
+
+    s = sub.add_parser("reproduce", help="re-measure paper findings, each check with its value and PASS/FAIL",
+                       description="Re-run paper findings and print each check's measured value against its "
+                                   "target (PASS / FAIL / DIFFERS); exit code 1 if any fails.",
+                       formatter_class=_Help,
+                       epilog=_examples("switchbench reproduce nta-fig2 --jobs 2",
+                                        "switchbench reproduce nta-fig2 --seeds 3 --figures figs"))
+    s.add_argument("findings", nargs="*", metavar="FINDING",
+                   help="finding names (`switchbench list findings`; default: every finding)")
+    _add_jobs(s, "runs")
+    s.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="seeds per model (default: the finding's own, as in the paper)")
+    s.add_argument("--figures", default=None, metavar="DIR",
+                   help="folder for figures (default: a folder under the run cache)")
     s.set_defaults(fn=cmd_reproduce)
-    for name, helptext in (("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its "
-                                     "ranked tables, report under the cache"),
-                           ("leaderboard", "run a suite (default: full) in the published and tuned views into results/"),
-                           ("tune", "tune every (paradigm, model) of a suite (default: full) on validation seeds, "
-                                    "the same budget each; writes tuning.csv")):
-        s = sub.add_parser(name, help=helptext)
+    for name, helptext, description, example in (
+            ("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its ranked tables, "
+                      "report under the cache",
+             "Run every (paradigm, model, seed) of a suite, resuming from the run cache, print each paradigm's "
+             "ranked table and write the report (tables, figures, web page) to .cache/reports/SUITE/ (never "
+             "results/). The shipped suites (quick, full) are found by name from any folder.",
+             "switchbench suite quick --jobs 2"),
+            ("leaderboard", "run a suite (default: full) in its published and tuned views into results/",
+             "Run (or load from the cache) a suite, by default the shipped full suite, in two views: published "
+             "(every model at its card's defaults) and, given a tuning table (switchbench tune), tuned (each model "
+             "at its selected configuration). Writes scores.csv, leaderboard.md, leaderboard.json, figures/ and "
+             "site/index.html to --out.",
+             "switchbench leaderboard my_suite.toml --out my_results --jobs 2"),
+            ("tune", "tune every (paradigm, model) of a suite (default: full) on validation seeds, the same budget "
+                     "each; writes tuning.csv",
+             "Run every (paradigm, model) of a suite at each configuration of its card's tunable grid (at most "
+             "--budget of them) on validation seeds disjoint from the scored ones, select the best by the primary "
+             "metric (ties: final loss) and write OUT/tuning.csv, which switchbench leaderboard reads.",
+             "switchbench tune --jobs 2")):
+        s = sub.add_parser(name, help=helptext, description=description, formatter_class=_Help,
+                           epilog=_examples(example))
         if name == "suite":
-            s.add_argument("file", help="a shipped suite's name (quick, full) or a suite file")
+            s.add_argument("file", metavar="FILE", help="a shipped suite's name (quick, full) or a suite file (TOML)")
             s.set_defaults(fn=cmd_suite)
         else:
-            s.add_argument("suite", nargs="?", default=None)
-            s.add_argument("--out", default="results", help="folder for the results (and tuning.csv)")
+            s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
+                           help="a shipped suite's name or a suite file (TOML) (default: full)")
+            s.add_argument("--out", default="results", metavar="DIR",
+                           help="folder for the results and tuning.csv (default: results)")
             if name == "leaderboard":
-                s.add_argument("--tuning", default=None, help="the tuning table (default: OUT/tuning.csv if present)")
+                s.add_argument("--tuning", default=None, metavar="CSV",
+                               help="the tuning table (default: OUT/tuning.csv where it exists, else the published "
+                                    "view only)")
                 s.set_defaults(fn=cmd_leaderboard)
             else:
-                s.add_argument("--budget", type=int, default=None, help="configurations per (paradigm, model)")
-                s.add_argument("--seeds", type=int, default=None, help="validation seeds")
+                s.add_argument("--budget", type=int, default=None, metavar="N",
+                               help="configurations per (paradigm, model) (default: the suite's [tuning] budget, "
+                                    "else 3)")
+                s.add_argument("--seeds", type=int, default=None, metavar="N",
+                               help="validation seeds per run (default: the suite's [tuning] seeds, else 2)")
                 s.set_defaults(fn=cmd_tune)
-        s.add_argument("--jobs", type=int, default=1, help="parallel runs (local workers or Slurm array tasks)")
-        s.add_argument("--backend", choices=("local", "slurm"), default="local")
-        s.add_argument("--threads", type=int, default=1, help="torch threads (and Slurm CPUs) per run")
+        s.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="runs in parallel: local worker processes, or at most N Slurm array tasks at once "
+                            "(default: 1)")
+        s.add_argument("--backend", choices=("local", "slurm"), default="local",
+                       help="local processes or a Slurm job array through submitit (default: local)")
+        s.add_argument("--threads", type=int, default=1, metavar="N",
+                       help="torch threads (and Slurm CPUs) per run (default: 1)")
     return p
 
 

@@ -13,6 +13,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
 
 
@@ -107,8 +108,10 @@ def t_interval(v) -> tuple[float, float]:
 
 
 def _model_label(model: str) -> str:
+    """The model's report name (a registered ``module:factory`` by its name), † if privileged."""
     from switchbench.benchmark.leaderboard import _privileged
 
+    model = models.label(model)
     return f"{model} †" if _privileged(model) else model
 
 

@@ -169,6 +169,10 @@ def _split(t: torch.Tensor, chunks: int, sequence: bool) -> list[torch.Tensor]:
     return list(torch.chunk(t, chunks, dim=1 if sequence else 0))
 
 
+SHAPE_HINT = ("; size the model from its spec: spec.input_size features per sample (the task cue included), "
+              "spec.output_size outputs, batches (time, batch, features) where spec.sequence")
+
+
 def _call(what: str, fn, *args):
     """Call into a model; anything it raises becomes one clear line naming the model and call."""
     try:
@@ -176,7 +180,10 @@ def _call(what: str, fn, *args):
     except SwitchbenchError:
         raise
     except Exception as e:  # noqa: BLE001 - third-party models may raise anything
-        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if isinstance(e, RuntimeError) and "shape" in msg:   # e.g. torch's "mat1 and mat2 shapes cannot be multiplied"
+            msg += SHAPE_HINT
+        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from None
 
 
 def configure(paradigm: str, model: str, seed: int = 0, *, k_adapt: int = DEFAULT_K_ADAPT,
@@ -297,8 +304,9 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
                 for name, v in learner.probe().items():
                     probes.setdefault(name, []).append(v.detach().cpu().numpy())
 
-    log = pd.DataFrame({"paradigm": short, "model": model, "seed": int(seed), **cols, **probe_cols})
+    log = pd.DataFrame({"paradigm": short, "model": models.label(model), "seed": int(seed), **cols, **probe_cols})
     log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+    add_time(log, model_params)
     R0, Rk = np.asarray(R0), np.asarray(Rk)
     probes = {k: np.stack(v) for k, v in probes.items()}
     metrics = compute_metrics(log, R0, Rk, probes, env, config)
@@ -313,6 +321,19 @@ def run(paradigm: str, model: str, seed: int = 0, *, cache: bool = True, progres
     if cache:
         result.path = save_run(result, path)
     return result
+
+
+def add_time(log: pd.DataFrame, model_params: dict) -> None:
+    """A ``time`` column (step x dt) for continuous-time models, those with a hyperparameter
+    ``dt`` (e.g. ``gated-linear``: dt = 1e-3), so that runs compare with papers that plot time.
+
+    >>> log = pd.DataFrame({"step": [0, 1, 2]})
+    >>> add_time(log, {"dt": 0.01}); log["time"].tolist()
+    [0.0, 0.01, 0.02]
+    """
+    dt = model_params.get("dt")
+    if isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0:
+        log["time"] = log["step"] * float(dt)
 
 
 def new_task_blocks(sched) -> np.ndarray:

@@ -20,6 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from switchbench import models
 from switchbench.benchmark.runner import RunResult, cache_root, is_cached, run
 from switchbench.errors import SwitchbenchError
 
@@ -107,6 +108,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     if batched:
         _run_batched(specs, batched, results, bar)
     todo = [i for i, s in enumerate(specs) if results[i] is None and not _cached(s)]
+    _load_cached(specs, results, set(todo), threads, bar)   # first, so that the bar counts them from the start
     if backend == "slurm" and todo:
         done = _slurm(specs, todo, jobs, threads, slurm or {})
     elif jobs == 1 or len(todo) <= 1:
@@ -117,12 +119,16 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     for i, r in done:
         results[i] = r
         bar.update()
-    for i, s in enumerate(specs):
-        if results[i] is None:
-            results[i] = run_one(s, threads)   # cached: loads
-            bar.update()
     bar.close()
     return results
+
+
+def _load_cached(specs: list[RunSpec], results: list, todo: set[int], threads: int, bar) -> None:
+    """Load the cached runs (every spec not in ``todo`` and not done yet), one bar step each."""
+    for i, s in enumerate(specs):
+        if results[i] is None and i not in todo:
+            results[i] = run_one(s, threads)
+            bar.update()
 
 
 def _slurm(specs, todo, jobs, threads, options):
@@ -157,14 +163,15 @@ def seeds(paradigm: str, model: str, n: int, **overrides) -> list[RunSpec]:
 
 
 def metrics_table(results) -> pd.DataFrame:
-    """Tidy long table: paradigm, model, seed, metric, value (failed runs as ``failed`` rows)."""
+    """Tidy long table: paradigm, model, seed, metric, value (failed runs as ``failed`` rows); a
+    ``module:factory`` model is labelled by its registered name (:func:`switchbench.models.label`)."""
     rows = []
     for r in results:
         if isinstance(r, Failure):
-            rows.append({"paradigm": r.spec.paradigm, "model": r.spec.model, "seed": r.spec.seed,
+            rows.append({"paradigm": r.spec.paradigm, "model": models.label(r.spec.model), "seed": r.spec.seed,
                          "metric": "failed", "value": float("nan"), "reason": r.reason})
             continue
         for name, value in r.metrics.items():
-            rows.append({"paradigm": r.config["paradigm"], "model": r.config["model"], "seed": r.config["seed"],
+            rows.append({"paradigm": r.config["paradigm"], "model": models.label(r.config["model"]), "seed": r.config["seed"],
                          "metric": name, "value": value, "reason": ""})
     return pd.DataFrame(rows, columns=["paradigm", "model", "seed", "metric", "value", "reason"])

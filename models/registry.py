@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import os
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
@@ -101,7 +103,9 @@ class ModelEntry:
     def decline_reason(self, spec) -> Optional[str]:
         """Why this model cannot run on a paradigm with ``spec``, or None if it can."""
         if spec.kind not in self.card.kinds:
-            return f"model {self.card.name!r} supports {', '.join(self.card.kinds)} paradigms, not {spec.kind}"
+            accept = tuple(self.card.kinds) + (spec.kind,)
+            return (f"model {self.card.name!r} supports {', '.join(self.card.kinds)} paradigms, not {spec.kind}: "
+                    f"register it with kinds={accept!r} if it handles {spec.kind} batches")
         return self.supports(spec) if self.supports is not None else None
 
     def build(self, spec, seed: int, **hparams):
@@ -166,6 +170,7 @@ def _from_object(name: str, obj) -> ModelEntry:
 
 def _load_path(path: str):
     module, _, attr = path.partition(":")
+    _current_folder_on_path()
     try:
         obj = importlib.import_module(module)
     except ImportError as e:
@@ -175,6 +180,14 @@ def _load_path(path: str):
             raise SwitchbenchError(f"module {module!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return obj
+
+
+def _current_folder_on_path() -> None:
+    """Let ``module:factory`` name a module in the current folder, as ``python -m`` does (appended
+    after the installed packages, so that a local folder never shadows one of them)."""
+    here = os.getcwd()
+    if not any(p in ("", here) for p in sys.path):
+        sys.path.append(here)
 
 
 def get(name: str) -> ModelEntry:
@@ -194,6 +207,21 @@ def get(name: str) -> ModelEntry:
             raise SwitchbenchError(f"model entry point {name!r} failed to load: {e}") from None
         return _from_object(name, obj)
     raise unknown("model", name, names())
+
+
+def label(name: str) -> str:
+    """The name reports show for a model: a ``module:factory`` path whose factory is registered
+    (``@register("my-model")``) is shown by that name; any other name as given.
+
+    >>> label("gated-linear"), label("switchbench.models.gated_linear:make_gated_linear")
+    ('gated-linear', 'gated-linear')
+    """
+    if ":" not in name:
+        return name
+    try:
+        return get(name).card.name
+    except SwitchbenchError:
+        return name
 
 
 def names() -> list[str]:

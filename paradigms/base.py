@@ -30,23 +30,43 @@ from switchbench.paradigms.schedules import Schedule, make_schedule
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A paradigm's own description, read by models (``make(spec, seed)``) and the runner."""
+    """A paradigm's own description (``env.unwrapped.task_spec``), read by models
+    (``make(spec, seed)``) and the runner.
 
-    name: str                      # the Gymnasium id
-    input_size: int                # features per sample, cue included
-    output_size: int               # outputs (regression) or classes (classification)
+    Attributes:
+        name: the Gymnasium id, e.g. ``"switchbench/BlockedLinear-v0"``.
+        input_size: features per sample, the task cue included (``cue=True`` adds ``n_tasks``).
+        output_size: outputs per sample (regression) or classes (classification: the
+            prediction holds one logit per class).
+        n_tasks: number of tasks, ids ``0..n_tasks-1`` (composed tasks included).
+        loss: the task loss, ``"mse"`` (half the squared error summed over outputs, averaged
+            over samples) or ``"cross_entropy"`` (targets are class indices, ``-100`` masked).
+        sequence: True when batches are ``(time, batch, features)``; else ``(batch, features)``.
+        null_loss: one per task, the loss of the best constant predictor (zero output for
+            regression, class frequencies for classification); normalised loss = loss / this.
+        schedule: ``"blocked"``, ``"interleaved"`` or a tuple of task ids, one per block.
+        batch_size: samples (or trials) per learning step.
+        kind: ``"regression"``, ``"classification"`` or ``"sequence"``; a model's card lists
+            the kinds it accepts (``register(..., kinds=...)``).
+        task_names: a readable name per task (e.g. ``("A", "B")``, neurogym ids).
+        switch_criterion: the default switch criterion, ``(log column, threshold)``: met when
+            the column is <= the threshold (>= for ``"accuracy"``).
+        n_base_tasks: tasks ``0..n_base_tasks-1`` are the building blocks (e.g. teachers)
+            and the rest are composed from them; None when every task is a building block.
+    """
+
+    name: str
+    input_size: int
+    output_size: int
     n_tasks: int
-    loss: str                      # "mse" or "cross_entropy"
-    sequence: bool                 # True: batches are (time, batch, features)
-    null_loss: tuple[float, ...]   # per task: the loss of the best constant predictor
-    schedule: Any                  # "blocked", "interleaved" or a tuple of task ids
+    loss: str
+    sequence: bool
+    null_loss: tuple[float, ...]
+    schedule: Any
     batch_size: int
-    kind: str = "regression"       # "regression", "classification" or "sequence"
+    kind: str = "regression"
     task_names: tuple[str, ...] = ()
-    # the default switch criterion: a log column and its threshold (<=, or >= for "accuracy")
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
-    # tasks 0..n_base_tasks-1 are the building blocks (e.g. teachers); the rest are composed
-    # from them. None: every task is a building block.
     n_base_tasks: int | None = None
 
 
@@ -55,6 +75,8 @@ class SwitchEnv(gym.Env):
 
     metadata = {"render_modes": []}
     task_spec: TaskSpec
+    #: whether every episode has the same number of steps (set False where the length is drawn)
+    fixed_length: bool = True
 
     def __init__(self, *, schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 20,
                  batch_size: int = 200, cue: bool = False, phases: Sequence[str] | None = None):
@@ -64,7 +86,9 @@ class SwitchEnv(gym.Env):
         self.block_size, self.n_blocks, self.batch_size, self.cue = block_size, n_blocks, batch_size, bool(cue)
         self._phases = phases
         # Validate schedule arguments now, so that bad input fails at construction.
-        self._make_curriculum(np.random.default_rng(0))
+        length = self._make_curriculum(np.random.default_rng(0)).n_steps
+        #: steps in one episode (Gymnasium's ``max_episode_steps``); None where it depends on the seed
+        self.episode_steps: int | None = int(length) if self.fixed_length else None
         self._sched: Schedule | None = None
         self._t = 0
         self._extra: dict = {}
@@ -123,8 +147,7 @@ class SwitchEnv(gym.Env):
             raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
         pred = torch.as_tensor(np.asarray(action))
         if tuple(pred.shape) != self.action_space.shape:
-            raise SwitchbenchError(
-                f"{self.task_spec.name}: prediction has shape {tuple(pred.shape)}, expected {self.action_space.shape}")
+            raise SwitchbenchError(self._shape_error(tuple(pred.shape)))
         t = self._t
         info = self._info(t)
         info.update(self._extra)
@@ -135,6 +158,16 @@ class SwitchEnv(gym.Env):
         if not terminated:
             self._x = self._load(self._t)
         return self._x, -loss, terminated, False, info
+
+    def _shape_error(self, got: tuple) -> str:
+        """What is wrong with a prediction's shape, and how to fix it."""
+        spec, want = self.task_spec, tuple(self.action_space.shape)
+        layout = "(time, batch, output_size)" if spec.sequence else "(batch, output_size)"
+        per = (f"{spec.output_size} logits (one per class)" if spec.loss == "cross_entropy"
+               else f"{spec.output_size} outputs")
+        where = "time step and sample" if spec.sequence else "sample"
+        return (f"{spec.name}: prediction has shape {got}, expected {want} = {layout}: predict(x) must return "
+                f"{per} for each {where} of x (size the model's output from spec.output_size)")
 
     def eval_batch(self, task: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Held-out data of ``task`` (``n`` samples, cue included) from its own seed; no learning."""

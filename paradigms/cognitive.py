@@ -226,7 +226,7 @@ class CognitiveSwitchEnv(SwitchEnv):
             seq_len = longest
         elif not isinstance(seq_len, (int, np.integer)) or seq_len < longest:
             raise SwitchbenchError(f"seq_len must be an integer >= the longest trial in the pools ({longest} steps), "
-                                   f"got {seq_len!r}")
+                                   f"got {seq_len!r}: set seq_len={longest} or more, or leave it None (the longest)")
         self.seq_len = int(seq_len)
         obs = [pools[0]["x"].shape[2] for pools in raw]
         self.n_actions = [int(make_task(e, self.kwargs[e]).action_space.n) for e in self.env_ids]

@@ -52,7 +52,8 @@ def make_teachers(n_tasks: int, input_size: int, output_size: int, kind: str, se
     if kind == "orthogonal":
         if n_tasks * output_size > input_size:
             raise SwitchbenchError(
-                f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > {input_size}")
+                f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > "
+                f"{input_size}: lower output_size or n_tasks, raise input_size, or use teachers='iid'")
         rotation = special_ortho_group.rvs(input_size, random_state=rng) if input_size > 1 else np.ones((1, 1))
         rows = rotation[: n_tasks * output_size] / np.sqrt(input_size)
         return rows.reshape(n_tasks, output_size, input_size)
@@ -110,7 +111,9 @@ class BlockedLinearEnv(SwitchEnv):
                 raise SwitchbenchError(f"compose_after must lie in (0, 1), got {compose_after!r}")
             n_train = int(round(compose_after * n_blocks))
             if n_train < 1 or n_train >= n_blocks:
-                raise SwitchbenchError(f"{n_blocks} blocks leave no training or no composed block")
+                raise SwitchbenchError(f"{n_blocks} blocks leave no training or no composed block (compose_after "
+                                       f"{compose_after} x {n_blocks} = {n_train} training blocks): raise n_blocks "
+                                       "or move compose_after")
             schedule = [b % n_tasks for b in range(n_train)] + [n_tasks + b % n_tasks for b in range(n_blocks - n_train)]
             phases = ["train"] * n_train + ["compose"] * (n_blocks - n_train)
             task_teachers = np.concatenate([self.teachers, composed])

@@ -40,14 +40,3 @@ def test_external_model_is_scored(site, tmp_path):
     path = next(l.split(": ", 1)[1] for l in out.stdout.splitlines() if l.startswith("seed 0: "))
     metrics = json.loads((tmp_path / path / "metrics.json").read_text())
     assert metrics["switch_time_late"] <= 5      # least squares with fast forgetting re-fits a switched task within a few batches
-
-
-def test_readme_decorator_example_registers_and_scores():
-    text = (ROOT / "README.md").read_text()
-    block = text.split("1. The decorator", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    code = "\n".join(line[3:] for line in block.splitlines())
-    exec(compile(code, "README.md", "exec"), {})
-    import switchbench
-    res = switchbench.run("blocked-linear", "my-regression", seed=0, cache=False, progress=False, n_blocks=4,
-                          block_size=200, lr=0.5)
-    assert res.metrics["final_loss"] < 0.2 and res.metrics["forgetting_R0"] > 0.5   # learns, and forgets

@@ -111,7 +111,7 @@ def make_crashing(spec, seed):
 @pytest.mark.parametrize("model, overrides, message", [
     ("linear", {"dt": 1e9}, r"linear on blocked-linear \(seed 0\): non-finite loss at step \d+"),
     ("test_runner:make_wrong_shape", {}, r"prediction has shape \(200, 11\), expected \(200, 10\)"),
-    ("test_runner:make_crashing", {}, r"learn failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied$"),
+    ("test_runner:make_crashing", {}, r"learn failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied; size the model from its spec"),
 ])
 def test_bad_models_fail_with_one_line(model, overrides, message):
     with pytest.raises(SwitchbenchError, match=message) as e:
