@@ -31,6 +31,7 @@ import importlib.resources
 import json
 import subprocess
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -546,8 +547,9 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
                         desc=f"suite {suite.name}")
     out = Path(out) if out is not None else cache_root() / "reports" / suite.name
     files = write(suite, results, out, table)
-    report_md = files["markdown"].read_text()
-    print(report_md.split("\n## Failed runs")[0].split("\n## Metrics")[0])
+    report_md = files["markdown"].read_text().split("\n## Failed runs")[0].split("\n## Metrics")[0]
+    print("\n".join(line if line.startswith(("|", "#")) else textwrap.fill(line, 100)
+                    for line in report_md.splitlines()))   # tables as they are, prose wrapped for a terminal
     failed = sum(isinstance(r, Failure) for rs in results.values() for r in rs)
     if failed:
         print(f"{failed} runs failed: their reasons are in {files['markdown']}")
