@@ -9,7 +9,9 @@ only when trials are made (seconds: it imports torch).
 """
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 import gymnasium as gym
@@ -35,6 +37,11 @@ NAMED_SETS = {
     "molap9-pair": _yang("dlygo", "dlyanti"),
     "dm-pair": _yang("dm1", "dm2"),
 }
+
+
+def cache_dir() -> Path:
+    """The run cache: ``$SWITCHBENCH_CACHE`` (default ``.cache`` in the working directory)."""
+    return Path(os.environ.get("SWITCHBENCH_CACHE", ".cache"))
 
 
 def import_neurogym():

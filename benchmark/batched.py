@@ -182,13 +182,14 @@ def wishart_cov(rng: np.random.Generator, n: int, d: int, batch: int, dtype) -> 
 
 def run_batched(paradigm: str, model: str, seeds, *, sampler: str = "samples", k_adapt: int = R.DEFAULT_K_ADAPT,
                 n_eval: int = R.DEFAULT_N_EVAL, criterion: str | None = None, threshold: float | None = None,
-                cache: bool = True, progress: bool = True, chunk: int = 250, **overrides) -> list[R.RunResult]:
+                cache: bool | str = True, progress: bool = True, chunk: int = 250, **overrides) -> list[R.RunResult]:
     """Run ``model`` on ``paradigm`` for every seed in ``seeds`` as one batched program;
     one :class:`~switchbench.benchmark.runner.RunResult` per seed, in order, each cached
     as :func:`~switchbench.benchmark.runner.run` caches (cached seeds load, the rest run).
 
     ``sampler``: ``"samples"`` (the per-sample reference stream) or ``"wishart"`` (module
-    docstring). ``chunk``: steps whose covariances are made at once.
+    docstring). ``chunk``: steps whose covariances are made at once. ``cache`` as in
+    :func:`~switchbench.benchmark.runner.run` (``"refresh"``: recompute and overwrite).
     """
     if sampler not in SAMPLERS:
         raise SwitchbenchError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
@@ -204,15 +205,16 @@ def run_batched(paradigm: str, model: str, seeds, *, sampler: str = "samples", k
     reason = decline_reason(short, model, env_params)
     if reason:
         raise SwitchbenchError(reason)
-    done = {}
-    if cache:
-        done = {s: R.load_run(R.run_dir(c)) for s, c in zip(seeds, configs) if (R.run_dir(c) / "metrics.json").exists()}
+    mode, done = R.cache_mode(cache), {}
+    if mode is True:    # verified entries only; a corrupt one is reported and recomputed
+        done = {s: hit for s, c in zip(seeds, configs) if (hit := R.load_cached(c)) is not None}
     todo = [(s, c) for s, c in zip(seeds, configs) if s not in done]
     if todo:
         for res in _run(env, env_params, short, model, entry, model_params, todo, sampler, k_adapt, n_eval, chunk,
                         progress):
-            if cache:
-                res.path = R.save_run(res, R.run_dir(res.config))
+            R.check_finite(res)
+            if mode:
+                res.path = R.save_run(res, R.run_dir(res.config), overwrite=mode == R.REFRESH)
             done[res.config["seed"]] = res
     return [done[s] for s in seeds]
 

@@ -1,48 +1,80 @@
 """The ``switchbench`` command line (see ``switchbench --help``).
 
-Errors are one line on stderr and a non-zero exit, never a traceback.
+Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+(torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
+``--version`` answer at once.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from switchbench.errors import SwitchbenchError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 LISTABLE = ("paradigms", "models", "metrics", "findings")
+NO_CACHE = "recompute every run, ignoring and overwriting its cache entry (default: load cached runs)"
 
 
 def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs; a value is a Python literal if it parses as one, else a string.
 
-    >>> parse_set(["tau_c=0.1", "schedule=[0, 1, 0]", "teachers=iid"])
-    {'tau_c': 0.1, 'schedule': [0, 1, 0], 'teachers': 'iid'}
+    >>> parse_set(["tau_c=0.1", "schedule=[0, 1, 0]", "teachers=iid", "lam=nan"])
+    {'tau_c': 0.1, 'schedule': [0, 1, 0], 'teachers': 'iid', 'lam': nan}
     """
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SwitchbenchError(f"--set expects key=value, got {item!r}")
+        if raw.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            out[key] = float(raw)      # not Python literals, but floats all the same
+            continue
         try:
             out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             out[key] = raw
     return out
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (``PROG: error: ...``) and exit 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message.splitlines()[0] if message else ''} (see {self.prog} --help)",
+              file=sys.stderr)
+        sys.exit(2)
+
+
 def _table(df: pd.DataFrame) -> str:
+    import pandas as pd
+
     with pd.option_context("display.width", 1000, "display.max_columns", 100, "display.float_format", "{:.4g}".format):
         return df.to_string()
 
 
 def cmd_list(args) -> int:
+    import pandas as pd
+
     what = args.what or "all"
     if what in ("paradigms", "all"):
         from switchbench.paradigms import PARADIGMS
@@ -67,12 +99,12 @@ def cmd_run(args) -> int:
         raise SwitchbenchError(f"--seeds must be >= 1, got {args.seeds}")
     specs = seeds(args.paradigm, args.model, args.seeds, **parse_set(args.set))
     validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
-    results = run_many(specs, jobs=args.jobs)
+    results = run_many(specs, jobs=args.jobs, cache=_cache(args))
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
-    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results}))
+    print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))
     return 0
 
 
@@ -100,6 +132,8 @@ def format_scores(scores: pd.DataFrame, fmt: str, paths: dict[int, str], width: 
 def metric_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per metric (in the order of ``METRICS``): ``better`` (higher / lower), and with
     more than one seed its ``mean`` and ``ci95`` (95% t-interval half-width), then each seed."""
+    import numpy as np
+    import pandas as pd
     from scipy import stats
 
     from switchbench.benchmark.metrics import METRICS
@@ -128,6 +162,11 @@ def fit_columns(table: pd.DataFrame, width: int) -> tuple[str, int]:
     return text, hidden
 
 
+def _cache(args):
+    """``--no-cache``: recompute every run and overwrite its cache entry."""
+    return "refresh" if getattr(args, "no_cache", False) else True
+
+
 def cmd_reproduce(args) -> int:
     from switchbench.benchmark.findings import FINDINGS, reproduce
     from switchbench.benchmark.site import save_finding
@@ -136,6 +175,8 @@ def cmd_reproduce(args) -> int:
     for n in names:
         if n not in FINDINGS:
             reproduce(n)  # raises the unknown-name error
+    if args.no_cache:      # the findings call run_many, which reads this switch
+        os.environ["SWITCHBENCH_NO_CACHE"] = "1"
     ok = True
     for n in names:
         kw = {"jobs": args.jobs, **({"figures": Path(args.figures)} if args.figures else {})}
@@ -157,7 +198,7 @@ def cmd_reproduce(args) -> int:
 def cmd_suite(args) -> int:
     from switchbench.benchmark.leaderboard import run_suite
 
-    run_suite(args.file, jobs=args.jobs, backend=args.backend, threads=args.threads)
+    run_suite(args.file, jobs=args.jobs, backend=args.backend, threads=args.threads, cache=_cache(args))
     return 0
 
 
@@ -170,7 +211,7 @@ def cmd_leaderboard(args) -> int:
               file=sys.stderr)
         tuning = None
     run_suite(args.suite or DEFAULT_SUITE, jobs=args.jobs, backend=args.backend, threads=args.threads,
-              out=Path(args.out), tuning=tuning)
+              out=Path(args.out), tuning=tuning, cache=_cache(args))
     return 0
 
 
@@ -179,7 +220,7 @@ def cmd_tune(args) -> int:
     from switchbench.benchmark.tuning import run_tuning
 
     run_tuning(args.suite or DEFAULT_SUITE, Path(args.out), jobs=args.jobs, backend=args.backend,
-               threads=args.threads, budget=args.budget, seeds=args.seeds)
+               threads=args.threads, budget=args.budget, seeds=args.seeds, cache=_cache(args))
     return 0
 
 
@@ -225,12 +266,12 @@ class _Version(argparse.Action):
 
 
 def _add_jobs(s, what: str) -> None:
-    s.add_argument("--jobs", type=int, default=1, metavar="N",
+    s.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help=f"{what} in parallel (worker processes, one torch thread each; default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="switchbench", formatter_class=_Help,
         description="A benchmark for task switching in neural networks: paradigms, a model zoo, metrics, "
                     "paper reproductions and a leaderboard. Runs are cached under $SWITCHBENCH_CACHE "
@@ -269,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model name (required; `switchbench list models`) or module:factory, "
                         "the module importable or in the current folder, e.g. gated-linear")
-    s.add_argument("--seeds", type=int, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
+    s.add_argument("--seeds", type=positive_int, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
     _add_jobs(s, "runs")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a paradigm or model parameter, repeatable; VALUE is a Python literal, else a "
@@ -279,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table: one row per metric, fitted to the terminal; md: the same as Markdown; "
                         "csv / json: tidy rows (paradigm, model, seed, metric, value, path) for scripts "
                         "(default: table)")
+    s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("reproduce", help="re-measure paper findings, each check with its value and PASS/FAIL",
@@ -290,10 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("findings", nargs="*", metavar="FINDING",
                    help="finding names (`switchbench list findings`; default: every finding)")
     _add_jobs(s, "runs")
-    s.add_argument("--seeds", type=int, default=None, metavar="N",
+    s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds per model (default: the finding's own, as in the paper)")
     s.add_argument("--figures", default=None, metavar="DIR",
                    help="folder for figures (default: a folder under the run cache)")
+    s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     s.set_defaults(fn=cmd_reproduce)
     for name, helptext, description, example in (
             ("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its ranked tables, "
@@ -330,32 +373,64 @@ def build_parser() -> argparse.ArgumentParser:
                                     "view only)")
                 s.set_defaults(fn=cmd_leaderboard)
             else:
-                s.add_argument("--budget", type=int, default=None, metavar="N",
+                s.add_argument("--budget", type=positive_int, default=None, metavar="N",
                                help="configurations per (paradigm, model) (default: the suite's [tuning] budget, "
                                     "else 3)")
-                s.add_argument("--seeds", type=int, default=None, metavar="N",
+                s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                                help="validation seeds per run (default: the suite's [tuning] seeds, else 2)")
                 s.set_defaults(fn=cmd_tune)
-        s.add_argument("--jobs", type=int, default=1, metavar="N",
+        s.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                        help="runs in parallel: local worker processes, or at most N Slurm array tasks at once "
                             "(default: 1)")
         s.add_argument("--backend", choices=("local", "slurm"), default="local",
                        help="local processes or a Slurm job array through submitit (default: local)")
         s.add_argument("--threads", type=int, default=1, metavar="N",
                        help="torch threads (and Slurm CPUs) per run (default: 1)")
+        s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 all runs succeeded; 1 some runs failed (reasons listed, the report of
+    the others written); 2 bad input (one line on stderr); 130 interrupted. An unexpected
+    error is one line too (``SWITCHBENCH_DEBUG=1`` shows its traceback)."""
+    from switchbench.benchmark.suite import RunsFailed
+
     args = build_parser().parse_args(argv)
+    no_cache = os.environ.get("SWITCHBENCH_NO_CACHE")
     try:
         return args.fn(args)
+    except RunsFailed as e:
+        print(f"switchbench: {e}:", file=sys.stderr)
+        for line in e.failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     except SwitchbenchError as e:
-        print(f"switchbench: error: {e}", file=sys.stderr)
+        print(f"switchbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("switchbench: interrupted; finished runs are cached and a rerun resumes", file=sys.stderr)
         return 130
+    except BrokenPipeError:       # e.g. `switchbench list models | head -1`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except MemoryError:
+        print("switchbench: error: out of memory; reduce the sizes of the run (batch_size, block_size, ...)",
+              file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - never a traceback for users
+        if os.environ.get("SWITCHBENCH_DEBUG"):
+            raise
+        print(f"switchbench: internal error: {type(e).__name__}: {_one_line(e)} "
+              "(please report it; SWITCHBENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if no_cache is None:
+            os.environ.pop("SWITCHBENCH_NO_CACHE", None)
 
 
 if __name__ == "__main__":

@@ -44,13 +44,9 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
 from switchbench.benchmark.runner import RunResult, cache_root, resolve_paradigm, source_hash
-from switchbench.benchmark.suite import Failure, RunSpec, metrics_table, run_many
+from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
+                                         metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
@@ -106,31 +102,9 @@ def suite_path(name: str | Path):
 
 
 def load_suite(path) -> Suite:
-    """Expand a suite file (a path or a shipped suite's name) into run specs."""
-    path = suite_path(path)
-    try:
-        text = path.read_text()
-        suite = tomllib.loads(text)
-    except FileNotFoundError:
-        raise SwitchbenchError(f"suite file {str(path)!r} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SwitchbenchError(f"suite file {str(path)!r} is not valid TOML: {e}") from None
-    name, n_seeds = suite.get("name", Path(str(path)).stem), suite.get("seeds", 3)
-    specs = []
-    for entry in suite.get("paradigm", []):
-        if "name" not in entry:
-            raise SwitchbenchError(f"suite {name!r}: every [[paradigm]] needs a name")
-        spec = gymnasium.make(resolve_paradigm(entry["name"])[1], disable_env_checker=True).unwrapped.task_spec
-        chosen = entry.get("models", "*")
-        if chosen == "*":
-            chosen = [m for m in models.names() if _supports(m, spec)]
-        for m in chosen:
-            models.get(m)   # an unknown name fails here, before any work
-            for s in range(entry.get("seeds", n_seeds)):
-                specs.append(RunSpec(entry["name"], m, s, dict(entry.get("set", {}))))
-    if not specs:
-        raise SwitchbenchError(f"suite {name!r} lists no runs")
-    return Suite(name, specs, text)
+    """Expand a suite file (a path or a shipped suite's name) into run specs (checked against
+    its schema: :func:`suite.read_suite`)."""
+    return Suite(*read_suite(suite_path(path)))
 
 
 def _entry(model: str) -> models.ModelEntry | None:
@@ -139,11 +113,6 @@ def _entry(model: str) -> models.ModelEntry | None:
         return models.get(model)
     except SwitchbenchError:
         return None
-
-
-def _supports(model: str, spec) -> bool:
-    entry = _entry(model)
-    return entry is not None and entry.decline_reason(spec) is None
 
 
 def _privileged(model: str) -> bool:
@@ -366,13 +335,14 @@ def view_specs(suite: Suite, tuning: pd.DataFrame | None) -> dict[str, list[RunS
 
 
 def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "local", threads: int = 1,
-              desc: str = "runs") -> dict[str, list]:
+              desc: str = "runs", cache: bool | str | None = None) -> dict[str, list]:
     """Run every view's specs once (a tuned configuration equal to the published one is the
     same run, cached once); results per view in the order given."""
     unique = list({json.dumps(asdict(s), sort_keys=True, default=str): s
                    for specs in views.values() for s in specs}.values())
     # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
-    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, batched="samples")
+    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, batched="samples",
+                       cache=cache)
     by_key = {json.dumps(asdict(s), sort_keys=True, default=str): r for s, r in zip(unique, results)}
     return {v: [by_key[json.dumps(asdict(s), sort_keys=True, default=str)] for s in specs]
             for v, specs in views.items()}
@@ -524,6 +494,7 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
     for view, rs in results_by_view.items():
         s = report["scores"][report["scores"]["view"] == view]
         for paradigm in report["tables"][view]["paradigms"]:
+            check_slug(paradigm, "a paradigm name in a figure's file name")
             runs = [r for r in rs if isinstance(r, RunResult) and r.config["paradigm"] == paradigm]
             stem = f"{paradigm}_{view}"
             figures[f"{stem}_metrics"] = plots.metric_bars(s[s["paradigm"] == paradigm],
@@ -535,24 +506,27 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
 
 
 def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = None, threads: int = 1,
-              tuning: Path | None = None) -> dict[str, Path]:
-    """Run a suite (resuming from the cache) in its published view and, given a tuning table
-    (``switchbench tune``), its tuned view; print the headline tables and write the results
-    to ``out`` (default: a report folder under the cache, never ``results/``)."""
+              tuning: Path | None = None, cache: bool | str | None = None) -> dict[str, Path]:
+    """Run a suite (resuming from the cache; ``cache="refresh"`` recomputes) in its published
+    view and, given a tuning table (``switchbench tune``), its tuned view; print the headline
+    tables and write the results to ``out`` (default: a report folder under the cache, never
+    ``results/``; checked writable before any run). When some runs failed, the report of the
+    others is written and :class:`~switchbench.benchmark.suite.RunsFailed` is raised (its
+    ``files`` the report's)."""
     from switchbench.benchmark.tuning import read_tuning
 
     suite = load_suite(path)
     table = read_tuning(tuning) if tuning is not None else None
+    out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
-                        desc=f"suite {suite.name}")
-    out = Path(out) if out is not None else cache_root() / "reports" / suite.name
+                        desc=f"suite {suite.name}", cache=cache)
     files = write(suite, results, out, table)
     report_md = files["markdown"].read_text().split("\n## Failed runs")[0].split("\n## Metrics")[0]
     print("\n".join(line if line.startswith(("|", "#")) else textwrap.fill(line, 100)
                     for line in report_md.splitlines()))   # tables as they are, prose wrapped for a terminal
-    failed = sum(isinstance(r, Failure) for rs in results.values() for r in rs)
-    if failed:
-        print(f"{failed} runs failed: their reasons are in {files['markdown']}")
     print(f"full report (metric key, every metric, figures): {files['markdown']}, {files['json']}, {files['scores']}")
     print(f"web page: {files['site']}")
+    failed = failure_lines([r for rs in results.values() for r in rs])
+    if failed:
+        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files)
     return files

@@ -48,6 +48,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("composition_steps", False, "steps to the switch criterion on each never-seen composed task's first block"),
     Metric("final_performance", True, "mean online trial performance over the last 10% of steps (paradigms that "
            "score trials, e.g. Yang et al.'s on cognitive tasks)"),
+    Metric("final_performance_strict", True, "the same with the cognitive paradigm's stricter score (fixation kept "
+           "at every fixation step; not Yang et al.'s)"),
     Metric("params", False, "trainable parameters"),
     Metric("params_changed_per_task", False, "parameters changed over the first block of each new task (mean)"),
     Metric("wall_ms_per_step", False, "wall time per learning step (ms), evaluation excluded"),

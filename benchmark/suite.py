@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +26,13 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark.runner import RunResult, cache_root, is_cached, run
+from switchbench.benchmark.runner import RunResult, cache_mode, cache_root, configure, load_cached, run
 from switchbench.errors import SwitchbenchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 BACKENDS = ("local", "slurm")
 
@@ -41,33 +51,68 @@ class Failure:
     reason: str
 
 
-def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None) -> RunResult | Failure:
-    """One run in a worker: set the torch thread count (and the cache), run, never raise."""
-    import torch
-
-    torch.set_num_threads(threads)
+def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None,
+            cache: bool | str = True) -> RunResult | Failure:
+    """One run (in a worker or this process) with ``threads`` torch threads (the caller's
+    setting is restored) and the cache folder ``cache_dir``; never raises."""
     if cache_dir is not None:
         os.environ["SWITCHBENCH_CACHE"] = cache_dir
     try:
-        return run(spec.paradigm, spec.model, spec.seed, progress=False, **spec.overrides)
+        return run(spec.paradigm, spec.model, spec.seed, progress=False, threads=threads, cache=cache,
+                   **spec.overrides)
     except SwitchbenchError as e:
         return Failure(spec, str(e))
     except Exception as e:  # noqa: BLE001 - a broken model must not stop the suite
         return Failure(spec, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
-def _indexed(i: int, spec: RunSpec, threads: int):
-    return i, run_one(spec, threads)
+def _watch_parent(parent: int) -> None:
+    """In a worker process: exit at once when the process that started the suite is gone
+    (killed, even with SIGKILL), instead of idling on with its memory for minutes."""
+    global _WATCHING
+    if _WATCHING or os.getpid() == parent:
+        return
+    _WATCHING = True
+    child = os.getppid() == parent     # a direct child is re-parented the moment its parent dies
+
+    def gone() -> bool:
+        if child:
+            return os.getppid() != parent
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+    def watch():
+        while not gone():
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="switchbench-parent-watch", daemon=True).start()
 
 
-def _cached(spec: RunSpec) -> bool:
+_WATCHING = False
+
+
+def _indexed(i: int, spec: RunSpec, threads: int, cache: bool | str = True, parent: int | None = None):
+    if parent is not None:
+        _watch_parent(parent)
+    return i, run_one(spec, threads, cache=cache)
+
+
+def _cached(spec: RunSpec) -> RunResult | None:
+    """The verified cached run of ``spec``, or None (not cached, corrupt, or a bad spec:
+    ``run_one`` then records the failure with its reason)."""
     try:
-        return is_cached(spec.paradigm, spec.model, spec.seed, **spec.overrides)
+        return load_cached(configure(spec.paradigm, spec.model, spec.seed, **spec.overrides)[0])
     except SwitchbenchError:
-        return False   # run_one records the failure with its reason
+        return None
 
 
-def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar) -> None:
+def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar, cache: bool | str = True) -> None:
     """Run the specs the batched engine takes, one batched program per (paradigm, model,
     overrides), in this process; a group it declines or that fails is left (None) for the
     per-seed runner, which then records each seed's own failure."""
@@ -81,7 +126,7 @@ def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar) -> None
         s = specs[idx[0]]
         try:
             res = run_batched(s.paradigm, s.model, [specs[i].seed for i in idx], sampler=sampler, progress=False,
-                              **s.overrides)
+                              cache=cache, **s.overrides)
         except Exception:  # noqa: BLE001 - declined or failed: the per-seed runner records why
             continue
         for i, r in zip(idx, res):
@@ -91,31 +136,43 @@ def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar) -> None
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
              backend: str = "local", threads: int = 1, slurm: dict | None = None,
-             batched: str | None = None) -> list[RunResult | Failure]:
-    """Run every spec; results in the order given. Cached runs load in this process; the
-    rest run on ``jobs`` local workers or as a Slurm array of at most ``jobs`` at once.
+             batched: str | None = None, cache: bool | str | None = None) -> list[RunResult | Failure]:
+    """Run every spec; results in the order given. Cached runs load (verified) in this
+    process; the rest run on ``jobs`` local workers (which exit when this process dies) or
+    as a Slurm array of at most ``jobs`` at once, ``threads`` torch threads each.
 
     ``batched``: a sampler of :mod:`switchbench.benchmark.batched` (``"samples"`` or
     ``"wishart"``) to run first, in this process, the seeds of each configuration that
     engine supports as one batched program (cached under their own keys); None (default)
     runs every spec through the per-seed runner.
+
+    ``cache``: as in :func:`~switchbench.benchmark.runner.run` (``"refresh"`` recomputes
+    and overwrites); None (default) refreshes where ``$SWITCHBENCH_NO_CACHE`` is set.
     """
     if backend not in BACKENDS:
         raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    for name, v in (("jobs", jobs), ("threads", threads)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
+    cache = cache_mode(cache)
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
     if batched:
-        _run_batched(specs, batched, results, bar)
-    todo = [i for i, s in enumerate(specs) if results[i] is None and not _cached(s)]
-    _load_cached(specs, results, set(todo), threads, bar)   # first, so that the bar counts them from the start
+        _run_batched(specs, batched, results, bar, cache)
+    if cache is True:
+        for i, s in enumerate(specs):
+            if results[i] is None and (hit := _cached(s)) is not None:
+                results[i] = hit
+                bar.update()
+    todo = [i for i, s in enumerate(specs) if results[i] is None]
     if backend == "slurm" and todo:
-        done = _slurm(specs, todo, jobs, threads, slurm or {})
+        done = _slurm(specs, todo, jobs, threads, slurm or {}, cache)
     elif jobs == 1 or len(todo) <= 1:
-        done = ((i, run_one(specs[i], threads)) for i in todo)
+        done = ((i, run_one(specs[i], threads, cache=cache)) for i in todo)
     else:
-        par = Parallel(n_jobs=jobs, return_as="generator_unordered")
-        done = par(delayed(_indexed)(i, specs[i], threads) for i in todo)
+        par = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator_unordered")
+        done = par(delayed(_indexed)(i, specs[i], threads, cache, os.getpid()) for i in todo)
     for i, r in done:
         results[i] = r
         bar.update()
@@ -123,26 +180,21 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     return results
 
 
-def _load_cached(specs: list[RunSpec], results: list, todo: set[int], threads: int, bar) -> None:
-    """Load the cached runs (every spec not in ``todo`` and not done yet), one bar step each."""
-    for i, s in enumerate(specs):
-        if results[i] is None and i not in todo:
-            results[i] = run_one(s, threads)
-            bar.update()
-
-
-def _slurm(specs, todo, jobs, threads, options):
+def _slurm(specs, todo, jobs, threads, options, cache_flag=True):
     """Submit the runs in ``todo`` as one Slurm job array through submitit; yield as they end."""
     try:
         import submitit
     except ImportError:
         raise SwitchbenchError("the slurm backend needs submitit: pip install 'switchbench[slurm]'") from None
+    if not shutil.which("sbatch"):
+        raise SwitchbenchError("the slurm backend needs Slurm's sbatch on the PATH; none found (use --backend local)")
     cache = str(cache_root().resolve())
-    executor = submitit.AutoExecutor(folder=Path(cache) / "slurm" / "%j", cluster="slurm")
-    executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=threads,
-                               timeout_min=options.get("timeout_min", 60), **options.get("parameters", {}))
     try:
-        submitted = executor.map_array(run_one, [specs[i] for i in todo], [threads] * len(todo), [cache] * len(todo))
+        executor = submitit.AutoExecutor(folder=Path(cache) / "slurm" / "%j", cluster="slurm")
+        executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=threads,
+                                   timeout_min=options.get("timeout_min", 60), **options.get("parameters", {}))
+        submitted = executor.map_array(run_one, [specs[i] for i in todo], [threads] * len(todo), [cache] * len(todo),
+                                       [cache_flag] * len(todo))
     except Exception as e:  # noqa: BLE001 - sbatch missing, cluster down, bad parameters
         raise SwitchbenchError(f"slurm submission failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     pending = dict(zip(submitted, todo))
@@ -175,3 +227,138 @@ def metrics_table(results) -> pd.DataFrame:
             rows.append({"paradigm": r.config["paradigm"], "model": models.label(r.config["model"]), "seed": r.config["seed"],
                          "metric": name, "value": value, "reason": ""})
     return pd.DataFrame(rows, columns=["paradigm", "model", "seed", "metric", "value", "reason"])
+
+
+# --- suite files ----------------------------------------------------------------------------
+
+#: the suite file's schema: key -> (type, what it must be); anything else is refused
+MAX_SEEDS = 10_000
+SUITE_FIELDS = {"name": (str, "a name of letters, digits, '.', '_' or '-'"),
+                "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
+                "paradigm": (list, "an array of [[paradigm]] tables"),
+                "tuning": (dict, "a table of the tuning protocol: budget, seeds, first_seed")}
+#: the optional [tuning] table (switchbench tune; see switchbench.benchmark.tuning)
+TUNING_FIELDS = {"budget": (int, f"an integer in 1..{MAX_SEEDS}: configurations per (paradigm, model)"),
+                 "seeds": (int, f"an integer in 1..{MAX_SEEDS}: validation seeds"),
+                 "first_seed": (int, f"an integer in 1..{MAX_SEEDS}: the first validation seed")}
+PARADIGM_FIELDS = {"name": (str, "a paradigm name"), "models": (list, '"*" or a list of model names'),
+                   "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
+                   "set": (dict, "a table of parameters, e.g. { n_blocks = 10 }"),
+                   "tune_seeds": (int, f"an integer in 1..{MAX_SEEDS}: this paradigm's validation seeds")}
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_slug(name, what: str) -> str:
+    """``name`` if it can name a file inside an output folder (letters, digits, ``.``, ``_``,
+    ``-``; no leading dot, no ``/``), else a clear error."""
+    if not isinstance(name, str) or not SLUG.fullmatch(name) or len(name) > 100:
+        raise SwitchbenchError(f"{what} must be letters, digits, '.', '_' or '-' (not starting with '.'), "
+                               f"got {name!r}")
+    return name
+
+
+def _check_fields(table: dict, fields: dict, where: str) -> None:
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise SwitchbenchError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(fields)}")
+    for key, value in table.items():
+        kind, what = fields[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if key == "models":
+            ok = value == "*" or (isinstance(value, list) and len(value) > 0 and all(isinstance(m, str) for m in value))
+        if kind is int and ok:
+            ok = 1 <= value <= MAX_SEEDS
+        if not ok:
+            raise SwitchbenchError(f"{where}: {key} must be {what}, got {value!r}")
+
+
+def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
+    """Read and check a suite file (TOML) against its schema (every field's type and range,
+    unknown keys refused), expand it into run specs and check every run's parameters before
+    any work: ``(name, specs, text)``; a bad file is one clear error line."""
+    from switchbench import models
+    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, make_env, resolve_paradigm,
+                                              split_overrides)
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+        suite = tomllib.loads(text)
+    except FileNotFoundError:
+        raise SwitchbenchError(f"suite file {str(path)!r} not found") from None
+    except IsADirectoryError:
+        raise SwitchbenchError(f"suite file {str(path)!r} is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SwitchbenchError(f"cannot read suite file {str(path)!r}: {type(e).__name__}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SwitchbenchError(f"suite file {str(path)!r} is not valid TOML: {e}") from None
+    _check_fields(suite, SUITE_FIELDS, f"suite file {str(path)!r}")
+    _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
+    name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
+    n_seeds = suite.get("seeds", 3)
+    specs = []
+    for i, entry in enumerate(suite.get("paradigm", [])):
+        where = f"suite {name!r}, [[paradigm]] {i + 1}"
+        if not isinstance(entry, dict):
+            raise SwitchbenchError(f"{where}: must be a table")
+        _check_fields(entry, PARADIGM_FIELDS, where)
+        if "name" not in entry:
+            raise SwitchbenchError(f"{where}: every [[paradigm]] needs a name")
+        short, gym_id, env_cls = resolve_paradigm(entry["name"])
+        overrides = dict(entry.get("set", {}))
+        runner = {k: overrides[k] for k in RUNNER_OPTIONS if k in overrides}
+        check_runner_options(**{"k_adapt": 0, "n_eval": 1, "criterion": None, "threshold": None, **runner})
+        chosen = entry.get("models", "*")
+        if chosen == "*":
+            spec = make_env(short, gym_id, {}).task_spec
+            chosen = [m for m in models.names() if _supports(m, spec)]
+        env_params = None
+        for m in chosen:
+            env_params, _ = split_overrides(env_cls, models.get(m), {k: v for k, v in overrides.items()
+                                                                     if k not in RUNNER_OPTIONS})
+        if env_params is not None:   # the paradigm's parameters (the same for every model) fit and build
+            make_env(short, gym_id, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
+        for m in chosen:
+            for s in range(entry.get("seeds", n_seeds)):
+                specs.append(RunSpec(short, m, s, overrides))
+    if not specs:
+        raise SwitchbenchError(f"suite {name!r} lists no runs")
+    return name, specs, text
+
+
+def _supports(model: str, spec) -> bool:
+    from switchbench import models
+
+    try:
+        entry = models.get(model)
+    except SwitchbenchError:
+        return False    # a broken plug-in is left out of "*"
+    return entry.decline_reason(spec) is None
+
+
+def check_out(out: Path) -> Path:
+    """Make sure the output folder ``out`` can be written, before any run starts."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkstemp(dir=out, prefix=".write-test-")[1])
+        probe.unlink()
+    except OSError as e:
+        raise SwitchbenchError(f"cannot write to the output folder {str(out)!r}: {e.strerror or type(e).__name__}") \
+            from None
+    return out
+
+
+def failure_lines(results) -> list[str]:
+    """One line per failed run: model, paradigm, seed and reason."""
+    return [f"{f.spec.model} on {f.spec.paradigm}, seed {f.spec.seed}: {f.reason}"
+            for f in results if isinstance(f, Failure)]
+
+
+class RunsFailed(SwitchbenchError):
+    """Some runs of a suite failed; the report of the others is written (``files``); the
+    command line lists the reasons and exits 1."""
+
+    def __init__(self, failed: list[str], total: int, files: dict):
+        super().__init__(f"{len(failed)} of {total} runs failed; the report of the others is written")
+        self.failed, self.total, self.files = failed, total, files

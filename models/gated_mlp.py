@@ -60,6 +60,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -148,14 +149,32 @@ def _pretrain(config: dict) -> tuple[list, float]:
     return layers, acc
 
 
+def _load_features(path: Path, config: dict) -> tuple[list, float]:
+    """A cached feature network, checked: its stored recipe is ``config``, every layer has
+    the recipe's shape and finite values (else an exception: the caller retrains)."""
+    sizes = [N_PIXELS, *config["hidden"], 10]
+    with np.load(path, allow_pickle=False) as z:
+        if json.loads(str(z["config"])) != json.loads(json.dumps(config, sort_keys=True)):
+            raise ValueError("another recipe")
+        layers = [(torch.from_numpy(z[f"w{i}"]), torch.from_numpy(z[f"b{i}"])) for i in range(len(sizes) - 1)]
+        acc = float(z["test_accuracy"])
+    for i, (w, b) in enumerate(layers):
+        if tuple(w.shape) != (sizes[i + 1], sizes[i]) or tuple(b.shape) != (sizes[i + 1],):
+            raise ValueError(f"layer {i} has shape {tuple(w.shape)}")
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            raise ValueError(f"layer {i} is not finite")
+    return layers, acc
+
+
 def feature_network(config: dict) -> tuple[list, float]:
     """The pretrained network of ``config``: loaded from the cache, else trained and cached atomically."""
     path = feature_cache_path(config)
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            n = len(config["hidden"]) + 1
-            layers = [(torch.from_numpy(z[f"w{i}"]), torch.from_numpy(z[f"b{i}"])) for i in range(n)]
-            return layers, float(z["test_accuracy"])
+        try:
+            return _load_features(path, config)
+        except Exception as e:  # noqa: BLE001 - truncated, edited or foreign: retrain and overwrite
+            sys.stderr.write(f"switchbench: warning: feature cache {path} is corrupt ({type(e).__name__}); "
+                             "retraining it\n")
     layers, acc = pretrain(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")

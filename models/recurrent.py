@@ -4,21 +4,26 @@ continual-learning regularisers at task boundaries (``leaky-rnn-ewc``, ``leaky-r
 :class:`ConsolidatedRNN`), with gated readouts (``gated-rnn``; :class:`GatedRNN`), and
 modular latent primitives (``modular-primitives``; :class:`ModularPrimitives`).
 
-**Leaky RNN** (Yang, Joglekar, Song, Newsome & Wang 2019, Nat. Neurosci.), discretised
-with ``alpha = dt / tau`` (default 0.2: dt = 20 ms, tau = 100 ms)::
+**Leaky RNN** (Yang, Joglekar, Song, Newsome & Wang 2019, Nat. Neurosci.; defaults read
+from their code, gyyang/multitask ``train.py`` and ``network.py``)::
 
-    h_t = (1 - alpha) h_{t-1} + alpha f(W_rec h_{t-1} + W_in x_t + b + sqrt(2 / alpha) sigma_rec xi_t)
-    logits_t = W_out h_t + b_out,            h_0 = 0,  xi_t ~ N(0, I)
+    u_t = x_t + sqrt(2 / alpha) sigma_x eta_t                        (input noise)
+    h_t = (1 - alpha) h_{t-1} + alpha f(W_rec h_{t-1} + W_in u_t + b + sqrt(2 / alpha) sigma_rec xi_t)
+    logits_t = W_out h_t + b_out,            h_0 = 0,  xi_t, eta_t ~ N(0, I)
 
-``f`` softplus (default, as the paper) or relu; ``hidden = 256`` units (smaller for quick
-runs); recurrent noise ``sigma_rec = 0.05`` while learning; ``predict`` runs without noise
-(and so has no side effects); initialisation after the paper's code defaults (as read
-here): ``W_rec`` random orthogonal, ``W_in ~ N(0, 1/n_in)``, ``W_out ~ N(0, 1/hidden)``, biases 0, all from the
-model's own ``torch.Generator`` seeded by the run. The rule input is the paradigm's cue
-(``cue=True``), part of ``x``. Loss: the paradigm's cross-entropy over unmasked targets
-(the paper used a masked squared error on sigmoid outputs); one ``torch.optim.Adam``
-step (lr 1e-3) per batch, each gradient element clipped to [-1, 1] first (as the paper's
-code; every model here does so).
+``alpha = dt / tau`` with ``tau = 100`` ms and ``dt`` the paradigm's time step
+(``spec.dt``; the cognitive paradigm's default is Yang et al.'s 20 ms, so alpha 0.2; at
+``dt = 100`` alpha is 1); paradigms without a ``dt`` get alpha 0.2; ``alpha=`` overrides.
+``f`` softplus (default, as the paper) or relu; ``hidden = 256`` units; recurrent noise
+``sigma_rec = 0.05`` and input noise ``sigma_x = 0.01`` while learning; ``predict`` runs
+without noise (and so has no side effects; their evaluation kept the noise). Initialisation
+as their code: ``W_rec = 0.5 x`` a random orthogonal matrix (their ``_w_rec_start`` for
+softplus and relu; ``w_rec_gain``), ``W_in ~ N(0, 1/n_in)``, ``W_out`` Glorot-uniform, biases
+0, all from the model's own ``torch.Generator`` seeded by the run. The rule input is the
+paradigm's cue (``cue=True``), part of ``x``. Loss: the paradigm's cross-entropy over
+unmasked targets (the paper used a masked squared error on sigmoid outputs); one
+``torch.optim.Adam`` step (lr 1e-3) per batch, each gradient element clipped to [-1, 1]
+first (as their code; every model here does so).
 
 **Per-task RNN**: one leaky RNN per task, each with its own Adam; privileged (the runner
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
@@ -29,24 +34,52 @@ never transfers: the upper bound on retention and the lower bound on sharing.
 >>> from switchbench.paradigms.base import TaskSpec
 >>> spec = TaskSpec("toy", 5, 3, 2, "cross_entropy", True, (1.0, 1.0), "blocked", 4, kind="sequence")
 >>> net = models.get("leaky-rnn").build(spec, seed=0, hidden=8)
->>> net.predict(torch.zeros(6, 4, 5)).shape
-torch.Size([6, 4, 3])
+>>> net.predict(torch.zeros(6, 4, 5)).shape, net.alpha          # no dt in this spec: alpha 0.2
+(torch.Size([6, 4, 3]), 0.2)
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
+from switchbench.losses import IGNORE, task_loss
 from switchbench.models.registry import register
 
 YANG19 = ("Yang, Joglekar, Song, Newsome & Wang (2019), Task representations in neural networks trained to "
           "perform many cognitive tasks, Nat. Neurosci. 22:297")
 ACTIVATIONS = {"softplus": F.softplus, "relu": torch.relu}
 GRAD_CLIP = 1.0          # Yang et al.'s code clips every gradient element to [-1, 1] before Adam
+TAU = 100.0              # Yang et al.'s time constant (ms)
+W_REC_GAIN = 0.5         # Yang et al.'s recurrent initial scale for softplus / relu units (x a random orthogonal matrix)
+
+
+def derive_alpha(spec, alpha: float | None, tau: float) -> float:
+    """``alpha`` if given, else ``spec.dt / tau`` (the paradigm's ms per step), else 0.2
+    (Yang et al.'s 20 ms / 100 ms) for paradigms without a time step."""
+    if alpha is not None:
+        return alpha
+    if not (isinstance(tau, (int, float)) and tau > 0):
+        raise SwitchbenchError(f"tau must be a positive number of ms, got {tau!r}")
+    dt = getattr(spec, "dt", None)
+    if dt is None:
+        return 0.2
+    if dt > tau:
+        raise SwitchbenchError(f"alpha = dt / tau = {dt} / {tau} > 1: use a paradigm dt <= tau or set alpha")
+    return dt / tau
+
+
+def random_orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).float()
 
 
 def clip_and_step(opt: torch.optim.Optimizer, params) -> None:
@@ -59,24 +92,26 @@ class LeakyRNN:
     """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring)."""
 
     def __init__(self, d_in: int, d_out: int, *, hidden: int, alpha: float, sigma_rec: float, activation: str,
-                 lr: float, seed: int):
+                 lr: float, seed: int, sigma_x: float = 0.0, w_rec_gain: float = W_REC_GAIN):
         if not (isinstance(hidden, int) and hidden > 0):
             raise SwitchbenchError(f"hidden must be a positive integer, got {hidden!r}")
         if not 0 < alpha <= 1:
             raise SwitchbenchError(f"alpha = dt / tau must lie in (0, 1], got {alpha!r}")
-        if not (sigma_rec >= 0 and lr > 0):
-            raise SwitchbenchError(f"sigma_rec must be >= 0 and lr > 0, got {sigma_rec!r}, {lr!r}")
+        if not (sigma_rec >= 0 and sigma_x >= 0 and lr > 0 and w_rec_gain >= 0):
+            raise SwitchbenchError(f"sigma_rec, sigma_x and w_rec_gain must be >= 0 and lr > 0, got {sigma_rec!r}, "
+                                   f"{sigma_x!r}, {w_rec_gain!r}, {lr!r}")
         if activation not in ACTIVATIONS:
             raise SwitchbenchError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        self.alpha, self.sigma_rec, self.activation = float(alpha), float(sigma_rec), activation
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = float(alpha), float(sigma_rec), float(sigma_x), \
+            activation
         self.gen = torch.Generator().manual_seed(int(seed))
         g = self.gen
-        q, r = torch.linalg.qr(torch.randn(hidden, hidden, generator=g, dtype=torch.float64))
-        w_rec = (q * torch.sign(torch.diagonal(r))).float()          # a random orthogonal matrix
+        w_rec = w_rec_gain * random_orthogonal(hidden, g)
         self.w_in = torch.nn.Parameter(torch.randn(hidden, d_in, generator=g) / math.sqrt(d_in))
         self.w_rec = torch.nn.Parameter(w_rec)
         self.b = torch.nn.Parameter(torch.zeros(hidden))
-        self.w_out = torch.nn.Parameter(torch.randn(d_out, hidden, generator=g) / math.sqrt(hidden))
+        limit = math.sqrt(6 / (hidden + d_out))                        # Glorot-uniform, as TensorFlow's default
+        self.w_out = torch.nn.Parameter((2 * torch.rand(d_out, hidden, generator=g) - 1) * limit)
         self.b_out = torch.nn.Parameter(torch.zeros(d_out))
         self.params = [self.w_in, self.w_rec, self.b, self.w_out, self.b_out]
         self.opt = torch.optim.Adam(self.params, lr=lr)
@@ -120,6 +155,8 @@ class LeakyRNN:
         """The hidden states ``(time, batch, hidden)`` driven through input weights ``w_in``."""
         f = ACTIVATIONS[self.activation]
         x = x.float()
+        if noise and self.sigma_x > 0:
+            x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen)
         drive = x @ w_in.T + self.b                                # the input part, all steps at once
         if noise and self.sigma_rec > 0:
             scale = math.sqrt(2 / self.alpha) * self.sigma_rec
@@ -184,25 +221,35 @@ def _classification_sequences(spec):
 
 #: the learning rate searched by ``switchbench tune``: the published Adam rate and a decade either side
 LR_GRID = (1e-4, 1e-3, 1e-2)
-TUNING = "defaults as published (alpha 0.2, sigma_rec 0.05, softplus, Adam 1e-3); hidden 256; no per-paradigm tuning"
+TUNING = ("defaults as published (tau 100 ms: alpha = dt / tau, W_rec 0.5 x orthogonal, sigma_rec 0.05, sigma_x 0.01, "
+          "softplus, Adam 1e-3); hidden 256; no per-paradigm tuning")
 
 
-@register("leaky-rnn", description="Yang et al. 2019: a leaky RNN (alpha 0.2, recurrent noise), readout per step, Adam",
-          citation=YANG19, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
+def _leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr) -> dict:
+    """The leaky RNN's keyword arguments, alpha derived from the paradigm's dt (:func:`derive_alpha`)."""
+    return dict(hidden=hidden, alpha=derive_alpha(spec, alpha, tau), sigma_rec=sigma_rec, sigma_x=sigma_x,
+                w_rec_gain=w_rec_gain, activation=activation, lr=lr)
+
+
+@register("leaky-rnn", description="Yang et al. 2019: a leaky RNN (tau 100 ms, alpha = dt / tau, recurrent and input "
+          "noise), readout per step, Adam", citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
+          tuning=TUNING,
           tunable={"lr": LR_GRID})
-def make_leaky_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3):
+def make_leaky_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
+                   activation="softplus", lr=1e-3):
     """Yang et al.'s leaky RNN; the rule input is the paradigm's cue."""
-    return LeakyRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
-                    activation=activation, lr=lr, seed=seed)
+    return LeakyRNN(spec.input_size, spec.output_size, seed=seed,
+                    **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
 @register("per-task-rnn", description="A separate leaky RNN per task (privileged: told the task)", citation=YANG19,
           privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
           tunable={"lr": LR_GRID})
-def make_per_task_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3):
+def make_per_task_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3):
     """One leaky RNN per task, each with its own Adam; the runner tells it the task."""
-    return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size, hidden=hidden, alpha=alpha,
-                      sigma_rec=sigma_rec, activation=activation, lr=lr)
+    return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size,
+                      **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
 # --- continual-learning regularisers: EWC and synaptic intelligence ------------------------
@@ -335,8 +382,8 @@ class GatedRNN(LeakyRNN):
             raise SwitchbenchError(f"n_paths must be a positive integer, lr_c > 0 and lam >= 0, got "
                                    f"{n_paths!r}, {lr_c!r}, {lam!r}")
         hidden = self.w_rec.shape[0]
-        w = torch.randn(n_paths, d_out, hidden, generator=self.gen) / math.sqrt(hidden)
-        self.w_out = torch.nn.Parameter(w)
+        limit = math.sqrt(6 / (hidden + d_out))                        # Glorot-uniform per readout
+        self.w_out = torch.nn.Parameter((2 * torch.rand(n_paths, d_out, hidden, generator=self.gen) - 1) * limit)
         self.b_out = torch.nn.Parameter(torch.zeros(n_paths, d_out))
         self.params = [self.w_in, self.w_rec, self.b, self.w_out, self.b_out]
         self.opt = torch.optim.Adam(self.params, lr=self.opt.defaults["lr"])
@@ -377,43 +424,45 @@ class GatedRNN(LeakyRNN):
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
           tunable={"lr": LR_GRID})
-def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
-                       lam=100.0, fisher_batches=4):
+def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
-    return ConsolidatedRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
-                           activation=activation, lr=lr, seed=seed, method="ewc", strength=lam,
-                           fisher_batches=fisher_batches)
+    return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="ewc", strength=lam,
+                           fisher_batches=fisher_batches,
+                           **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
 @register("leaky-rnn-si", description="Leaky RNN with synaptic intelligence (c, xi) at task boundaries (privileged)",
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
           tunable={"lr": LR_GRID})
-def make_leaky_rnn_si(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
-                      c=1.0, xi=0.01):
+def make_leaky_rnn_si(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
-    return ConsolidatedRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
-                           activation=activation, lr=lr, seed=seed, method="si", strength=c, xi=xi)
+    return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="si", strength=c, xi=xi,
+                           **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
 @register("gated-rnn", description="Leaky RNN with P readouts mixed by fast non-negative bounded gates",
           citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned",
           tunable={"lr": LR_GRID})
-def make_gated_rnn(spec, seed, hidden=256, alpha=0.2, sigma_rec=0.05, activation="softplus", lr=1e-3,
-                   n_paths=None, lr_c=0.2, lam=0.1):
+def make_gated_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
+                   activation="softplus", lr=1e-3, n_paths=None, lr_c=0.2, lam=0.1):
     """Yang et al.'s leaky RNN with gated readouts (one per task unless ``n_paths``)."""
-    return GatedRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
-                    activation=activation, lr=lr, seed=seed, n_paths=n_paths or spec.n_tasks, lr_c=lr_c, lam=lam)
+    return GatedRNN(spec.input_size, spec.output_size, seed=seed, n_paths=n_paths or spec.n_tasks, lr_c=lr_c, lam=lam,
+                    **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
 # --- modular latent primitives --------------------------------------------------------------
 
 MOLAP = ("Marton, Lajoie & Rajan, Efficient and robust multi-task learning in the brain with modular latent "
          "primitives (arXiv preprint)")
+PRETRAIN = ("pca", "end-to-end", "none")
+PRETRAIN_FORMAT = 1      # bump when pretraining changes: cached modules are then not reused
 
 
-def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int):
+def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int, classes: int):
     """``n`` end-aligned trials per neurogym task: inputs ``(T, n, width)`` (zero-padded), targets ``(T, n)``.
 
     Made by :func:`switchbench.tasksets.generate_trials` (seeded through the task's own
@@ -427,6 +476,9 @@ def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int):
         if F > width:
             raise SwitchbenchError(f"modular-primitives: corpus task {env_id!r} has {F} inputs, more than the "
                                    f"paradigm's {width}")
+        if pool["y"].max() >= classes:
+            raise SwitchbenchError(f"modular-primitives: corpus task {env_id!r} has more actions than the paradigm's "
+                                   f"{classes} outputs")
         padded = torch.zeros(T, n, width)
         padded[:, :, :F] = torch.from_numpy(x)
         out.append((padded, torch.from_numpy(pool["y"].T.copy())))
@@ -451,100 +503,232 @@ def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
         ids = [i for i in ids if i not in own]
     if not ids:
         raise SwitchbenchError(f"the pretraining corpus is empty: corpus {corpus!r} less the paradigm's tasks "
-                               f"{own} (hold_out={hold_out})")
+                               f"{own} (hold_out={hold_out}; pass another corpus, e.g. corpus='yang19')")
     return ids
 
 
 class ModularPrimitives:
     """MoLaP-style learner: frozen pretrained recurrent modules, per-task input and output weights.
 
-    Design assumptions (the paper's method as read here; each one a choice of this
+    The MoLaP abstract (no public code): modules "pre-trained on the statistics of the full
+    corpus of tasks so as to be independent and maximally informative", then frozen; new
+    tasks learn only input and output weights. Design assumptions (each one a choice of this
     implementation):
 
     1. **Modules**: ``n_modules`` leaky RNNs (the ``leaky-rnn`` update, ``module_size`` units
-       each) with no recurrent connections between them (block-diagonal ``W_rec``): the
-       structural bias that keeps the primitives separate. Their independence is structural
-       only; the paper's objective for "independent and maximally informative" modules is
-       not reproduced.
-    2. **Pretraining on the corpus statistics**: before the curriculum, the modules learn
-       (Adam, ``pretrain_lr``) on a corpus of trials of *all* the paradigm's tasks, drawn at
-       random, ``pretrain_steps`` batches of ``pretrain_batch`` trials, with per-task input
-       and output weights learned alongside. The corpus comes straight from neurogym:
-       ``corpus`` (a named set of :mod:`switchbench.paradigms.cognitive`, e.g. ``"molap9"``,
-       or a list of neurogym ids; default: the paradigm's own tasks, whose names are neurogym
-       ids on ``CognitiveSwitch-v0``), without the paradigm's tasks when ``hold_out=True`` (so
-       a task can be learned that the modules never saw), made with neurogym's defaults
-       except ``corpus_dt`` (match the paradigm's ``dt``), ``corpus_trials`` trials per task,
-       seeded by the model seed. Pretraining is part of building the model (its cost is in
-       no step's wall time).
-    3. **Frozen**: after pretraining the modules' recurrent weights and biases never change;
-       the per-task input and output weights are re-initialised, and each task then learns
-       only its own (``W_in^k``, ``W_out^k``, ``b_out^k``; Adam, ``lr``) on the curriculum.
+       each; default 4 x 64 = 256 units, ``leaky-rnn``'s size) with no recurrent connections
+       between them (block-diagonal ``W_rec``).
+    2. **Corpus**: trials of neurogym tasks (``corpus``: a named set, default ``"molap9"``, or
+       a list of ids), made with neurogym's defaults at the paradigm's ``dt``
+       (``corpus_dt`` overrides), ``corpus_trials`` per task, seeded by the model seed. By
+       default (``hold_out=True``) the paradigm's own tasks are *removed* from it, so every
+       scored task is one the modules never saw; ``hold_out=False`` includes them (say so
+       when reporting).
+    3. **Pretraining** (``pretrain``), before the curriculum (part of building the model, in
+       no step's wall time; cached on disk, below):
+
+       - ``"pca"`` (default): *independent and maximally informative*, read as: fit a
+         multitask leaky RNN of the same size (full ``W_rec``, per-corpus-task input and
+         output weights; Adam, ``pretrain_steps`` batches of ``pretrain_batch`` trials of
+         random corpus tasks) on the corpus; take the leading ``n_modules x pcs_per_module``
+         principal components of its hidden trajectories over all corpus trials (unpadded
+         steps): uncorrelated, of maximal variance; deal them out round-robin into disjoint
+         groups (module m gets components m, m + n_modules, ...); then train the modules,
+         from a fresh initialisation with per-corpus-task input weights, to produce their own
+         group (z-scored components, squared error, a readout per module seeing only its
+         own units; same steps and batches). The assumption: PCA of a multitask network's
+         activity stands for "the statistics of the corpus", and disjoint groups of
+         uncorrelated components for "independent".
+       - ``"end-to-end"``: the modules and per-corpus-task input and output weights trained
+         directly on the corpus tasks' cross-entropy (no independence objective).
+       - ``"none"``: the control, random frozen modules (a reservoir: the same initialisation,
+         ``0.5 x`` a random orthogonal matrix per module) with the same per-task training.
+    4. **Frozen**: the modules' recurrent weights and biases never change after
+       pretraining; each task of the paradigm learns only its own fresh input and output
+       weights (``W_in^k``, ``W_out^k``, ``b_out^k``; Adam, ``lr``) on the curriculum.
        Privileged: the runner tells it the task. So it cannot forget, and "parameters changed
        per new task" is the I/O weights alone.
-    4. The cue columns of the input, when present, are constant within a task and act as a
-       bias of its input weights. Recurrent noise ``sigma_rec`` while learning, none in
+    5. The cue columns of the input, when present, are constant within a task and act as a
+       bias of its input weights. Recurrent and input noise while learning, none in
        ``predict``.
+
+    Pretrained modules are cached under ``$SWITCHBENCH_CACHE/pretrained`` (``.npz``, read
+    without pickle), keyed by everything that makes them (corpus, dt, sizes, pretraining
+    settings, seed, this file's source, torch and neurogym versions); pretraining draws from
+    its own generator, so a cached and a fresh model give the same numbers.
     """
 
     def __init__(self, spec, seed: int, *, n_modules: int, module_size: int, alpha: float, sigma_rec: float,
-                 activation: str, lr: float, pretrain_steps: int, pretrain_batch: int, pretrain_lr: float,
-                 corpus_dt, corpus_trials: int, corpus=None, hold_out: bool = False):
+                 sigma_x: float, w_rec_gain: float, activation: str, lr: float, pretrain: str, pretrain_steps: int,
+                 pretrain_batch: int, pretrain_lr: float, pcs_per_module: int, corpus_dt, corpus_trials: int,
+                 corpus="molap9", hold_out: bool = True, pretrain_cache: bool = True):
         for name, v in (("n_modules", n_modules), ("module_size", module_size), ("pretrain_batch", pretrain_batch),
-                        ("corpus_trials", corpus_trials)):
+                        ("corpus_trials", corpus_trials), ("pcs_per_module", pcs_per_module)):
             if not (isinstance(v, int) and v > 0):
                 raise SwitchbenchError(f"{name} must be a positive integer, got {v!r}")
         if not (isinstance(pretrain_steps, int) and pretrain_steps >= 0):
             raise SwitchbenchError(f"pretrain_steps must be an integer >= 0, got {pretrain_steps!r}")
+        if pretrain not in PRETRAIN:
+            raise SwitchbenchError(f"unknown pretrain {pretrain!r}; valid: {', '.join(PRETRAIN)}")
         hidden = n_modules * module_size
-        self.rnn = LeakyRNN(spec.input_size, spec.output_size, hidden=hidden, alpha=alpha, sigma_rec=sigma_rec,
-                            activation=activation, lr=pretrain_lr, seed=seed)
-        blocks = torch.block_diag(*[torch.ones(module_size, module_size)] * n_modules)
-        self.block_mask = blocks
+        self.net_kw = dict(hidden=hidden, alpha=alpha, sigma_rec=sigma_rec, sigma_x=sigma_x, w_rec_gain=w_rec_gain,
+                           activation=activation)
+        self.rnn = LeakyRNN(spec.input_size, spec.output_size, **self.net_kw, lr=lr, seed=seed)
+        self.block_mask = torch.block_diag(*[torch.ones(module_size, module_size)] * n_modules)
         self.rnn.module_size = module_size
-        with torch.no_grad():
-            self.rnn.w_rec.mul_(blocks)
-            for m in range(n_modules):                 # an orthogonal matrix per module
-                sl = slice(m * module_size, (m + 1) * module_size)
-                q, r = torch.linalg.qr(torch.randn(module_size, module_size, generator=self.rnn.gen,
-                                                   dtype=torch.float64))
-                self.rnn.w_rec[sl, sl] = (q * torch.sign(torch.diagonal(r))).float()
+        self.n_modules, self.module_size, self.pcs_per_module = n_modules, module_size, pcs_per_module
         self.n_tasks, self.d_in, self.d_out, self.hidden = spec.n_tasks, spec.input_size, spec.output_size, hidden
         self.task = 0
         own = [f"{n}-v0" for n in spec.task_names]
-        self.corpus = corpus_ids(corpus, own, hold_out)
-        if pretrain_steps:
-            data = _neurogym_corpus(self.corpus, corpus_dt, corpus_trials, seed, spec.input_size)
-            self.io = self._new_io(len(data))
-            self._pretrain(data, pretrain_steps, pretrain_batch, pretrain_lr)
-        self.io = self._new_io(self.n_tasks)
+        self.corpus = corpus_ids(corpus, own, hold_out) if pretrain != "none" else []
+        self.pretrain = pretrain
+        self.explained_variance = float("nan")         # "pca": variance share of the components the modules produce
+        # pretraining has its own generator: a model loaded from the cache draws the same numbers afterwards
+        pre_seed, = np.random.SeedSequence([int(seed), 1]).generate_state(1)
+        settings = dict(pretrain=pretrain, steps=pretrain_steps, batch=pretrain_batch, lr=pretrain_lr,
+                        pcs=pcs_per_module, corpus=self.corpus, corpus_dt=corpus_dt or spec.dt,
+                        corpus_trials=corpus_trials, seed=int(pre_seed))
+        w_rec, b = self._pretrained(spec, settings, pretrain_cache)
+        with torch.no_grad():
+            self.rnn.w_rec.copy_(w_rec)
+            self.rnn.b.copy_(b)
+        self.io = self._new_io(self.n_tasks, self.rnn.gen)
         for p in (self.rnn.w_rec, self.rnn.b):
             p.requires_grad_(False)
         self.opt = torch.optim.Adam([p for io in self.io for p in io], lr=lr)
 
-    def _new_io(self, n: int) -> list[list[torch.nn.Parameter]]:
-        g = self.rnn.gen
-        return [[torch.nn.Parameter(torch.randn(self.hidden, self.d_in, generator=g) / math.sqrt(self.d_in)),
-                 torch.nn.Parameter(torch.randn(self.d_out, self.hidden, generator=g) / math.sqrt(self.hidden)),
-                 torch.nn.Parameter(torch.zeros(self.d_out))] for _ in range(n)]
+    # --- pretraining ------------------------------------------------------------------
+    def _modules(self, gen: torch.Generator, lr: float) -> LeakyRNN:
+        """Fresh block-diagonal modules: an orthogonal matrix per module times the gain."""
+        net = LeakyRNN(self.d_in, self.d_out, **self.net_kw, lr=lr, seed=0)
+        net.gen = gen
+        with torch.no_grad():
+            net.w_rec.zero_()
+            for m in range(self.n_modules):
+                sl = slice(m * self.module_size, (m + 1) * self.module_size)
+                net.w_rec[sl, sl] = self.net_kw["w_rec_gain"] * random_orthogonal(self.module_size, gen)
+        return net
 
+    def _pretrained(self, spec, settings: dict, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen modules' ``(W_rec, b)``: from the disk cache when its key matches, else pretrained."""
+        from switchbench.tasksets import cache_dir, import_neurogym
+
+        blob = json.dumps({**settings, **self.net_kw, "modules": [self.n_modules, self.module_size],
+                           "io": [self.d_in, self.d_out], "format": PRETRAIN_FORMAT, "torch": torch.__version__,
+                           "neurogym": import_neurogym().__version__ if self.corpus else None,
+                           "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()},
+                          sort_keys=True, default=repr)
+        key = hashlib.sha256(blob.encode()).hexdigest()[:20]
+        path = cache_dir() / "pretrained" / f"modules-{key}.npz"
+        if use_cache and path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    if str(z["key"]) == key:
+                        self.explained_variance = float(z["explained_variance"])
+                        return torch.from_numpy(z["w_rec"]), torch.from_numpy(z["b"])
+            except (OSError, ValueError, KeyError):
+                pass                                 # unreadable: pretrain again and overwrite
+        gen = torch.Generator().manual_seed(settings["seed"])
+        net = self._modules(gen, settings["lr"])
+        if settings["pretrain"] != "none" and settings["steps"]:
+            data = _neurogym_corpus(self.corpus, settings["corpus_dt"], settings["corpus_trials"], settings["seed"],
+                                    self.d_in, self.d_out)
+            if settings["pretrain"] == "end-to-end":
+                self._fit_tasks(net, data, settings, mask=self.block_mask)
+            else:
+                teacher = LeakyRNN(self.d_in, self.d_out, **self.net_kw, lr=settings["lr"],
+                                   seed=int(torch.randint(0, 2 ** 62, (1,), generator=gen)))
+                teacher.gen = gen
+                self._fit_tasks(teacher, data, settings, mask=None)
+                targets = self._components(teacher, data)
+                self._fit_components(net, data, targets, settings)
+        w_rec, b = net.w_rec.detach().clone(), net.b.detach().clone()
+        if use_cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
+                             explained_variance=np.array(self.explained_variance))
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return w_rec, b
+
+    def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> list[list[torch.nn.Parameter]]:
+        d_out = d_out or self.d_out
+        limit = math.sqrt(6 / (self.hidden + d_out))
+        return [[torch.nn.Parameter(torch.randn(self.hidden, self.d_in, generator=gen) / math.sqrt(self.d_in)),
+                 torch.nn.Parameter((2 * torch.rand(d_out, self.hidden, generator=gen) - 1) * limit),
+                 torch.nn.Parameter(torch.zeros(d_out))] for _ in range(n)]
+
+    def _fit_tasks(self, net: LeakyRNN, corpus, settings: dict, mask) -> None:
+        """Train ``net``'s recurrence (kept block-diagonal by ``mask``) with per-corpus-task I/O on the tasks' loss."""
+        io = self._new_io(len(corpus), net.gen)
+        params = [net.w_rec, net.b] + [p for ps in io for p in ps]
+        opt = torch.optim.Adam(params, lr=settings["lr"])
+        for _ in range(settings["steps"]):
+            k = int(torch.randint(0, len(corpus), (1,), generator=net.gen))
+            x, y = corpus[k]
+            idx = torch.randint(0, x.shape[1], (settings["batch"],), generator=net.gen)
+            w_in, w_out, b_out = io[k]
+            with torch.enable_grad():
+                logits = net.hidden_states(x[:, idx], w_in, noise=True) @ w_out.T + b_out
+                loss = task_loss(logits, y[:, idx], "cross_entropy")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            if mask is not None:
+                net.w_rec.grad.mul_(mask)          # modules stay separate
+            clip_and_step(opt, params)
+        net.corpus_w_in = [ps[0].detach() for ps in io]
+
+    def _components(self, teacher: LeakyRNN, corpus) -> list[torch.Tensor]:
+        """Per corpus task, the z-scored leading principal components of the teacher's hidden
+        trajectories (unpadded steps of all corpus trials, no noise), dealt out round-robin:
+        column ``j`` of the result belongs to module ``j % n_modules``."""
+        n_pc = self.n_modules * self.pcs_per_module
+        with torch.no_grad():
+            hs = [teacher.hidden_states(x, w_in, noise=False) for (x, _), w_in in zip(corpus, teacher.corpus_w_in)]
+        real = torch.cat([h[y != IGNORE] for h, (_, y) in zip(hs, corpus)])       # (samples, hidden)
+        mean = real.mean(0)
+        _, sv, vt = torch.linalg.svd(real - mean, full_matrices=False)
+        var = sv.square()
+        self.explained_variance = float(var[:n_pc].sum() / var.sum())
+        scale = (var[:n_pc] / (len(real) - 1)).sqrt().clamp_min(1e-8)
+        return [((h - mean) @ vt[:n_pc].T) / scale for h in hs]
+
+    def _fit_components(self, net: LeakyRNN, corpus, targets: list[torch.Tensor], settings: dict) -> None:
+        """Train the modules (with per-corpus-task input weights) so that module m's own readout
+        produces its group of components: squared error on the unpadded steps."""
+        n_pc = self.n_modules * self.pcs_per_module
+        owner = torch.arange(n_pc) % self.n_modules                       # component j -> module j % M
+        unit_module = torch.arange(self.hidden) // self.module_size
+        readout_mask = (owner[:, None] == unit_module[None, :]).float()  # each module reads out its own group
+        gen = net.gen
+        w_ins = [torch.nn.Parameter(torch.randn(self.hidden, self.d_in, generator=gen) / math.sqrt(self.d_in))
+                 for _ in corpus]
+        readout = torch.nn.Parameter(torch.randn(n_pc, self.hidden, generator=gen) / math.sqrt(self.module_size))
+        bias = torch.nn.Parameter(torch.zeros(n_pc))
+        params = [net.w_rec, net.b, readout, bias] + w_ins
+        opt = torch.optim.Adam(params, lr=settings["lr"])
+        for _ in range(settings["steps"]):
+            k = int(torch.randint(0, len(corpus), (1,), generator=gen))
+            x, y = corpus[k]
+            idx = torch.randint(0, x.shape[1], (settings["batch"],), generator=gen)
+            keep = y[:, idx] != IGNORE
+            with torch.enable_grad():
+                z = net.hidden_states(x[:, idx], w_ins[k], noise=True) @ (readout * readout_mask).T + bias
+                loss = (z - targets[k][:, idx]).square()[keep].mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            net.w_rec.grad.mul_(self.block_mask)
+            clip_and_step(opt, params)
+
+    # --- the learner ------------------------------------------------------------------
     def _forward(self, x: torch.Tensor, task: int, noise: bool) -> torch.Tensor:
         w_in, w_out, b_out = self.io[task]
         return self.rnn.hidden_states(x, w_in, noise) @ w_out.T + b_out
-
-    def _pretrain(self, corpus, steps: int, batch: int, lr: float) -> None:
-        params = [self.rnn.w_rec, self.rnn.b] + [p for io in self.io for p in io]
-        opt = torch.optim.Adam(params, lr=lr)
-        for _ in range(steps):
-            k = int(torch.randint(0, len(corpus), (1,), generator=self.rnn.gen))
-            x, y = corpus[k]
-            idx = torch.randint(0, x.shape[1], (batch,), generator=self.rnn.gen)
-            with torch.enable_grad():
-                loss = task_loss(self._forward(x[:, idx], k, noise=True), y[:, idx], "cross_entropy")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-            self.rnn.w_rec.grad.mul_(self.block_mask)      # modules stay separate
-            clip_and_step(opt, params)
 
     def observe_task(self, task: int) -> None:
         if not 0 <= task < self.n_tasks:
@@ -581,16 +765,21 @@ def _neurogym_tasks(spec):
     return None
 
 
-@register("modular-primitives", description="MoLaP: frozen recurrent modules pretrained on the task corpus; "
-          "each task learns only its input/output weights (privileged)", citation=MOLAP, privileged=True,
-          kinds=("sequence",), supports=_neurogym_tasks,
-          tuning="module update as leaky-rnn; 3 modules x 32 units, 2000 pretraining batches of 32: untuned",
+@register("modular-primitives", description="MoLaP: frozen recurrent modules pretrained for independent, informative "
+          "components of a task corpus that excludes the scored tasks; each task learns only its input/output weights "
+          "(privileged)", citation=MOLAP, privileged=True, kinds=("sequence",), supports=_neurogym_tasks,
+          tuning="module update as leaky-rnn; 4 modules x 64 units (leaky-rnn's 256), 4 components each; corpus "
+                 "molap9 less the scored tasks; 300 + 300 pretraining batches of 32: untuned",
           tunable={"lr": LR_GRID})
-def make_modular_primitives(spec, seed, n_modules=3, module_size=32, alpha=0.2, sigma_rec=0.05, activation="softplus",
-                            lr=1e-3, pretrain_steps=2000, pretrain_batch=32, pretrain_lr=1e-3, corpus_dt=None,
-                            corpus_trials=256, corpus=None, hold_out=False):
-    """Modular latent primitives (Marton, Lajoie & Rajan): see :class:`ModularPrimitives` for its assumptions."""
-    return ModularPrimitives(spec, seed, n_modules=n_modules, module_size=module_size, alpha=alpha,
-                             sigma_rec=sigma_rec, activation=activation, lr=lr, pretrain_steps=pretrain_steps,
-                             pretrain_batch=pretrain_batch, pretrain_lr=pretrain_lr, corpus_dt=corpus_dt,
-                             corpus_trials=corpus_trials, corpus=corpus, hold_out=hold_out)
+def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha=None, tau=TAU, sigma_rec=0.05,
+                            sigma_x=0.01, w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, pretrain="pca",
+                            pretrain_steps=300, pretrain_batch=32, pretrain_lr=1e-3, pcs_per_module=4,
+                            corpus_dt=None, corpus_trials=256, corpus="molap9", hold_out=True, pretrain_cache=True):
+    """Modular latent primitives (Marton, Lajoie & Rajan): see :class:`ModularPrimitives` for its assumptions.
+    ``pretrain="none"`` is the random-frozen-module control; ``"end-to-end"`` the earlier variant."""
+    return ModularPrimitives(spec, seed, n_modules=n_modules, module_size=module_size,
+                             alpha=derive_alpha(spec, alpha, tau), sigma_rec=sigma_rec, sigma_x=sigma_x,
+                             w_rec_gain=w_rec_gain, activation=activation, lr=lr, pretrain=pretrain,
+                             pretrain_steps=pretrain_steps, pretrain_batch=pretrain_batch, pretrain_lr=pretrain_lr,
+                             pcs_per_module=pcs_per_module, corpus_dt=corpus_dt, corpus_trials=corpus_trials,
+                             corpus=corpus, hold_out=hold_out, pretrain_cache=pretrain_cache)

@@ -173,7 +173,7 @@ def _load_path(path: str):
     _current_folder_on_path()
     try:
         obj = importlib.import_module(module)
-    except ImportError as e:
+    except (ImportError, TypeError, ValueError) as e:   # TypeError: a relative name such as '..x'
         raise SwitchbenchError(f"cannot import model module {module!r}: {e}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):

@@ -21,10 +21,8 @@ from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
 from switchbench.paradigms.schedules import Schedule, make_schedule
 
 
@@ -53,6 +51,9 @@ class TaskSpec:
             the column is <= the threshold (>= for ``"accuracy"``).
         n_base_tasks: tasks ``0..n_base_tasks-1`` are the building blocks (e.g. teachers)
             and the rest are composed from them; None when every task is a building block.
+        dt: milliseconds per time step of a sequence paradigm in continuous time (the
+            cognitive paradigm: 20 by default, Yang et al.'s), from which recurrent models
+            derive ``alpha = dt / tau``; None where steps have no physical time.
     """
 
     name: str
@@ -68,6 +69,7 @@ class TaskSpec:
     task_names: tuple[str, ...] = ()
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
     n_base_tasks: int | None = None
+    dt: float | None = None
 
 
 class SwitchEnv(gym.Env):
@@ -145,6 +147,10 @@ class SwitchEnv(gym.Env):
     def step(self, action):
         if self._sched is None or self._t >= self._sched.n_steps:
             raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
+        import torch   # here, not at import: `import switchbench` (and `switchbench --help`) stays light
+
+        from switchbench.losses import task_loss
+
         pred = torch.as_tensor(np.asarray(action))
         if tuple(pred.shape) != self.action_space.shape:
             raise SwitchbenchError(self._shape_error(tuple(pred.shape)))

@@ -50,13 +50,25 @@ unpadded steps). A padded class is never a target.
   ``pool_size`` is the number of distinct trials (noise samples) a run can see. Pools are
   kept compact in memory (each task at its own length and input width; padding and cue are
   added per batch): about ``(pool_size + eval_pool_size) x time x inputs x 4`` bytes per
-  task (~4 MB for ``yang19.go`` at the default dt of 100 ms, 5x that at dt = 20 ms).
+  task (~20 MB for ``yang19.go`` at the default dt of 20 ms, a fifth of that at dt = 100 ms).
 
-**Performance** (Yang et al. 2019): a trial is correct when the decoded response
-(arg-max) at its last step is the target's and fixation is respected: the arg-max is the
-fixation class at every step whose target is fixation (tasks with a fixation action);
-:func:`performance`, reported per step as ``info["performance"]`` and logged by the runner
-as the ``performance`` column (beside ``accuracy``, over all unmasked time steps).
+**Time step**: ``dt`` (ms) defaults to Yang et al.'s 20 ms (neurogym's own default is
+100 ms); it sets every env's time step unless its ``env_kwargs`` do, and is declared as
+``task_spec.dt`` so that models derive ``alpha = dt / tau`` (the leaky RNN: tau = 100 ms).
+Trials at 20 ms are 5x longer than at 100 ms (``yang19.go``: 75 vs 15 steps) and a
+256-unit leaky RNN's step about 8x dearer; the committed suites state ``dt = 100``.
+
+**Performance** (Yang et al. 2019, their code's ``get_perf``): judged at each trial's last
+time step only, on the softmax of the logits. "Fixating" is the fixation class's
+probability above 0.5. A trial whose last target is fixation is right when fixating;
+otherwise when not fixating and the response is right: for tasks with a ring of choices
+(neurogym's ``dim_ring``, e.g. all yang19 tasks: 16 directions) the population-vector
+angle of the choice probabilities within 0.2 pi of the target's direction, else the
+arg-max over the choices. :func:`performance`, reported per step as ``info["performance"]`` and logged
+as the ``performance`` column. The stricter score of earlier versions (arg-max right at the
+last step *and* fixation kept at every step whose target is fixation) is kept under its own
+name, :func:`performance_strict` (``info["performance_strict"]``, column
+``performance_strict``); it is not Yang et al.'s. ``accuracy`` counts all unmasked steps.
 
 **Null loss**: per task, the cross-entropy of the best constant predictor: class
 frequencies per time step (of the end-aligned training pool). **Switch criterion**:
@@ -68,8 +80,8 @@ noisy decision tasks (low coherences) cannot reach at their irreducible error.
 >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=32, eval_pool_size=8, batch_size=4,
 ...                      n_blocks=2, block_size=3, pool_cache=False).unwrapped
 >>> x, info = env.reset(seed=0)
->>> x.shape, env.task_spec.task_names, env.task_spec.output_size
-((15, 4, 35), ('yang19.go', 'yang19.anti'), 17)
+>>> x.shape, env.task_spec.task_names, env.task_spec.output_size, env.task_spec.dt
+((75, 4, 35), ('yang19.go', 'yang19.anti'), 17, 20)
 """
 from __future__ import annotations
 
@@ -171,17 +183,66 @@ def null_loss(y: np.ndarray, n_classes: int) -> float:
     return total / max(count, 1)
 
 
-def performance(logits, target, fixation: int | None = 0) -> float:
-    """Fraction of trials (columns of ``target`` (time, batch), ``-100`` masked) whose arg-max
-    at the last unmasked step is right and, when ``fixation`` is a class, that keep it at
-    every step whose target is ``fixation`` (Yang et al. 2019); NaN without trials."""
-    pred = np.asarray(logits).argmax(-1)
-    target = np.asarray(target)
+def _last_steps(target: np.ndarray):
     keep = target != IGNORE
     has = keep.any(0)
+    last = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)        # last unmasked step of each trial
+    return keep, has, last
+
+
+def performance(logits, target, fixation: int | None = 0, ring: int | None = None) -> float:
+    """Yang et al.'s performance (their ``get_perf``): the fraction of trials (columns of
+    ``target`` (time, batch), ``-100`` masked) right at their last unmasked step.
+
+    With ``p`` the softmax of ``logits`` there, "fixating" is ``p[fixation] > 0.5`` (never
+    without a fixation class). A trial whose last target is ``fixation`` is right when
+    fixating; otherwise when not fixating and the response is right: with a ``ring`` of
+    choices (classes ``1..ring`` at angles ``2 pi (c - 1) / ring``) the population vector of
+    ``p[1..ring]`` points within ``0.2 pi`` of the target's angle, else the arg-max over the
+    classes other than ``fixation`` is the target. NaN without trials.
+
+    >>> t = np.array([[0, 0], [5, 0]])                         # trial 0 responds 5 (of a ring of 16)
+    >>> near = np.eye(17)[np.array([[0, 0], [6, 0]])] * 10     # one direction off: 0.125 pi
+    >>> performance(near, t, ring=16), performance(near, t)    # Yang's ring tolerance vs exact choice
+    (1.0, 0.5)
+    """
+    target = np.asarray(target)
+    keep, has, last = _last_steps(target)
     if not has.any():
         return float("nan")
-    last = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)        # last unmasked step of each trial
+    cols = np.arange(target.shape[1])
+    z = np.asarray(logits, dtype=np.float64)[last, cols]          # (batch, classes) at the last steps
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    y = target[last, cols]
+    fixating = p[:, fixation] > 0.5 if fixation is not None else np.zeros(len(y), bool)
+    if ring:
+        pref = 2 * np.pi * np.arange(ring) / ring
+        q = p[:, 1:ring + 1]
+        angle = np.arctan2(q @ np.sin(pref), q @ np.cos(pref))
+        want = 2 * np.pi * (y - 1) / ring
+        dist = np.abs(np.mod(angle - want + np.pi, 2 * np.pi) - np.pi)
+        response = (dist < 0.2 * np.pi) & (y >= 1) & (y <= ring)
+    else:                                                         # the arg-max over the choices
+        choices = z.copy()
+        if fixation is not None:
+            choices[:, fixation] = -np.inf
+        response = choices.argmax(-1) == y
+    should_fix = y == fixation if fixation is not None else np.zeros(len(y), bool)
+    ok = np.where(should_fix, fixating, response & ~fixating)
+    return float(ok[has].mean())
+
+
+def performance_strict(logits, target, fixation: int | None = 0) -> float:
+    """A stricter score than Yang et al.'s (what switchbench called performance before; not theirs): the
+    arg-max at the last unmasked step is the target's *and*, when ``fixation`` is a class, it
+    is ``fixation`` at every step whose target is ``fixation`` (one broken fixation step fails
+    the trial). NaN without trials."""
+    pred = np.asarray(logits).argmax(-1)
+    target = np.asarray(target)
+    keep, has, last = _last_steps(target)
+    if not has.any():
+        return float("nan")
     cols = np.arange(target.shape[1])
     ok = pred[last, cols] == target[last, cols]
     if fixation is not None:
@@ -196,7 +257,7 @@ class CognitiveSwitchEnv(SwitchEnv):
     """Switching between neurogym tasks, batches served from seeded trial pools (see the module docstring)."""
 
     def __init__(self, envs: str | Sequence[str] = "yang19-pair", env_kwargs: Mapping[str, Mapping] | None = None,
-                 dt: int | None = None, seq_len: int | None = None, pool_size: int = 1024,
+                 dt: float | None = 20, seq_len: int | None = None, pool_size: int = 1024,
                  eval_pool_size: int = 512, pool_seed: int = 0, pool_cache: bool = True,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 500, n_blocks: int = 10,
                  batch_size: int = 64, cue: bool = True):
@@ -229,7 +290,10 @@ class CognitiveSwitchEnv(SwitchEnv):
                                    f"got {seq_len!r}: set seq_len={longest} or more, or leave it None (the longest)")
         self.seq_len = int(seq_len)
         obs = [pools[0]["x"].shape[2] for pools in raw]
-        self.n_actions = [int(make_task(e, self.kwargs[e]).action_space.n) for e in self.env_ids]
+        tasks = [make_task(e, self.kwargs[e]) for e in self.env_ids]
+        self.n_actions = [int(t.action_space.n) for t in tasks]
+        dts = {float(t.unwrapped.dt) for t in tasks}
+        task_dt = dts.pop() if len(dts) == 1 else None           # None: the tasks' time steps differ
         n_in, n_out = max(obs), max(self.n_actions)
         input_size = n_in + (self.n_tasks if self.cue else 0)
         self.input_mask = np.zeros((self.n_tasks, input_size), bool)
@@ -245,6 +309,7 @@ class CognitiveSwitchEnv(SwitchEnv):
             self.output_mask[k, :self.n_actions[k]] = True
         self.trial_lengths = tuple(tuple(int(v) for v in np.unique(pools[0]["lengths"])) for pools in raw)
         self.fixation = tuple(self._fixation_action(e) for e in self.env_ids)
+        self.ring = tuple(self._ring(t) for t in tasks)
         nulls = []
         for k, e in enumerate(self.env_ids):
             nl = null_loss(self._pools[k][1], n_out)
@@ -256,7 +321,8 @@ class CognitiveSwitchEnv(SwitchEnv):
         self.task_spec = TaskSpec(
             name="switchbench/CognitiveSwitch-v0", input_size=input_size, output_size=n_out, n_tasks=self.n_tasks,
             loss="cross_entropy", sequence=True, null_loss=tuple(nulls), schedule=self.schedule,
-            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION)
+            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION,
+            dt=(int(task_dt) if task_dt is not None and task_dt.is_integer() else task_dt))
         shape = (self.seq_len, self.batch_size)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape + (input_size,), np.float32)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, shape + (n_out,), np.float32)
@@ -268,6 +334,13 @@ class CognitiveSwitchEnv(SwitchEnv):
     def _fixation_action(self, env_id: str) -> int | None:
         name = getattr(make_task(env_id, self.kwargs[env_id]).action_space, "name", None) or {}
         return 0 if name.get("fixation") == 0 else None
+
+    @staticmethod
+    def _ring(task) -> int | None:
+        """The number of ring directions when the task's choices are classes ``1..dim_ring`` (yang19)."""
+        n = getattr(task.unwrapped, "dim_ring", None)
+        choice = (getattr(task.action_space, "name", None) or {}).get("choice")
+        return int(n) if n and choice is not None and list(choice) == list(range(1, int(n) + 1)) else None
 
     # --- batches ------------------------------------------------------------------------
     def _gather(self, task: int, pool: tuple[np.ndarray, np.ndarray], idx: np.ndarray):
@@ -295,11 +368,12 @@ class CognitiveSwitchEnv(SwitchEnv):
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         info["performance"] = self.trial_score(action, info["target"], info["task"])
+        info["performance_strict"] = performance_strict(action, info["target"], self.fixation[info["task"]])
         return obs, reward, terminated, truncated, info
 
     def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float:
         """Yang et al.'s :func:`performance` of ``logits`` on trials ``target`` of ``task``."""
-        return performance(logits, target, self.fixation[task])
+        return performance(logits, target, self.fixation[task], self.ring[task])
 
     def eval_batch(self, task: int, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
         """Held-out trials of ``task`` from its held-out pool: ``x (seq_len, n, input_size)``, ``y (seq_len, n)``."""

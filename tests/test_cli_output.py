@@ -108,3 +108,13 @@ def test_model_module_in_the_current_folder_is_found_and_labelled_by_its_name(tm
     assert out.returncode == 0, out.stderr
     tidy = pd.read_csv(io.StringIO(out.stdout))
     assert set(tidy["model"]) == {"my-linear"}
+
+
+def test_help_and_version_import_no_heavy_library():
+    """`switchbench --help` answers at once: the CLI module, and `import switchbench` under it,
+    leave torch, pandas, scikit-learn, seaborn and neurogym to the commands that use them."""
+    code = ("import sys, switchbench.benchmark.cli as c\n"
+            "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'pandas', 'sklearn', 'seaborn', 'neurogym', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -144,6 +144,9 @@ def test_validation_seeds_must_not_be_scored(tmp_path):
     suite.write_text(TINY.replace("seeds = 1\n", "seeds = 1\nfirst_seed = 2\n"))
     with pytest.raises(SwitchbenchError, match="disjoint from the scored seeds 0..2"):
         tuning.protocol(leaderboard.load_suite(suite))
+    suite.write_text(TINY.replace("budget = 2", "budjet = 2"))
+    with pytest.raises(SwitchbenchError, match=r"\[tuning\]: unknown key 'budjet'"):
+        leaderboard.load_suite(suite)
 
 
 def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch):
