@@ -55,7 +55,7 @@ VIEWS = ("published", "tuned")
 #: metrics that differ between identical models (timing) and are left out of the duplicate check
 NOISY = ("wall_ms_per_step",)
 #: the paradigm-specific headline column beside switch time, final loss and forgetting
-SPECIFIC = ("specialisation", "final_performance", "final_accuracy")
+SPECIFIC = ("rule_composition_perf", "specialisation", "final_performance", "final_accuracy")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("composition_steps", False, "steps to the switch criterion on each never-seen composed task's first block"),
     Metric("final_performance", True, "mean online trial performance over the last 10% of steps (paradigms that "
            "score trials, e.g. Yang et al.'s on cognitive tasks)"),
+    Metric("rule_composition_perf", True, "held-out performance of a trained task under a composed rule cue "
+           "(e.g. anti + dlygo - go for dlyanti) over that under its own cue"),
+    Metric("rule_composition_random", True, "the same under random cues of the composed cue's norm (the control)"),
+    Metric("zero_shot_perf", True, "held-out performance of a never-trained task under its composed rule cue"),
+    Metric("zero_shot_random", True, "the same under random cues of the composed cue's norm (the control)"),
+    Metric("transfer_steps", False, "steps to the switch criterion on a held-out task learned after the curriculum, "
+           "over the same from a fresh network of the same model"),
+    Metric("transfer_steps_curriculum", False, "steps to the switch criterion on a held-out task after the curriculum"),
+    Metric("transfer_steps_scratch", False, "steps to the switch criterion on a held-out task from a fresh network"),
+    Metric("transfer_censored", False, "fraction of transfer runs (after the curriculum, from scratch) that never "
+           "met the criterion within the budget"),
     Metric("final_performance_strict", True, "the same with the cognitive paradigm's stricter score (fixation kept "
            "at every fixation step; not Yang et al.'s)"),
     Metric("params", False, "trainable parameters"),
@@ -304,6 +315,65 @@ def composition_score(composed: pd.DataFrame, novel: pd.DataFrame) -> float:
     """Mean ``loss_k`` on composed tasks over the same on novel tasks (from :func:`composition`):
     below 1 means composing known parts beat learning a new task of the same shape."""
     return float(composed["loss_k"].mean() / novel["loss_k"].mean())
+
+
+# --- rule-cue composition and transfer (cognitive tasks; :mod:`switchbench.benchmark.probes`) ----
+
+def rule_composition(table: pd.DataFrame) -> dict[str, float]:
+    """Composition of rule cues (Yang et al. 2019, Fig. 6), from the tidy cue-probe table
+    (``metric``, ``task``, ``role``, ``performance``: one row per probe task and cue, each on
+    the same held-out trials). With ``P_k(c)`` task k's performance under cue c (the cue
+    replaces the rule input at every time step)::
+
+        rule_composition_perf   = mean_{k trained}  P_k(composed) / P_k(own)
+        rule_composition_random = mean_{k trained}  mean_r P_k(random_r) / P_k(own)
+        zero_shot_perf          = mean_{k never trained}  P_k(composed)
+        zero_shot_random        = mean_{k never trained}  mean_r P_k(random_r)
+
+    ``composed`` is the signed sum of tasks' one-hot cues (e.g. ``anti + dlygo - go`` for
+    dlyanti), ``random_r`` a random direction of the same norm. A never-trained task has no
+    trained own cue, so its score is not a ratio. NaN where a ratio's ``P_k(own)`` is 0.
+
+    >>> t = pd.DataFrame({"metric": "rule_composition", "task": 3, "role": ["own", "composed", "random", "random"],
+    ...                   "performance": [0.9, 0.72, 0.0, 0.18]})
+    >>> {k: round(v, 3) for k, v in rule_composition(t).items()}
+    {'rule_composition_perf': 0.8, 'rule_composition_random': 0.1}
+    """
+    perf = table.groupby(["metric", "task", "role"])["performance"].mean().unstack("role")
+    out = {}
+    if "rule_composition" in perf.index:
+        p = perf.loc["rule_composition"]
+        own = p["own"].where(p["own"] > 0)
+        out["rule_composition_perf"] = float((p["composed"] / own).mean())
+        out["rule_composition_random"] = float((p["random"] / own).mean()) if "random" in p else float("nan")
+    if "zero_shot" in perf.index:
+        p = perf.loc["zero_shot"]
+        out["zero_shot_perf"] = float(p["composed"].mean())
+        out["zero_shot_random"] = float(p["random"].mean()) if "random" in p else float("nan")
+    return out
+
+
+def transfer(table: pd.DataFrame) -> dict[str, float]:
+    """Transfer to tasks kept out of the curriculum, from the tidy table (``task``, ``network``
+    = ``"curriculum"`` (a copy of the trained learner) or ``"scratch"`` (a fresh network of
+    the same model and seed), ``steps``, ``censored``). ``S`` is the number of batches
+    learned until one meets the run's switch criterion online, counting that one (1 = met
+    at once); the budget where never (censored)::
+
+        transfer_steps = mean_k S_curriculum(k) / mean_k S_scratch(k)     (< 1: the curriculum helped)
+
+    beside ``transfer_steps_curriculum``, ``transfer_steps_scratch`` (the means) and
+    ``transfer_censored`` (censored fraction; both censored gives 1: no evidence either way).
+
+    >>> t = pd.DataFrame({"task": [4, 4], "network": ["curriculum", "scratch"], "steps": [60, 240],
+    ...                   "censored": [False, False]})
+    >>> transfer(t)["transfer_steps"]
+    0.25
+    """
+    s = table.groupby("network")["steps"].mean()
+    return {"transfer_steps": float(s["curriculum"] / s["scratch"]),
+            "transfer_steps_curriculum": float(s["curriculum"]), "transfer_steps_scratch": float(s["scratch"]),
+            "transfer_censored": float(table["censored"].mean())}
 
 
 def robustness(table: pd.DataFrame) -> dict[str, float]:

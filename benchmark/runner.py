@@ -57,6 +57,7 @@ class RunResult:
     Rk: np.ndarray                     # the same after k_adapt learning steps on a copy of the model
     probes: dict[str, np.ndarray] = field(default_factory=dict)   # name -> (n_blocks, ...) at block ends
     robustness: pd.DataFrame | None = None   # the final model under perturbations (models with ``perturb``)
+    cue_probes: pd.DataFrame | None = None   # the final model under composed rule cues (paradigms with cue probes)
     path: Path | None = None           # where the run is cached
 
     @property
@@ -559,7 +560,19 @@ def _run(config: dict, env, entry: models.ModelEntry, progress: bool) -> RunResu
     if callable(getattr(learner, "perturb", None)):
         robust = robustness(learner, env, held_out, privileged, eval_int, label)
         metrics.update(M.robustness(robust))
-    return RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust)
+    cue_table = after_curriculum_probes(learner, env, entry, config, label, metrics)
+    return RunResult(config=config, log=log, metrics=metrics, R0=R0, Rk=Rk, probes=probes, robustness=robust,
+                     cue_probes=cue_table)
+
+
+def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
+    """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
+    held-out tasks: :mod:`switchbench.benchmark.probes`); adds their metrics, returns the cue table."""
+    from switchbench.benchmark.probes import run_probes
+
+    table, extra = run_probes(learner, env, entry, config, label)
+    metrics.update(extra)
+    return table
 
 
 def add_time(log: pd.DataFrame, model_params: dict) -> None:
@@ -760,6 +773,8 @@ def save_run(result: RunResult, path: Path, overwrite: bool = False) -> Path:
         np.savez_compressed(tmp / "arrays.npz", **arrays)
         if result.robustness is not None:
             result.robustness.to_csv(tmp / "robustness.csv", index=False)
+        if result.cue_probes is not None:
+            result.cue_probes.to_csv(tmp / "cue_probes.csv", index=False)
         (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=1, sort_keys=True))
         meta = {"config": result.config, "key": run_key(result.config), "code": code_versions(result.config["model"]),
                 "files": {f.name: _file_hash(f) for f in sorted(tmp.iterdir())}}
@@ -822,9 +837,10 @@ def load_run(path: Path, config: dict | None = None) -> RunResult:
         probes = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("probe.")}
         log = pd.read_csv(path / "log.csv.gz")
         robust = pd.read_csv(path / "robustness.csv") if "robustness.csv" in meta["files"] else None
+        cue = pd.read_csv(path / "cue_probes.csv") if "cue_probes.csv" in meta["files"] else None
         metrics = json.loads((path / "metrics.json").read_text())
         return RunResult(config=meta["config"], log=log, metrics=metrics, R0=arrays["R0"], Rk=arrays["Rk"],
-                         probes=probes, robustness=robust, path=path)
+                         probes=probes, robustness=robust, path=path, cue_probes=cue)
     except CorruptEntry:
         raise
     except Exception as e:  # noqa: BLE001 - verified files that still do not parse

@@ -122,14 +122,14 @@ def _measure(args, scratch: str) -> int:
     def reproduce(sampler):
         def go():
             os.environ["SWITCHBENCH_CACHE"] = tempfile.mkdtemp(dir=scratch)
-            rep = nta_fig2(progress=False, sampler=sampler)
+            rep = nta_fig2(progress=False, overrides={"finding.sampler": sampler})
             if not rep.passed:
                 print("  (a check FAILED: " + "; ".join(c.line() for c in rep.checks if not c.passed) + ")")
         return go
 
     rep, rep_all = _median(reproduce("wishart"), args.repeats, "reproduce nta-fig2, wishart")
     # the report itself (load 20 cached runs, checks, figure), timed again on the warm cache
-    report = _timed(lambda: nta_fig2(progress=False, sampler="wishart"))
+    report = _timed(lambda: nta_fig2(progress=False, overrides={"finding.sampler": "wishart"}))
     rep_s, rep_s_all = _median(reproduce("samples"), 1, "reproduce nta-fig2, samples")
     # the per-seed loop: its runs (extrapolated) plus that report time
     os.environ["SWITCHBENCH_CACHE"] = tempfile.mkdtemp(dir=scratch)

@@ -100,7 +100,7 @@ _WATCHING = False
 def _indexed(i: int, spec: RunSpec, threads: int, cache: bool | str = True, parent: int | None = None):
     if parent is not None:
         _watch_parent(parent)
-    return i, run_one(spec, threads, cache=cache)
+    return i, run_one(spec, threads, None, cache)
 
 
 def _cached(spec: RunSpec) -> RunResult | None:
@@ -169,7 +169,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     if backend == "slurm" and todo:
         done = _slurm(specs, todo, jobs, threads, slurm or {}, cache)
     elif jobs == 1 or len(todo) <= 1:
-        done = ((i, run_one(specs[i], threads, cache=cache)) for i in todo)
+        done = ((i, run_one(specs[i], threads, None, cache)) for i in todo)
     else:
         par = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator_unordered")
         done = par(delayed(_indexed)(i, specs[i], threads, cache, os.getpid()) for i in todo)
@@ -276,7 +276,6 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     """Read and check a suite file (TOML) against its schema (every field's type and range,
     unknown keys refused), expand it into run specs and check every run's parameters before
     any work: ``(name, specs, text)``; a bad file is one clear error line."""
-    from switchbench import models
     from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, make_env, resolve_paradigm,
                                               split_overrides)
 
@@ -327,8 +326,6 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
 
 
 def _supports(model: str, spec) -> bool:
-    from switchbench import models
-
     try:
         entry = models.get(model)
     except SwitchbenchError:

@@ -27,6 +27,7 @@ PARADIGMS = {
     "digit-switch": ("switchbench/DigitSwitch-v0", "switchbench.paradigms.digits:DigitSwitchEnv"),
     "cued-switch": ("switchbench/CuedSwitch-v0", "switchbench.paradigms.cued:CuedSwitchEnv"),
     "cognitive-switch": ("switchbench/CognitiveSwitch-v0", "switchbench.paradigms.cognitive:CognitiveSwitchEnv"),
+    "cognitive-compose": ("switchbench/CognitiveCompose-v0", "switchbench.paradigms.cognitive:CognitiveComposeEnv"),
 }
 
 

@@ -13,6 +13,12 @@ A paradigm subclasses :class:`SwitchEnv`, sets ``self.task_spec`` and implements
 trial structure may also override ``_make_curriculum(rng)`` (the per-step schedule) and
 ``_load(t)`` (the batch of step ``t``; what it puts in ``self._extra`` joins that step's
 ``info`` together with the target).
+
+**Optional probes** (after the curriculum; the runner calls them for every paradigm, and
+the defaults here offer none): ``cue_probes(seed)`` lists tasks to evaluate under other
+rule cues (:class:`CueProbe`; ``eval_batch_cued`` makes their inputs) and
+``transfer_probe()`` a :class:`TransferProbe` (tasks kept out of the curriculum, learned
+afterwards for a fixed budget from ``train_batches``). ``CognitiveSwitch-v0`` has both.
 """
 from __future__ import annotations
 
@@ -70,6 +76,36 @@ class TaskSpec:
     switch_criterion: tuple[str, float] = ("norm_loss", 0.1)
     n_base_tasks: int | None = None
     dt: float | None = None
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One rule cue of a :class:`CueProbe`: ``role`` is ``"own"`` (the task's own cue),
+    ``"partial"`` (a leading part of the composed expression), ``"composed"`` or ``"random"``
+    (a random direction of the composed cue's norm: the control)."""
+
+    role: str
+    label: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class CueProbe:
+    """Task ``task`` evaluated under each of ``cues`` (:meth:`SwitchEnv.eval_batch_cued`);
+    ``metric`` is ``"rule_composition"`` (the task was trained) or ``"zero_shot"`` (never)."""
+
+    metric: str
+    task: int
+    expression: str
+    cues: tuple[Cue, ...]
+
+
+@dataclass(frozen=True)
+class TransferProbe:
+    """After the curriculum, each of ``tasks`` (never trained) is learned for at most ``budget`` steps."""
+
+    tasks: tuple[int, ...]
+    budget: int
 
 
 class SwitchEnv(gym.Env):
@@ -181,3 +217,23 @@ class SwitchEnv(gym.Env):
             raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
         x, y = self._draw(task, np.random.default_rng(seed), n)
         return self._with_cue(x, task), y
+
+    # --- optional probes (none by default; see the module docstring) --------------------
+    def cue_probes(self, seed) -> list[CueProbe]:
+        """Tasks to evaluate under composed and control rule cues (none by default)."""
+        return []
+
+    def eval_batch_cued(self, task: int, cue: np.ndarray, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        """``eval_batch(task, n, seed)`` with the rule cue replaced by ``cue`` (paradigms with cue probes)."""
+        raise SwitchbenchError(f"{self.task_spec.name} has no rule-cue probes")
+
+    def transfer_probe(self) -> TransferProbe | None:
+        """Tasks to learn after the curriculum, and the step budget (None by default)."""
+        return None
+
+    def train_batches(self, task: int, n_steps: int, seed):
+        """``n_steps`` training batches ``(x, y)`` of ``task`` (cue included) from their own seed."""
+        rng = np.random.default_rng(seed)
+        for _ in range(n_steps):
+            x, y = self._draw(task, rng, self.batch_size)
+            yield self._with_cue(x, task), y

@@ -76,6 +76,16 @@ normalised loss <= 0.2. Not accuracy: the runner's accuracy counts every unmaske
 step, mostly fixation, so it is high before a response is learned; and not 0.1, which the
 noisy decision tasks (low coherences) cannot reach at their irreducible error.
 
+**Composition probes** (new parameters; the runner runs them after the curriculum,
+:mod:`switchbench.benchmark.probes`): ``held_out_tasks`` keeps tasks out of the curriculum
+(they keep their cue unit, inputs and outputs); ``compose`` (task -> expression such as
+``"anti + dlygo - go"``) scores the task's held-out trials with its rule cue replaced by the
+signed sum of those tasks' one-hot cues (Yang et al. 2019, Fig. 6), beside its own cue, the
+expression's leading parts and random cues of the same norm (:meth:`cue_probes`);
+``transfer_budget`` learns each held-out task for at most that many steps after the
+curriculum (:meth:`transfer_probe`, :meth:`train_batches`). The ``cognitive-compose``
+preset (:class:`CognitiveComposeEnv`) turns them on.
+
 >>> import gymnasium, switchbench
 >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=32, eval_pool_size=8, batch_size=4,
 ...                      n_blocks=2, block_size=3, pool_cache=False).unwrapped
@@ -85,9 +95,12 @@ noisy decision tasks (low coherences) cannot reach at their irreducible error.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import re
 import tempfile
 import zlib
 from pathlib import Path
@@ -98,7 +111,8 @@ import numpy as np
 
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
-from switchbench.paradigms.base import SwitchEnv, TaskSpec
+from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
+from switchbench.paradigms.schedules import make_schedule
 from switchbench.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
@@ -260,9 +274,12 @@ class CognitiveSwitchEnv(SwitchEnv):
                  dt: float | None = 20, seq_len: int | None = None, pool_size: int = 1024,
                  eval_pool_size: int = 512, pool_seed: int = 0, pool_cache: bool = True,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 500, n_blocks: int = 10,
-                 batch_size: int = 64, cue: bool = True):
+                 batch_size: int = 64, cue: bool = True,
+                 held_out_tasks: str | Sequence[str] = (), compose: Mapping[str, str] | None = None,
+                 transfer_budget: int = 0):
         self.env_ids = resolve_envs(envs)
         self.n_tasks = len(self.env_ids)
+        self.held_out = self._held_out(held_out_tasks)          # composition probes: before the curriculum is made
         env_kwargs = dict(env_kwargs or {})
         bad = sorted(set(env_kwargs) - set(self.env_ids))
         if bad:
@@ -323,6 +340,7 @@ class CognitiveSwitchEnv(SwitchEnv):
             loss="cross_entropy", sequence=True, null_loss=tuple(nulls), schedule=self.schedule,
             batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION,
             dt=(int(task_dt) if task_dt is not None and task_dt.is_integer() else task_dt))
+        self._init_probes(compose, transfer_budget)
         shape = (self.seq_len, self.batch_size)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape + (input_size,), np.float32)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, shape + (n_out,), np.float32)
@@ -381,3 +399,167 @@ class CognitiveSwitchEnv(SwitchEnv):
             raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
         idx = np.random.default_rng(seed).integers(0, self.eval_pool_size, size=n)
         return self._gather(task, self._eval_pools[task], idx)
+
+    # --- composition probes (held-out tasks, composed rule cues, transfer) ---------------
+    def task_index(self, name: str) -> int:
+        """The task id of ``name``: a neurogym id (``"yang19.dlyanti-v0"``), a task name
+        (``"yang19.dlyanti"``) or its last part (``"dlyanti"``) where that is unambiguous."""
+        hits = [k for k, e in enumerate(self.env_ids) if name in (e, e.removesuffix("-v0"),
+                                                                  e.removesuffix("-v0").rsplit(".", 1)[-1])]
+        if len(hits) != 1:
+            raise SwitchbenchError(f"{'ambiguous' if hits else 'unknown'} task {name!r}; tasks: {', '.join(self.env_ids)}")
+        return hits[0]
+
+    def _held_out(self, names) -> tuple[int, ...]:
+        names = (names,) if isinstance(names, str) else tuple(names)
+        ids = tuple(sorted({self.task_index(n) for n in names}))
+        if len(ids) == self.n_tasks:
+            raise SwitchbenchError("held_out_tasks holds out every task; the curriculum needs at least one")
+        return ids
+
+    @property
+    def trained_tasks(self) -> tuple[int, ...]:
+        """The tasks of the curriculum: every task but ``held_out_tasks``."""
+        return tuple(k for k in range(self.n_tasks) if k not in self.held_out)
+
+    def _make_curriculum(self, rng: np.random.Generator):
+        """The schedule over the trained tasks (named schedules draw from them only; a listed
+        schedule may not name a held-out task). Without held-out tasks: the base schedule."""
+        if not self.held_out:
+            return super()._make_curriculum(rng)
+        if not isinstance(self.schedule, str):
+            bad = sorted({int(k) for k in self.schedule} & set(self.held_out))
+            if bad:
+                raise SwitchbenchError(f"the schedule lists held-out task(s) {bad}; held_out_tasks keeps them out "
+                                       "of the curriculum")
+            return super()._make_curriculum(rng)
+        trained = np.asarray(self.trained_tasks)
+        s = make_schedule(self.schedule, len(trained), self.n_blocks, self.block_size, rng, self._phases)
+        return dataclasses.replace(s, task=trained[s.task])
+
+    def cue_terms(self, expression: str) -> list[tuple[int, int]]:
+        """``(sign, task)`` of each term of a rule-cue expression such as ``"anti + dlygo - go"``
+        (task names as :meth:`task_index`; the longest name that matches is read)."""
+        names = sorted({a for e in self.env_ids for a in (e, e.removesuffix("-v0"),
+                                                          e.removesuffix("-v0").rsplit(".", 1)[-1])},
+                       key=len, reverse=True)
+        terms, rest = [], expression.strip() if isinstance(expression, str) else ""
+        while rest:
+            m = re.match(r"([+-]?)\s*", rest) if not terms else re.match(r"([+-])\s*", rest)
+            name = next((n for n in names if m and rest[m.end():].startswith(n)), None)
+            if name is None:
+                raise SwitchbenchError(f"cannot read rule-cue expression {expression!r} at {rest!r}: expected "
+                                       f"{'a sign and ' if terms else ''}a task name; tasks: {', '.join(self.env_ids)}")
+            terms.append((-1 if m.group(1) == "-" else 1, self.task_index(name)))
+            rest = rest[m.end() + len(name):].lstrip()
+        if not terms:
+            raise SwitchbenchError(f"empty rule-cue expression {expression!r}; write e.g. 'anti + dlygo - go'")
+        return terms
+
+    def cue_vector(self, expression: str) -> np.ndarray:
+        """The rule cue of an expression: the signed sum of its tasks' one-hot cues, ``(n_tasks,)``.
+
+        >>> import gymnasium, switchbench
+        >>> env = gymnasium.make("switchbench/CognitiveSwitch-v0", pool_size=8, eval_pool_size=8,
+        ...                      pool_cache=False).unwrapped
+        >>> env.cue_vector("anti - go").tolist()
+        [-1.0, 1.0]
+        """
+        v = np.zeros(self.n_tasks, np.float32)
+        for sign, k in self.cue_terms(expression):
+            v[k] += sign
+        return v
+
+    def eval_batch_cued(self, task: int, cue: np.ndarray, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        """``eval_batch(task, n, seed)`` (the same trials) with the rule cue replaced by ``cue``
+        ``(n_tasks,)`` at every time step, as Yang et al.'s ``replace_rule``: the model sees only it."""
+        if not self.cue:
+            raise SwitchbenchError("rule-cue probes need cue=True")
+        cue = np.asarray(cue, np.float32)
+        if cue.shape != (self.n_tasks,):
+            raise SwitchbenchError(f"a rule cue has {self.n_tasks} entries (one per task), got shape {cue.shape}")
+        x, y = self.eval_batch(task, n, seed)
+        x[:, :, self._n_in:] = cue
+        return x, y
+
+    def _init_probes(self, compose, transfer_budget) -> None:
+        if not isinstance(transfer_budget, (int, np.integer)) or isinstance(transfer_budget, bool) or transfer_budget < 0:
+            raise SwitchbenchError(f"transfer_budget must be an integer >= 0 (steps), got {transfer_budget!r}")
+        if transfer_budget and not self.held_out:
+            raise SwitchbenchError("transfer_budget > 0 needs held_out_tasks: tasks to learn after the curriculum")
+        self.transfer_budget = int(transfer_budget)
+        if compose is None:
+            compose = {}
+        if not isinstance(compose, Mapping) or not all(isinstance(v, str) for v in compose.values()):
+            raise SwitchbenchError(f"compose must map task names to rule-cue expressions, e.g. "
+                                   f"{{'dlyanti': 'anti + dlygo - go'}}, got {compose!r}")
+        if compose and not self.cue:
+            raise SwitchbenchError("compose needs cue=True (the composed cue replaces the task's rule cue)")
+        self.compose = {self.task_index(t): (e, self.cue_terms(e)) for t, e in compose.items()}
+
+    def cue_probes(self, seed, n_random: int = 5) -> list[CueProbe]:
+        """One :class:`CueProbe` per ``compose`` entry: the task under its own cue, under each
+        leading part of the expression (``"anti"``, ``"anti + dlygo"``: Yang et al.'s Fig. 6
+        rows), the whole expression, and ``n_random`` random cues (Gaussian directions over the
+        cue units scaled to the composed cue's norm; drawn from ``seed``)."""
+        rng = np.random.default_rng(seed)
+        probes = []
+        for task, (expression, terms) in self.compose.items():
+            own = np.zeros(self.n_tasks, np.float32)
+            own[task] = 1
+            short = [n.rsplit(".", 1)[-1] for n in self.task_spec.task_names]
+            cues, v = [Cue("own", short[task], own)], np.zeros(self.n_tasks, np.float32)
+            for i, (sign, k) in enumerate(terms):
+                v = v.copy()
+                v[k] += sign
+                label = " ".join(f"{'-' if s < 0 else '+' if j else ''} {short[t]}".strip()
+                                 for j, (s, t) in enumerate(terms[:i + 1]))
+                cues.append(Cue("composed" if i == len(terms) - 1 else "partial", label, v))
+            for _ in range(n_random):
+                r = rng.standard_normal(self.n_tasks)
+                cues.append(Cue("random", "random", (r * np.linalg.norm(v) / np.linalg.norm(r)).astype(np.float32)))
+            probes.append(CueProbe("zero_shot" if task in self.held_out else "rule_composition", task, expression,
+                                   tuple(cues)))
+        return probes
+
+    def transfer_probe(self) -> TransferProbe | None:
+        """The held-out tasks, each learned after the curriculum for ``transfer_budget`` steps (None if 0)."""
+        return TransferProbe(self.held_out, self.transfer_budget) if self.transfer_budget else None
+
+    def train_batches(self, task: int, n_steps: int, seed):
+        """``n_steps`` batches of ``task`` from its training pool (as the curriculum's), drawn from ``seed``."""
+        rng = np.random.default_rng(seed)
+        for _ in range(n_steps):
+            yield self._gather(task, self._pools[task], rng.integers(0, self.pool_size, size=self.batch_size))
+
+
+# --- the composition preset --------------------------------------------------------------
+
+#: ``cognitive-compose``: six of Yang et al.'s tasks, rtanti held out; two composed cues
+COMPOSE_PRESET = {
+    "envs": tuple(f"yang19.{n}-v0" for n in ("go", "anti", "dlygo", "dlyanti", "rtgo", "rtanti")),
+    "dt": 100, "schedule": "interleaved", "n_blocks": 1, "block_size": 1800,
+    "held_out_tasks": ("rtanti",), "compose": {"dlyanti": "anti + dlygo - go", "rtanti": "anti + rtgo - go"},
+    "transfer_budget": 300,
+}
+
+
+class CognitiveComposeEnv(CognitiveSwitchEnv):
+    """``cognitive-compose`` (``switchbench/CognitiveCompose-v0``): ``CognitiveSwitch-v0`` with
+    other defaults, :data:`COMPOSE_PRESET` (its ``task_spec`` is CognitiveSwitch-v0's: the same
+    environment). At dt = 100 ms (as the leaderboard's cognitive-switch entry), go, anti,
+    dlygo, dlyanti and rtgo interleaved (a random task per batch, as
+    Yang et al. trained) for one block of 1800 steps (the budget of the leaderboard's
+    cognitive-switch entry; no switches, so no switch time or forgetting); then dlyanti under ``anti + dlygo - go`` (``rule_composition_perf``),
+    rtanti, never trained, under ``anti + rtgo - go`` (``zero_shot_perf``), and rtanti learned
+    for at most 300 steps after the curriculum and from scratch (``transfer_steps``). Every
+    parameter of CognitiveSwitch-v0 can still be set."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**COMPOSE_PRESET, **kwargs})
+
+
+_parent = inspect.signature(CognitiveSwitchEnv.__init__)
+CognitiveComposeEnv.__init__.__signature__ = _parent.replace(parameters=[
+    p.replace(default=COMPOSE_PRESET.get(p.name, p.default), kind=p.KEYWORD_ONLY) if i else p
+    for i, p in enumerate(_parent.parameters.values())])

@@ -10,10 +10,13 @@ K teachers ``W*_k`` (``output_size x input_size``), inputs ``x ~ N(0, I)``, targ
   into K teachers: orthonormal rows (up to the scale), mutually orthogonal row spaces.
 - ``teachers="iid"``: entries ``N(0, 1/input_size)``.
 
-Composition (``composition=``), after the paper's composition experiments: training cycles
-the K base tasks for the first ``compose_after`` fraction of the blocks (0.75), then the
-schedule moves to never-seen composed tasks (``info["phase"] == "compose"``), cycling over
-the pairs (A, B), (B, C), ..., (last, A):
+Composition (``composition=``), after the paper's composition experiments and ordered as its
+code (curriculum ``A_B_C__AB_BC_CA__``) orders them: blocks ``b < int(compose_after * (n_blocks
+- 1))`` (its switch point ``int(0.75 num_blocks)`` with ``num_blocks + 1`` blocks run) cycle the
+K base tasks, ``b mod K``; every later block trains the never-seen composed task ``b mod K``
+(``info["phase"] == "compose"``) of the pairs (A, B), (B, C), ..., (last, A). With the paper's
+32 blocks and K = 3: 23 base blocks A, B, C, ..., B, then CA, AB, BC, ... (its first composed
+task, CA, shares no module with the base task B just trained):
 
 - ``"task"``: ``AB = mix * A + (1 - mix) * B`` (``mix`` = 0.5);
 - ``"subtask"``: ``AB`` takes the even output rows of A and the odd rows of B;
@@ -109,12 +112,12 @@ class BlockedLinearEnv(SwitchEnv):
                 raise SwitchbenchError("composition needs schedule='blocked' (training cycles the base tasks)")
             if not 0 < compose_after < 1:
                 raise SwitchbenchError(f"compose_after must lie in (0, 1), got {compose_after!r}")
-            n_train = int(round(compose_after * n_blocks))
+            n_train = int(compose_after * (n_blocks - 1))           # the paper's code's switch point
             if n_train < 1 or n_train >= n_blocks:
                 raise SwitchbenchError(f"{n_blocks} blocks leave no training or no composed block (compose_after "
-                                       f"{compose_after} x {n_blocks} = {n_train} training blocks): raise n_blocks "
-                                       "or move compose_after")
-            schedule = [b % n_tasks for b in range(n_train)] + [n_tasks + b % n_tasks for b in range(n_blocks - n_train)]
+                                       f"{compose_after} x ({n_blocks} - 1) = {n_train} training blocks): raise "
+                                       "n_blocks or move compose_after")
+            schedule = [b % n_tasks + (n_tasks if b >= n_train else 0) for b in range(n_blocks)]
             phases = ["train"] * n_train + ["compose"] * (n_blocks - n_train)
             task_teachers = np.concatenate([self.teachers, composed])
             names += [f"{names[k]}{names[(k + 1) % n_tasks]}" for k in range(n_tasks)]

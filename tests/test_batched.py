@@ -30,6 +30,17 @@ def assert_same_run(a, b, rtol=2e-5, atol=1e-7):
             np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
+def test_batched_and_per_seed_runs_agree_on_a_composed_curriculum():
+    """The paper's composition order (base blocks A, B, C, A, B, then composed CA, AB, BC) in
+    both engines: same tasks per block, same numbers."""
+    kw = dict(n_tasks=3, output_size=6, composition="task", n_blocks=8, block_size=30, k_adapt=5, progress=False)
+    (a,) = run_batched("blocked-linear", "gated-linear", [1], cache=False, **kw)
+    b = runner.run("blocked-linear", "gated-linear", 1, cache=False, **kw)
+    tasks = a.log.groupby("block")["task"].first().tolist()
+    assert tasks == [0, 1, 2, 0, 1, 5, 3, 4] and a.log.loc[a.log["block"] == 5, "phase"].eq("compose").all()
+    assert_same_run(a, b)
+
+
 @pytest.mark.parametrize("model", ["gated-linear", "oracle-gates", "linear"])
 def test_samples_path_equals_the_per_seed_runner(model):
     fast = run_batched("blocked-linear", model, [0, 3], cache=False, chunk=17, **SMALL)

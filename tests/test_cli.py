@@ -29,6 +29,7 @@ def test_run_prints_a_metric_table_and_where_runs_are_cached(capsys, _cache):
     (["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "n_blocks=-2"], "n_blocks must be"),
     (["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "dt=1e9", *TINY], "non-finite loss"),
     (["reproduce", "nta-fig3"], "unknown finding 'nta-fig3'; valid: "),
+    (["reproduce", "nta-fig5", "--set", "finding.grid=1"], "nta-fig5 has no option 'finding.grid'; valid: "),
     (["suite", "missing.toml"], "suite file 'missing.toml' not found"),
 ])
 def test_errors_are_one_line_and_exit_2(capsys, argv, message):
@@ -41,3 +42,17 @@ def test_errors_are_one_line_and_exit_2(capsys, argv, message):
 def test_set_values_are_python_literals_else_strings():
     assert parse_set(["a=1", "b=[1, 2]", "c=iid", "d=True", "model.e=0.5"]) == {
         "a": 1, "b": [1, 2], "c": "iid", "d": True, "model.e": 0.5}
+
+
+def test_reproduce_takes_overrides_and_prints_pass_fail_and_differs(capsys, _cache, tmp_path):
+    """One corner of nta-fig5 (a single block: nothing specialises yet): the specialised
+    regions (fast gates; lam 0.1) FAIL, lam = 0 PASSes, the published maps are DIFFERS lines; exit 1."""
+    argv = ["reproduce", "nta-fig5", "--seeds", "1", "--figures", str(tmp_path), "--set", "finding.blocks=(10,)",
+            "--set", "finding.tau_c=(0.005,)", "--set", "finding.lam=(0.0, 0.1)", "--set", "finding.t_total=0.5"]
+    assert main(argv) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "== nta-fig5: PASS 1, FAIL 2, DIFFERS 2", lines[0]
+    status = {line.split("  ")[0].strip() for line in lines if line[:4] in ("PASS", "FAIL", "DIFF")}
+    assert status == {"PASS", "FAIL", "DIFFERS"}
+    assert any("published 0.9998, paper code 0.5" in line for line in lines)
+    assert sum("[criterion chosen after seeing the result]" in line for line in lines) == 3

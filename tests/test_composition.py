@@ -28,8 +28,12 @@ def test_task_composition_schedule_teachers_and_phases():
     assert env.task_spec.n_tasks == 6 and env.task_spec.n_base_tasks == 3
     assert env.task_spec.task_names == ("A", "B", "C", "AB", "BC", "CA")
     env.reset(seed=0)
-    assert env.curriculum.block_tasks() == [0, 1, 2, 0, 1, 2, 3, 4]       # 75% training, then composed
-    assert env.curriculum.phases == ("train",) * 6 + ("compose",) * 2
+    # the paper's code: int(0.75 * 7) = 5 base blocks, then composed task (block mod 3): CA, AB, BC
+    assert env.curriculum.block_tasks() == [0, 1, 2, 0, 1, 5, 3, 4]
+    assert env.curriculum.phases == ("train",) * 5 + ("compose",) * 3
+    paper = make(composition="task", n_blocks=32)            # 23 base blocks; the first composed one is CA
+    paper.reset(seed=0)
+    assert paper.curriculum.block_tasks()[22:26] == [1, 5, 3, 4] and paper.curriculum.phases.count("train") == 23
     x, y = env.eval_batch(3, 50, seed=1)
     np.testing.assert_allclose(y, x @ (0.3 * A + 0.7 * B).T.astype(np.float32), rtol=1e-4, atol=1e-6)
 
@@ -106,12 +110,12 @@ def test_composition_metric_known_answers():
     kw = dict(**COMPOSE, composition="task", cache=False, progress=False)
     oracle = switchbench.run("blocked-linear", "test_composition:perfect", **kw)
     comp = M.composition(oracle.log, k=3)
-    assert comp["task"].tolist() == [3, 4] and comp["block"].tolist() == [6, 7]
-    assert comp["loss_k"].max() < 1e-6 and comp["steps"].tolist() == [0, 0]
+    assert comp["task"].tolist() == [5, 3, 4] and comp["block"].tolist() == [5, 6, 7]
+    assert comp["loss_k"].max() < 1e-6 and comp["steps"].tolist() == [0, 0, 0]
     zero = switchbench.run("blocked-linear", "test_composition:silent", **kw)
     comp = M.composition(zero.log, k=3)
-    assert comp["loss_k"].tolist() == pytest.approx([1.0, 1.0], rel=0.2)
-    assert comp["censored"].all() and comp["steps"].tolist() == [5, 5]
+    assert comp["loss_k"].tolist() == pytest.approx([1.0, 1.0, 1.0], rel=0.2)
+    assert comp["censored"].all() and comp["steps"].tolist() == [5, 5, 5]
     assert zero.metrics["composition_loss"] == pytest.approx(M.composition(zero.log, k=100)["loss_k"].mean())
     assert M.composition_score(M.composition(oracle.log), comp) < 1e-6
 

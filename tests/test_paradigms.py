@@ -18,7 +18,9 @@ SMALL = {"switchbench/BlockedLinear-v0": {"n_blocks": 3, "block_size": 4, "batch
          "switchbench/CuedSwitch-v0 (sequence)": {"n_blocks": 2, "block_size": 3, "batch_size": 4, "mode": "sequence",
                                                   "n_trials": 3, "csi": 1, "schedule": "random"},
          "switchbench/CognitiveSwitch-v0": {"envs": "yang19-pair", "pool_size": 16, "eval_pool_size": 4,
-                                            "n_blocks": 2, "block_size": 2, "batch_size": 4}}
+                                            "n_blocks": 2, "block_size": 2, "batch_size": 4},
+         "switchbench/CognitiveCompose-v0": {"pool_size": 16, "eval_pool_size": 4, "n_blocks": 2, "block_size": 3,
+                                             "batch_size": 4}}
 ENV_IDS = sorted(i for i in registry if i.startswith("switchbench/"))
 CONFIGS = sorted(SMALL)   # "<gym id>" or "<gym id> (variant)": every registered env, some in several modes
 

@@ -2,11 +2,12 @@
 
 One module per source: :mod:`.nta` (the gated-network paper, Sandbrink, Bauer, Proca et al.
 2024), :mod:`.switching` (digit and cued task switching), :mod:`.cognitive` (Yang et al.'s
-cognitive tasks), :mod:`.molap` (modular latent primitives, Marton et al.). Each finding is a
+cognitive tasks), :mod:`.molap` (modular latent primitives, Marton et al.), :mod:`.compose`
+(rule composition and transfer on cognitive tasks). Each finding is a
 function registered with :func:`~.base.finding`; ``switchbench reproduce NAME`` runs it.
 """
 from switchbench.benchmark.findings.base import FINDINGS, Check, Report, finding
-from switchbench.benchmark.findings import nta, switching, cognitive, molap  # noqa: F401  (register)
+from switchbench.benchmark.findings import nta, switching, cognitive, molap, compose  # noqa: F401  (register)
 from switchbench.errors import unknown
 
 

@@ -1,13 +1,17 @@
-"""Findings: paper claims re-measured with their checks (PASS / FAIL).
+"""Findings: paper claims re-measured with their checks (PASS / FAIL / DIFFERS).
 
 One module per source: :mod:`.nta` (the gated-network paper, Sandbrink, Bauer, Proca et al.
 2024), :mod:`.switching` (digit and cued task switching), :mod:`.cognitive` (Yang et al.'s
 cognitive tasks), :mod:`.molap` (modular latent primitives, Marton et al.). Each finding is a
-function registered with :func:`finding`; ``switchbench reproduce NAME`` runs it.
+function registered with :func:`finding`; ``switchbench reproduce NAME`` runs it. Reference
+numbers (published figures, the papers' public code run by us) are data files beside the
+modules (``findings/data``), each with its provenance in ``data/provenance.json``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +46,8 @@ def finding(name: str):
     """Register a finding function under ``name`` (``switchbench reproduce NAME``).
 
     One signature for every finding: ``fn(n_seeds=<its default>, *, jobs=1, overrides=None,
-    figures=None, progress=True) -> Report`` (``overrides``: see :func:`model_overrides`)."""
+    figures=None, progress=True) -> Report`` (``overrides``: see :func:`model_overrides`;
+    keys written ``finding.KEY`` are the finding's own options, see :func:`finding_options`)."""
     def register(fn):
         if name in FINDINGS:
             raise SwitchbenchError(f"finding {name!r} is registered twice")
@@ -51,15 +56,88 @@ def finding(name: str):
     return register
 
 
+def finding_options(name: str, overrides: dict | None, defaults: dict) -> tuple[dict, dict]:
+    """Split ``overrides`` into the finding's own options (keys ``finding.KEY``: its grid, its
+    sampler) and the run parameters (the rest). An option the finding lacks is a clear error.
+
+    >>> finding_options("nta-fig5", {"finding.t_total": 3.0, "lam": 0.1}, {"t_total": 7.0, "blocks": (10, 1)})
+    ({'t_total': 3.0, 'blocks': (10, 1)}, {'lam': 0.1})
+    >>> finding_options("nta-fig5", {"finding.grid": 1}, {"t_total": 7.0})
+    Traceback (most recent call last):
+    ...
+    switchbench.errors.SwitchbenchError: nta-fig5 has no option 'finding.grid'; valid: finding.t_total
+    """
+    options, rest = dict(defaults), {}
+    for key, value in (overrides or {}).items():
+        if key.startswith("finding."):
+            bare = key.removeprefix("finding.")
+            if bare not in defaults:
+                valid = ", ".join(f"finding.{k}" for k in defaults) or "none"
+                raise SwitchbenchError(f"{name} has no option {key!r}; valid: {valid}")
+            options[bare] = value
+        else:
+            rest[key] = value
+    return options, rest
+
+
+def reference(name: str) -> Path:
+    """A reference data file shipped with the package (``findings/data/NAME``); its provenance
+    (source, commit, library versions, seeds, the command) is :func:`provenance`."""
+    path = resources.files("switchbench.benchmark.findings").joinpath("data", name)
+    if not path.is_file():
+        raise SwitchbenchError(f"reference data {name!r} is missing from the installed package")
+    return Path(str(path))
+
+
+def provenance(name: str) -> dict:
+    """The provenance of the reference file ``name`` (an entry of ``data/provenance.json``).
+
+    >>> sorted(provenance("nta_fig5_published.csv"))[:3]
+    ['command', 'commit', 'description']
+    """
+    return json.loads(reference("provenance.json").read_text())[name]
+
+
+#: check statuses: the claim holds, measured the paper's way; it does not; or we, the paper's
+#: code and the published figure disagree (all numbers shown; never counted as a pass)
+STATUSES = ("PASS", "FAIL", "DIFFERS")
+
+
 @dataclass
 class Check:
+    """One claim and its verdict. ``Check(name, value, target, passed)`` is a PASS or a FAIL;
+    ``status="DIFFERS"`` marks a disagreement between us, the paper's code and the published
+    figure (``detail`` shows the numbers; never a pass). ``post_hoc=True`` labels a check whose
+    criterion was chosen after seeing the result; it is printed as such.
+
+    >>> print(Check("switch time ratio", 0.12, "<= 0.2", True).line())
+    PASS     switch time ratio: 0.12 (target <= 0.2)
+    >>> c = Check("published map", 3, "every cell agrees within 0.1", True, status="DIFFERS", post_hoc=True)
+    >>> c.passed, c.line()
+    (False, 'DIFFERS  published map: 3 (target every cell agrees within 0.1) [criterion chosen after seeing the result]')
+    """
     name: str
     value: float
     target: str
     passed: bool
+    status: str = ""
+    post_hoc: bool = False
+    detail: str = ""
+
+    def __post_init__(self):
+        if not self.status:
+            self.status = "PASS" if self.passed else "FAIL"
+        if self.status not in STATUSES:
+            raise SwitchbenchError(f"unknown check status {self.status!r}; valid: {', '.join(STATUSES)}")
+        if self.status != "DIFFERS" and self.passed != (self.status == "PASS"):
+            raise SwitchbenchError(f"check {self.name!r}: status {self.status} contradicts passed={self.passed}")
+        self.passed = self.status == "PASS"
 
     def line(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {self.value:.4g} (target {self.target})"
+        value = f"{self.value:.4g}" if isinstance(self.value, (int, float, np.number)) else str(self.value)
+        text = f"{self.status:<8} {self.name}: {value} (target {self.target})"
+        text += " [criterion chosen after seeing the result]" if self.post_hoc else ""
+        return text + "".join(f"\n           {row}" for row in self.detail.splitlines())
 
 
 @dataclass
@@ -71,7 +149,12 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Every check PASSes (a DIFFERS is not a pass)."""
+        return all(c.status == "PASS" for c in self.checks)
+
+    def counts(self) -> dict[str, int]:
+        """How many checks have each status."""
+        return {s: sum(c.status == s for c in self.checks) for s in STATUSES}
 
 
 def _ok(results, what):

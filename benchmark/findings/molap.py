@@ -100,8 +100,8 @@ def _censored_note(df: pd.DataFrame) -> list[str]:
 def _corpus_note(results) -> str:
     kw = next(r.config["model_params"] for r in results if r.label == "modular-primitives")
     corpus, hold_out = kw.get("corpus", "molap9"), kw.get("hold_out", True)
-    return (f"modular-primitives corpus: {corpus}, " + ("less the scored task (never seen by the modules)"
-            if hold_out else "INCLUDING the scored task (hold_out=False)"))
+    return (f"modular-primitives corpus: {corpus}, " + ("less the scored task where it has it (never seen by the "
+            "modules)" if hold_out else "INCLUDING the scored task (hold_out=False)"))
 
 
 def _figure(df: pd.DataFrame, measures, figures, name: str) -> Path:

@@ -7,14 +7,14 @@ import numpy as np
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark import plots
-from switchbench.benchmark.findings.base import Check, Report, _ok, _t_interval, finding
+from switchbench.benchmark.findings.base import Check, Report, _ok, _t_interval, finding, model_overrides
 from switchbench.benchmark.runner import cache_root
 from switchbench.benchmark.suite import run_many, seeds
 
 
 @finding("nonlinear-switch")
-def nonlinear_switch(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                     **overrides) -> Report:
+def nonlinear_switch(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+                     progress: bool = True) -> Report:
     """Gated MLP on digits: re-reaches 85% accuracy after a switch faster than its forgetful control.
 
     Late in training the flexible gated MLP re-reaches 85% accuracy after a switch faster
@@ -23,13 +23,14 @@ def nonlinear_switch(n_seeds: int = 5, jobs: int = 1, figures: Path | None = Non
     ``digit-switch`` defaults (identity vs relabel ``y -> y // 2 + 5 (y % 2)``, 10 blocks of
     1000 steps, batch 100; the gated-network paper's Sec. 6 on sklearn's 8x8 digits),
     ``gated-mlp`` vs ``gated-mlp-forgetful`` with their defaults, ``n_seeds`` seeds. Switch
-    time: steps after a switch until online accuracy >= 0.85. Checks:
+    time: steps after a switch until online accuracy >= 0.85 (``overrides``: plain keys for
+    both models, ``gated-mlp/KEY`` for the flexible one only). Checks:
 
     - late switch time (mean of the last 5 switches, mean over seeds): flexible <= 0.5 x forgetful;
     - flexible: late / early (first 3 switches) <= 0.5.
     """
     labels = {"flexible": "gated-mlp", "forgetful": "gated-mlp-forgetful"}
-    specs = [s for m in labels.values() for s in seeds("digit-switch", m, n_seeds, **overrides)]
+    specs = [s for m in labels.values() for s in seeds("digit-switch", m, n_seeds, **model_overrides(overrides, m))]
     results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nonlinear-switch"), "nonlinear-switch")
     runs = {label: [r for r in results if r.config["model"] == m] for label, m in labels.items()}
     summary = {}
@@ -75,8 +76,8 @@ PREPARATION_CSI = (0, 2)
 
 
 @finding("switch-cost")
-def switch_cost(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, progress: bool = True,
-                **overrides) -> Report:
+def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+                progress: bool = True) -> Report:
     """Cued parity/magnitude switching on digits: the networks' switch cost beside the human pattern.
 
     The switch cost of networks trained on cued AABB runs, its size and its change with
@@ -86,6 +87,9 @@ def switch_cost(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, pr
     schedule ``pure-mixed`` (pure parity, pure magnitude, AABB, AABB, ... 8 blocks of 1000
     steps), models ``gated-mlp`` (frozen features, fast gates, the cue only into the
     readout) and ``mlp-cued`` (trainable MLP, cue with the pixels; lr_w 1e-2), defaults otherwise, ``n_seeds`` seeds.
+    ``overrides``: plain keys for every run (the curriculum keys ``n_blocks``, ``block_size``,
+    ``batch_size``, ``k_adapt``, ``n_eval`` also for the preparation runs), ``MODEL/KEY`` for one
+    model's runs (``gru/KEY`` for the preparation runs).
 
     Switch cost = loss (cross-entropy) or error on switch trials minus repeat trials in the
     AABB blocks. Check, per model: the switch cost in loss is positive (95% t-interval over
@@ -96,10 +100,10 @@ def switch_cost(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, pr
     trials per sequence, 4 blocks of 500 steps) with a cue-stimulus interval of 0 or 2
     steps; its switch cost at each.
     """
-    setup = {**SWITCH_COST_SETUP, **overrides}
-    # mlp-cued at lr_w 1e-2 (its default, 1e-3, learns these tasks too slowly: ~0.8 accuracy after 8000 steps)
-    nets = {"gated-mlp": ("gated-mlp", {}), "mlp-cued": ("mlp-cued", {"lr_w": 1e-2})}
-    specs = {label: seeds("cued-switch", m, n_seeds, **setup, **kw) for label, (m, kw) in nets.items()}
+    nets = ("gated-mlp", "mlp-cued")
+    setup = {**SWITCH_COST_SETUP, **{k: v for k, v in (overrides or {}).items() if "/" not in k}}
+    specs = {m: seeds("cued-switch", m, n_seeds, **{**SWITCH_COST_SETUP, **({"lr_w": 1e-2} if m == "mlp-cued" else {}),
+                                                       **model_overrides(overrides, m)}) for m in nets}
     results = _ok(run_many([s for ss in specs.values() for s in ss], jobs=jobs, progress=progress,
                            desc="switch-cost"), "switch-cost")
     runs = {label: results[i * n_seeds:(i + 1) * n_seeds] for i, label in enumerate(nets)}
@@ -122,8 +126,10 @@ def switch_cost(n_seeds: int = 5, jobs: int = 1, figures: Path | None = None, pr
                          f"{e['congruency_effect_error'][0]:+.2f}): it does not map the cue onto the task there, "
                          "so its switch cost reflects carry-over of the last trials' state, not a cued task set")
     # preparation: a recurrent network on cued trial sequences, short vs long cue-stimulus interval
-    keep = {k: v for k, v in overrides.items() if k in ("n_blocks", "block_size", "batch_size", "k_adapt", "n_eval")}
-    seq = {**PREPARATION_SETUP, **keep}
+    plain = {k: v for k, v in (overrides or {}).items() if k in ("n_blocks", "block_size", "batch_size", "k_adapt",
+                                                                  "n_eval")}
+    own = {k.removeprefix("gru/"): v for k, v in (overrides or {}).items() if k.startswith("gru/")}
+    seq = {**PREPARATION_SETUP, **plain, **own}
     prep_specs = [s for csi in PREPARATION_CSI for s in seeds("cued-switch", "gru", n_seeds, csi=csi, **seq)]
     prep = _ok(run_many(prep_specs, jobs=jobs, progress=progress, desc="switch-cost (gru)"), "switch-cost")
     for i, csi in enumerate(PREPARATION_CSI):
