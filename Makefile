@@ -21,7 +21,7 @@ install: $(BIN)/python
 	$(PIP) install $(PIP_FLAGS) --no-deps --force-reinstall .
 
 run: install
-	$(BIN)/switchbench suite suites/quick.toml --jobs $(JOBS)
+	$(BIN)/switchbench suite quick --jobs $(JOBS)
 
 # Unit tests from the repo; doctests on the installed package (never the mapped folders).
 test: install

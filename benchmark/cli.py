@@ -170,6 +170,7 @@ def _cache(args):
 def cmd_reproduce(args) -> int:
     """Each finding's checks as PASS / FAIL / DIFFERS; exit 1 unless every check PASSes."""
     from switchbench.benchmark.findings import FINDINGS, reproduce
+    from switchbench.benchmark.site import save_finding
 
     names = args.findings or list(FINDINGS)
     for n in names:
@@ -184,6 +185,7 @@ def cmd_reproduce(args) -> int:
         if args.seeds:
             kw["n_seeds"] = args.seeds
         report = reproduce(n, **kw)
+        save_finding(report)   # its status, for the leaderboard's web page
         print(f"== {n}: " + ", ".join(f"{k} {v}" for k, v in report.counts().items()))
         for c in report.checks:
             print(c.line())
@@ -198,15 +200,29 @@ def cmd_reproduce(args) -> int:
 def cmd_suite(args) -> int:
     from switchbench.benchmark.leaderboard import run_suite
 
-    run_suite(Path(args.file), jobs=args.jobs, backend=args.backend, threads=args.threads, cache=_cache(args))
+    run_suite(args.file, jobs=args.jobs, backend=args.backend, threads=args.threads, cache=_cache(args))
     return 0
 
 
 def cmd_leaderboard(args) -> int:
     from switchbench.benchmark.leaderboard import DEFAULT_SUITE, run_suite
 
-    run_suite(Path(args.suite or DEFAULT_SUITE), jobs=args.jobs, backend=args.backend, threads=args.threads,
-              out=Path(args.out), cache=_cache(args))
+    tuning = Path(args.tuning) if args.tuning else Path(args.out) / "tuning.csv"
+    if not args.tuning and not tuning.is_file():
+        print(f"switchbench: no {tuning}: the published view only (run `switchbench tune` for the tuned view)",
+              file=sys.stderr)
+        tuning = None
+    run_suite(args.suite or DEFAULT_SUITE, jobs=args.jobs, backend=args.backend, threads=args.threads,
+              out=Path(args.out), tuning=tuning, cache=_cache(args))
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE
+    from switchbench.benchmark.tuning import run_tuning
+
+    run_tuning(args.suite or DEFAULT_SUITE, Path(args.out), jobs=args.jobs, backend=args.backend,
+               threads=args.threads, budget=args.budget, seeds=args.seeds, cache=_cache(args))
     return 0
 
 
@@ -330,27 +346,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for figures (default: a folder under the run cache)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     s.set_defaults(fn=cmd_reproduce)
-
     for name, helptext, description, example in (
-            ("suite", "run a suite file (TOML), print its ranked tables, report under the cache",
-             "Run every (paradigm, model, seed) of a suite file, resuming from the run cache, print each "
-             "paradigm's ranked table and write the report to .cache/reports/SUITE/ (never results/).",
-             "switchbench suite suites/quick.toml --jobs 2"),
-            ("leaderboard", "aggregate a suite's runs (default: the full suite) into results/",
-             "Run (or load from the cache) a suite, by default suites/full.toml, and write scores.csv, "
-             "leaderboard.md, leaderboard.json and figures/ to --out.",
-             "switchbench leaderboard my_suite.toml --out my_results --jobs 2")):
+            ("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its ranked tables, "
+                      "report under the cache",
+             "Run every (paradigm, model, seed) of a suite, resuming from the run cache, print each paradigm's "
+             "ranked table and write the report (tables, figures, web page) to .cache/reports/SUITE/ (never "
+             "results/). The shipped suites (quick, full) are found by name from any folder.",
+             "switchbench suite quick --jobs 2"),
+            ("leaderboard", "run a suite (default: full) in its published and tuned views into results/",
+             "Run (or load from the cache) a suite, by default the shipped full suite, in two views: published "
+             "(every model at its card's defaults) and, given a tuning table (switchbench tune), tuned (each model "
+             "at its selected configuration). Writes scores.csv, leaderboard.md, leaderboard.json, figures/ and "
+             "site/index.html to --out.",
+             "switchbench leaderboard my_suite.toml --out my_results --jobs 2"),
+            ("tune", "tune every (paradigm, model) of a suite (default: full) on validation seeds, the same budget "
+                     "each; writes tuning.csv",
+             "Run every (paradigm, model) of a suite at each configuration of its card's tunable grid (at most "
+             "--budget of them) on validation seeds disjoint from the scored ones, select the best by the primary "
+             "metric (ties: final loss) and write OUT/tuning.csv, which switchbench leaderboard reads.",
+             "switchbench tune --jobs 2")):
         s = sub.add_parser(name, help=helptext, description=description, formatter_class=_Help,
                            epilog=_examples(example))
         if name == "suite":
-            s.add_argument("file", metavar="FILE", help="a suite file (TOML), e.g. suites/quick.toml")
+            s.add_argument("file", metavar="FILE", help="a shipped suite's name (quick, full) or a suite file (TOML)")
             s.set_defaults(fn=cmd_suite)
         else:
             s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
-                           help="a suite file (TOML) (default: suites/full.toml)")
+                           help="a shipped suite's name or a suite file (TOML) (default: full)")
             s.add_argument("--out", default="results", metavar="DIR",
-                           help="folder for scores, leaderboard and figures (default: results)")
-            s.set_defaults(fn=cmd_leaderboard)
+                           help="folder for the results and tuning.csv (default: results)")
+            if name == "leaderboard":
+                s.add_argument("--tuning", default=None, metavar="CSV",
+                               help="the tuning table (default: OUT/tuning.csv where it exists, else the published "
+                                    "view only)")
+                s.set_defaults(fn=cmd_leaderboard)
+            else:
+                s.add_argument("--budget", type=positive_int, default=None, metavar="N",
+                               help="configurations per (paradigm, model) (default: the suite's [tuning] budget, "
+                                    "else 3)")
+                s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+                               help="validation seeds per run (default: the suite's [tuning] seeds, else 2)")
+                s.set_defaults(fn=cmd_tune)
         s.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                        help="runs in parallel: local worker processes, or at most N Slurm array tasks at once "
                             "(default: 1)")

@@ -1,6 +1,7 @@
 """Suites and leaderboards: run a suite file, rank models per paradigm, write the results.
 
-A suite file (TOML)::
+A suite file (TOML; the shipped ones, ``quick`` and ``full``, are package data and are found
+by name from any folder; a path works too)::
 
     name = "quick"
     seeds = 3                          # seeds 0..N-1 for every run
@@ -10,17 +11,27 @@ A suite file (TOML)::
     models = "*"                       # every model that supports the paradigm, or a list
     set = { n_blocks = 10 }            # paradigm / model parameters (as --set)
 
-Scores are kept long (paradigm, model, seed, metric, value) and exported wide: per
-paradigm, models ranked by the primary metric (mean and 95% t-interval over seeds) with a
-paired t-test across seeds against the next-ranked model.
+Scores are kept long (paradigm, model, seed, metric, value, plus ``view`` and ``config_id``)
+and exported as headline tables: per paradigm, models ranked by the primary metric (mean and
+95% t-interval over seeds). Ranks are shared where intervals overlap (chained between
+neighbours); ``p`` compares each model with the next by an exact paired permutation test
+over seeds, Holm-corrected across the table ("n/a" where the paired differences have no
+variance). Two views: ``published`` (every model at its card's defaults) and ``tuned`` (each
+model at the configuration ``switchbench tune`` selected on validation seeds, the same budget
+for every model; :mod:`switchbench.benchmark.tuning`).
 
 Outputs (``write``): ``scores.csv`` (long), ``leaderboard.md``, ``leaderboard.json`` (schema
-version, package and paradigm versions, git commit, configurations) and ``figures/``.
+version, package and paradigm versions, the commit the package was built from,
+configurations), ``figures/`` and the static site ``site/index.html``.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import json
 import subprocess
+import sys
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,13 +43,19 @@ from scipy import stats
 import switchbench
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
-from switchbench.benchmark.runner import RunResult, cache_root, resolve_paradigm
+from switchbench.benchmark.runner import RunResult, cache_root, resolve_paradigm, source_hash
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
 
-SCHEMA_VERSION = 1
-DEFAULT_SUITE = Path("suites/full.toml")
+SCHEMA_VERSION = 2
+DEFAULT_SUITE = "full"
+TIEBREAK = "final_loss"
+VIEWS = ("published", "tuned")
+#: metrics that differ between identical models (timing) and are left out of the duplicate check
+NOISY = ("wall_ms_per_step",)
+#: the paradigm-specific headline column beside switch time, final loss and forgetting
+SPECIFIC = ("rule_composition_perf", "specialisation", "final_performance", "final_accuracy")
 
 
 @dataclass(frozen=True)
@@ -62,13 +79,32 @@ def model_cards(paradigm: str = "blocked-linear") -> pd.DataFrame:
         params = models.count_parameters(entry.build(spec, 0)) if entry.decline_reason(spec) is None else None
         rows.append({"name": name, "privileged": c.privileged, "kinds": ",".join(c.kinds),
                      f"params ({paradigm})": params, "description": c.description, "citation": c.citation,
-                     "tuning": c.tuning})
+                     "tunable": "; ".join(f"{k} in {list(v)}" for k, v in c.tunable.items()), "tuning": c.tuning})
     return pd.DataFrame(rows).set_index("name")
 
 
-def load_suite(path: Path) -> Suite:
-    """Expand a suite file into run specs (checked against its schema: :func:`suite.read_suite`)."""
-    return Suite(*read_suite(path))
+def bundled_suites() -> list[str]:
+    """Names of the suite files shipped with the package."""
+    return sorted(p.name[:-5] for p in importlib.resources.files("switchbench.suites").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def suite_path(name: str | Path):
+    """A suite file: an existing path, else the shipped suite of that name (``quick``, ``full``;
+    ``suites/quick.toml`` also names the shipped one where no such file is here)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".toml")
+    if stem in bundled_suites() and (str(path.parent) == "." or path.parent.name == "suites"):
+        return importlib.resources.files("switchbench.suites") / f"{stem}.toml"
+    raise SwitchbenchError(f"suite file {str(name)!r} not found (nor a shipped suite: {', '.join(bundled_suites())})")
+
+
+def load_suite(path) -> Suite:
+    """Expand a suite file (a path or a shipped suite's name) into run specs (checked against
+    its schema: :func:`suite.read_suite`)."""
+    return Suite(*read_suite(suite_path(path)))
 
 
 def _entry(model: str) -> models.ModelEntry | None:
@@ -79,7 +115,12 @@ def _entry(model: str) -> models.ModelEntry | None:
         return None
 
 
-# --- aggregation ------------------------------------------------------------------------
+def _privileged(model: str) -> bool:
+    entry = _entry(model)
+    return bool(entry and entry.card.privileged)
+
+
+# --- statistics -------------------------------------------------------------------------
 
 def _ci95(v: pd.Series) -> float:
     v = v.dropna()
@@ -95,129 +136,397 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_p(scores: pd.DataFrame, paradigm: str, a: str, b: str, metric: str = PRIMARY) -> float:
-    """Two-sided paired t-test p-value of ``metric`` between models a and b over their common seeds."""
+    """Two-sided exact paired permutation test (sign flips of the per-seed differences, all
+    2^n of them up to 16 seeds) of ``metric`` between models a and b over their common seeds.
+    NaN where fewer than 2 seeds are shared or the differences have no variance (the test then
+    says nothing: e.g. both models censored on every seed).
+
+    >>> s = pd.DataFrame({"paradigm": "p", "metric": "m", "seed": [0, 1, 2, 3] * 2,
+    ...                   "model": ["a"] * 4 + ["b"] * 4, "value": [1, 2, 3, 4, 2, 4, 5, 7]})
+    >>> paired_p(s, "p", "a", "b", "m")   # a < b on all 4 seeds: 2 of 16 sign patterns as extreme
+    0.125
+    """
     s = scores[(scores["paradigm"] == paradigm) & (scores["metric"] == metric)]
     wide = s.pivot_table(index="seed", columns="model", values="value")
     if a not in wide or b not in wide:
         return float("nan")
-    pair = wide[[a, b]].dropna()
-    d = pair[a] - pair[b]
-    if len(pair) < 2:
+    d = (wide[a] - wide[b]).dropna().to_numpy()
+    if len(d) < 2 or np.allclose(d, d[0]):
         return float("nan")
-    if np.allclose(d, d.iloc[0]):
-        return 0.0 if d.iloc[0] != 0 else 1.0
-    return float(stats.ttest_rel(pair[a], pair[b]).pvalue)
+    res = stats.permutation_test((d,), np.mean, permutation_type="samples", alternative="two-sided",
+                                 n_resamples=np.inf if len(d) <= 16 else 9999, random_state=0)
+    return float(res.pvalue)
 
 
-#: columns of the markdown tables beside the primary metric (every metric is in scores.csv and the JSON)
-TABLE_METRICS = ("final_loss", "switch_time_early", "forgetting_Rk", "bwt_Rk", "specialisation", "final_accuracy",
-                 "final_performance", "params", "params_changed_per_task", "perf_drop_unit_ablation_0.3",
-                 "rule_composition_perf", "zero_shot_perf", "transfer_steps")
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of p-values (NaN entries are left out of the family).
+
+    >>> holm([0.01, float("nan"), 0.04, 0.03]).round(3).tolist()
+    [0.03, nan, 0.06, 0.06]
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    order = idx[np.argsort(p[idx])]
+    m, running = len(order), 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        out[j] = running
+    return out
 
 
-def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak: str = "final_loss") -> pd.DataFrame:
-    """Wide table of one paradigm: models ranked by the primary metric (ties broken by
-    ``tiebreak``), cells 'mean ± ci95', ``p vs next`` (paired t-test across seeds against the
-    next-ranked model) and privileged models marked."""
+def shared_ranks(means, ci95, higher_is_better: bool = False) -> list[int]:
+    """Competition ranks (1, 1, 3, ...) of models sorted best first, where a model shares the
+    rank of the one before it when their 95% intervals overlap (chained).
+
+    >>> shared_ranks([1, 2, 10, 1000, 1000], [1.5, 0.5, 1, 0, 0])
+    [1, 1, 3, 4, 4]
+    """
+    lo = np.asarray(means, float) - np.nan_to_num(np.asarray(ci95, float))
+    hi = np.asarray(means, float) + np.nan_to_num(np.asarray(ci95, float))
+    ranks = []
+    for i in range(len(lo)):
+        overlap = i > 0 and (lo[i] <= hi[i - 1] if not higher_is_better else hi[i] >= lo[i - 1])
+        ranks.append(ranks[-1] if overlap else i + 1)
+    return ranks
+
+
+# --- formatting -------------------------------------------------------------------------
+
+def fmt(x, digits: int = 3) -> str:
+    """A number as text: integers as integers, otherwise ``digits`` significant digits.
+
+    >>> [fmt(v) for v in (1000.0, 7.9e4, 103.8, 0.06619, 4.957e-07, float("nan"), 0.0)]
+    ['1000', '79000', '104', '0.0662', '4.96e-07', 'n/a', '0']
+    """
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if float(x).is_integer() and abs(x) < 1e9:
+        return str(int(x))
+    if 1e-3 <= abs(x) < 1e6:
+        return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+    return f"{x:.{digits - 1}e}"
+
+
+def _cell(mean: float, ci: float) -> str:
+    return fmt(mean) if not np.isfinite(ci) else f"{fmt(mean)} ± {fmt(ci, 2)}"
+
+
+def headline_metrics(scores: pd.DataFrame, paradigm: str) -> list[str]:
+    """The paradigm's headline metrics: switch time, censored fraction, final loss, forgetting
+    and one that only some paradigms have (specialisation, performance or accuracy)."""
+    have = set(scores.loc[scores["paradigm"] == paradigm, "metric"])
+    specific = next((m for m in SPECIFIC if m in have and scores.loc[(scores["paradigm"] == paradigm)
+                                                                      & (scores["metric"] == m), "value"].notna().any()),
+                    None)
+    return [m for m in (PRIMARY, "switch_censored_late", TIEBREAK, "forgetting_Rk", specific) if m and m in have]
+
+
+def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak: str = TIEBREAK,
+           labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """The headline table of one paradigm (at most 8 columns): models sorted by the primary
+    metric (then ``tiebreak``), shared ranks, ``censored`` (fraction of the late switches that
+    never met the criterion), ``p vs next`` (exact paired permutation test against the next
+    model, Holm-corrected over the table) and a few more metrics, 'mean ± 95% t-interval';
+    privileged models carry a dagger. ``labels``: model -> text appended to its name."""
     summary = summarise(scores)
     s = summary[summary["paradigm"] == paradigm]
-    text = [f"{m:.4g} ± {c:.2g}" if np.isfinite(c) else f"{m:.4g}" for m, c in zip(s["mean"], s["ci95"])]
-    wide = s.assign(text=text).pivot(index="model", columns="metric", values="text")
     means = s.pivot(index="model", columns="metric", values="mean")
+    cis = s.pivot(index="model", columns="metric", values="ci95")
+    if means.empty:
+        return pd.DataFrame()
     keys = [k for k in (primary, tiebreak) if k in means]
     asc = [not METRICS[k].higher_is_better for k in keys]
-    names = list(means.sort_values(keys, ascending=asc).index) if keys else list(means.index)
+    names = list(means.sort_values(keys, ascending=asc, na_position="last").index) if keys else list(means.index)
+    hib = METRICS[primary].higher_is_better if primary in METRICS else False
+    prim_m = means.loc[names, primary] if primary in means else pd.Series(np.nan, index=names)
+    prim_c = cis.loc[names, primary] if primary in cis else pd.Series(np.nan, index=names)
     p = [paired_p(scores, paradigm, a, b, primary) for a, b in zip(names[:-1], names[1:])] + [float("nan")]
-    cols = [primary] + [c for c in TABLE_METRICS if c in wide.columns and c != primary]
-    table = wide.loc[names, cols].reset_index()
-    table.insert(0, "rank", range(1, len(table) + 1))
-    table.insert(2, "privileged", ["yes" if (e := _entry(m)) and e.card.privileged else "" for m in names])
-    table.insert(4, "p vs next", [f"{x:.2g}" if np.isfinite(x) else "" for x in p])
+    p_adj = holm(p)
+    table = pd.DataFrame({
+        "rank": shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib),
+        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(m, '')}" for m in names]})
+    p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "") for i, x in enumerate(p_adj)]
+    for m in headline_metrics(scores, paradigm):
+        if m == "switch_censored_late":
+            table["censored"] = [f"{v:.0%}" if np.isfinite(v) else "n/a" for v in means.loc[names, m]]
+            table["p vs next"] = p_text
+        else:
+            table[m] = [_cell(a, b) for a, b in zip(means.loc[names, m], cis.loc[names, m])]
+    if "p vs next" not in table:
+        table.insert(3 if primary in means else 2, "p vs next", p_text)
     return table.set_index("rank")
 
 
-def _git_commit() -> str | None:
+def overall(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Across paradigms (as MTEB does): each model's mean rank over the paradigms it runs, and
+    how many, best first."""
+    rows = [{"model": model, "paradigm": paradigm, "rank": rank}
+            for paradigm, t in tables.items() for rank, model in zip(t.index, t["model"])]
+    if not rows:
+        return pd.DataFrame(columns=["model", "mean rank", "paradigms"])
+    df = pd.DataFrame(rows)
+    df["model"] = df["model"].str.split(" ").str[0]
+    out = df.groupby("model")["rank"].agg(["mean", "count"]).rename(columns={"mean": "mean rank",
+                                                                             "count": "paradigms"})
+    out = out.sort_values(["mean rank", "paradigms"], ascending=[True, False]).reset_index()
+    out["mean rank"] = out["mean rank"].map(fmt)
+    ranks = {m: ", ".join(f"{p} {r}" for p, r in zip(g["paradigm"], g["rank"])) for m, g in df.groupby("model")}
+    out["ranks"] = out["model"].map(ranks)
+    return out
+
+
+def duplicates(scores: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(paradigm, model a, model b) whose scores are identical on every seed and metric (timing
+    left out): one of them is the other under a second name, and may not be published twice."""
+    s = scores[(scores["metric"] != "failed") & ~scores["metric"].isin(NOISY)]
+    found = []
+    for paradigm, g in s.groupby("paradigm"):
+        blobs = {}
+        for model, gm in g.groupby("model"):
+            key = gm.sort_values(["seed", "metric"])[["seed", "metric", "value"]].round(12).to_json(orient="values")
+            if key in blobs:
+                found.append((paradigm, blobs[key], model))
+            blobs.setdefault(key, model)
+    return found
+
+
+# --- provenance -------------------------------------------------------------------------
+
+def source_commit() -> dict:
+    """The git commit of switchbench's own source: recorded in the package when it was built
+    (``_build.json``), else, for a source checkout, asked of git in the package's folder; never
+    the commit of the current folder."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+        info = json.loads((importlib.resources.files("switchbench") / "_build.json").read_text())
+    except (FileNotFoundError, OSError, ValueError):
+        info = {"commit": None, "dirty": None}
+        where = Path(switchbench.__file__).resolve().parent
+        try:
+            out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                 timeout=10)
+            if out.returncode == 0:
+                info["commit"] = out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {**info, "source_hash": source_hash()}
 
 
-# --- writing ----------------------------------------------------------------------------
+def config_id(config: dict) -> str:
+    """A short id of a run's configuration without its seed (resolved in leaderboard.json)."""
+    blob = json.dumps({k: config[k] for k in ("paradigm", "paradigm_params", "model", "model_params", "runner")},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
-def write(suite: Suite, results: list, out: Path) -> dict[str, Path]:
-    """Write scores.csv, leaderboard.md, leaderboard.json and figures/ for a suite's results."""
-    from switchbench.benchmark import plots
+
+# --- running and writing ----------------------------------------------------------------
+
+def view_specs(suite: Suite, tuning: pd.DataFrame | None) -> dict[str, list[RunSpec]]:
+    """The runs of each view: ``published`` (the suite as written) and, given the selected
+    rows of a tuning table, ``tuned`` (each model at its selected configuration)."""
+    views = {"published": list(suite.specs)}
+    if tuning is not None:
+        from switchbench.benchmark.tuning import selected
+
+        chosen = selected(tuning)
+        views["tuned"] = [RunSpec(s.paradigm, s.model, s.seed, {**s.overrides, **chosen.get((s.paradigm, s.model), {})})
+                          for s in suite.specs]
+    return views
+
+
+def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "local", threads: int = 1,
+              desc: str = "runs", cache: bool | str | None = None) -> dict[str, list]:
+    """Run every view's specs once (a tuned configuration equal to the published one is the
+    same run, cached once); results per view in the order given."""
+    unique = list({json.dumps(asdict(s), sort_keys=True, default=str): s
+                   for specs in views.values() for s in specs}.values())
+    # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
+    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, batched="samples",
+                       cache=cache)
+    by_key = {json.dumps(asdict(s), sort_keys=True, default=str): r for s, r in zip(unique, results)}
+    return {v: [by_key[json.dumps(asdict(s), sort_keys=True, default=str)] for s in specs]
+            for v, specs in views.items()}
+
+
+def scores_of(results_by_view: dict[str, list]) -> pd.DataFrame:
+    """The long score table of every view, with ``view`` and ``config_id`` columns."""
+    tables = []
+    for view, results in results_by_view.items():
+        t = metrics_table(results)
+        ids = [config_id(r.config) if isinstance(r, RunResult) else "" for r in results]
+        n = [len(r.metrics) if isinstance(r, RunResult) else 1 for r in results]
+        t["view"] = view
+        t["config_id"] = np.repeat(ids, n) if len(t) else []
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _check_duplicates(scores: pd.DataFrame) -> None:
+    dup = sorted({d for view in scores["view"].unique() for d in duplicates(scores[scores["view"] == view])})
+    if dup:
+        raise SwitchbenchError("refusing to publish duplicate entries (identical on every seed and metric): "
+                               + "; ".join(f"{a} and {b} on {p}" for p, a, b in dup))
+
+
+def _labels(tuning: pd.DataFrame | None, paradigm: str) -> dict[str, str]:
+    if tuning is None:
+        return {}
+    from switchbench.benchmark.tuning import selected
+
+    chosen = {m: c for (p, m), c in selected(tuning).items() if p == paradigm}
+    return {m: " [" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()) + "]"
+            for m, c in chosen.items() if c}
+
+
+def metric_key(scores: pd.DataFrame) -> pd.DataFrame:
+    """The metrics of the headline tables, with direction and definition."""
+    shown = [m for p in scores["paradigm"].unique() for m in headline_metrics(scores, p)]
+    rows = [{"metric": "censored" if m == "switch_censored_late" else m,
+             "better": "higher" if METRICS[m].higher_is_better else "lower", "definition": METRICS[m].description}
+            for m in dict.fromkeys(shown) if m in METRICS]
+    return pd.DataFrame(rows)
+
+
+def protocol_text(tuning: pd.DataFrame | None) -> str:
+    """One line stating the tuning budget and validation seeds (or that there was none)."""
+    if tuning is None:
+        return "No tuning table: only the published view (every model at its card's defaults)."
+    b = int(tuning["budget"].max())
+    seeds = "; ".join(f"{p}: {v}" for p, v in tuning.groupby("paradigm", sort=False)["validation_seeds"].first().items())
+    return (f"Tuned view: every (paradigm, model) searched over its card's grid, at most {b} configurations each, "
+            f"on validation seeds ({seeds}) disjoint from the scored seeds, selected by {PRIMARY} (ties: {TIEBREAK}).")
+
+
+def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame | None = None) -> dict:
+    """Everything a report shows: the scores, per view the ranked tables and the overall table,
+    the metric key, the failures and the provenance."""
+    scores = scores_of(results_by_view)
+    _check_duplicates(scores)
+    ok = [r for rs in results_by_view.values() for r in rs if isinstance(r, RunResult)]
+    paradigm_ids = {r.config["paradigm"]: r.config["paradigm_id"] for r in ok}
+    tables = {}
+    for view in results_by_view:
+        s = scores[scores["view"] == view]
+        per = {}
+        for paradigm in s["paradigm"].unique():
+            t = ranked(s, paradigm, labels=_labels(tuning, paradigm) if view == "tuned" else None)
+            if not t.empty:       # a paradigm whose runs all failed has no table (its failures are listed)
+                per[paradigm] = t
+        tables[view] = {"paradigms": per, "overall": overall(per)}
+    failed = [r for rs in results_by_view.values() for r in rs if isinstance(r, Failure)]
+    seeds = scores[scores["metric"] != "failed"].groupby("paradigm")["seed"].nunique().to_dict()
+    return {"suite": suite, "scores": scores, "tables": tables, "paradigm_ids": paradigm_ids, "failed": failed,
+            "key": metric_key(scores), "tuning": tuning, "protocol": protocol_text(tuning), "seeds": seeds,
+            "configs": {config_id(r.config): {k: r.config[k] for k in ("paradigm", "model", "paradigm_params",
+                                                                         "model_params", "runner")} for r in ok}}
+
+
+def markdown(report: dict, full: bool = True) -> str:
+    """The report as markdown: per view, the headline tables and the overall table; with
+    ``full``, also the metric key and the failed runs (the terminal gets ``full=False``)."""
+    arrow = "higher" if METRICS[PRIMARY].higher_is_better else "lower"
+    md = [f"# Leaderboard: suite `{report['suite'].name}`", "",
+          f"switchbench {switchbench.__version__}. Cells: mean ± 95% t-interval over seeds "
+          f"({', '.join(f'{p}: {n}' for p, n in report['seeds'].items())}). Ranked by `{PRIMARY}` ({arrow} is better; "
+          f"ties by `{TIEBREAK}`); models whose intervals overlap share a rank. `censored`: fraction of those switches "
+          "that never met the criterion (counted at their block's length). `p vs next`: exact paired permutation "
+          "test over seeds against the next model, Holm-corrected over the table; n/a where the paired differences "
+          "have no variance. † privileged (told the task identity).", "", report["protocol"], ""]
+    for view, t in report["tables"].items():
+        md += [f"## View: {view}" + (" (every model at its card's defaults)" if view == "published" else
+                                     " (equal tuning budget; the selected setting in brackets)"), ""]
+        for paradigm, table in t["paradigms"].items():
+            md += [f"### {paradigm} (`{report['paradigm_ids'].get(paradigm, '?')}`, {report['seeds'].get(paradigm)} "
+                   "seeds)", "", table.to_markdown(), ""]
+        if len(t["paradigms"]) > 1:
+            md += [f"### Overall ({view}): mean rank over the paradigms a model runs", "",
+                   t["overall"].to_markdown(index=False), ""]
+    if full:
+        if report["failed"]:
+            md += ["## Failed runs", ""] + [f"- {f.spec.model} on {f.spec.paradigm}, seed {f.spec.seed}: {f.reason}"
+                                             for f in report["failed"]] + [""]
+        md += ["## Metrics", "", report["key"].to_markdown(index=False), "",
+               "Every metric of every run is in `scores.csv` (column `config_id`, resolved in `leaderboard.json`).", ""]
+    return "\n".join(md)
+
+
+def to_json(report: dict) -> dict:
+    """leaderboard.json: provenance, configurations and per view every (paradigm, model)'s summary."""
+    entries = []
+    for view in report["tables"]:
+        s = report["scores"][report["scores"]["view"] == view]
+        summary = summarise(s)
+        for (paradigm, model), g in summary.groupby(["paradigm", "model"]):
+            ids = sorted(set(s.loc[(s["paradigm"] == paradigm) & (s["model"] == model), "config_id"]) - {""})
+            card = entry.card if (entry := _entry(model)) else None
+            entries.append({
+                "view": view, "paradigm": paradigm, "paradigm_version": report["paradigm_ids"].get(paradigm),
+                "model": model, "card": asdict(card) if card else None, "package_version": switchbench.__version__,
+                "config_id": ids[0] if ids else None,
+                "config": report["configs"].get(ids[0]) if ids else None,
+                "metrics": {row.metric: {"mean": row.mean, "ci95": None if np.isnan(row.ci95) else row.ci95,
+                                         "n": int(row.n), "higher_is_better": row.higher_is_better}
+                            for row in g.itertuples()},
+            })
+    source = source_commit()
+    return {"schema_version": SCHEMA_VERSION, "suite": report["suite"].name, "suite_file": report["suite"].source,
+            "package_version": switchbench.__version__, "git_commit": source["commit"], "source": source,
+            "primary_metric": PRIMARY, "tiebreak": TIEBREAK, "protocol": report["protocol"],
+            "tuning": None if report["tuning"] is None else report["tuning"].to_dict(orient="records"),
+            "paradigm_versions": report["paradigm_ids"], "configs": report["configs"], "entries": entries,
+            "failed": [{**asdict(f.spec), "reason": f.reason} for f in report["failed"]]}
+
+
+def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write scores.csv, leaderboard.md, leaderboard.json, figures/ and site/index.html.
+    ``results``: a list of run results (the published view) or view -> list."""
+    from switchbench.benchmark import plots, site
 
     out = Path(out)
+    results_by_view = results if isinstance(results, dict) else {"published": results}
+    report = build(suite, results_by_view, tuning)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    scores = metrics_table(results)
-    scores.to_csv(out / "scores.csv", index=False)
-    ok = [r for r in results if isinstance(r, RunResult)]
-    paradigm_ids = {r.config["paradigm"]: r.config["paradigm_id"] for r in ok}
-    version = f"switchbench {switchbench.__version__}"
-    md = [f"# Leaderboard: suite `{suite.name}`", "",
-          f"{version}; mean ± 95% t-interval over seeds; `p vs next`: paired t-test across seeds against the "
-          "next-ranked model; privileged models are told the task identity; `versions`: package / paradigm "
-          "version of the entry. Every metric of every run is in `scores.csv` and `leaderboard.json`.", ""]
-    figures = []
-    for paradigm in scores.loc[scores["metric"] != "failed", "paradigm"].unique():   # paradigms with results
-        check_slug(paradigm, "a paradigm name in a figure's file name")
-        arrow = "higher" if METRICS[PRIMARY].higher_is_better else "lower"
-        table = ranked(scores, paradigm)
-        table["versions"] = f"{switchbench.__version__} / {paradigm_ids.get(paradigm, '?').split('/')[-1]}"
-        md += [f"## {paradigm} (`{paradigm_ids.get(paradigm, '?')}`): ranked by {PRIMARY}, {arrow} is better", "",
-               table.to_markdown(), ""]
-        runs = [r for r in ok if r.config["paradigm"] == paradigm]
-        if runs:
-            figures += [plots.metric_bars(scores[scores["paradigm"] == paradigm], out / "figures" / f"{paradigm}_metrics.png"),
-                        plots.switch_curves(runs, out / "figures" / f"{paradigm}_switch_time.png")]
-    failed = [r for r in results if isinstance(r, Failure)]
-    if failed:
-        md += ["## Failed runs", ""] + [f"- {f.spec.model} on {f.spec.paradigm}, seed {f.spec.seed}: {f.reason}"
-                                         for f in failed] + [""]
-    md += ["Metrics: " + "; ".join(f"`{m.name}` ({'higher' if m.higher_is_better else 'lower'} is better): "
-                                   f"{m.description}" for m in METRICS.values()), ""]
-    (out / "leaderboard.md").write_text("\n".join(md))
-    summary = summarise(scores)
-    entries = []
-    for (paradigm, model), g in summary.groupby(["paradigm", "model"]):
-        cfg = next((r.config for r in ok if r.config["paradigm"] == paradigm and models.label(r.config["model"]) == model),
-                   None)
-        card = entry.card if (entry := _entry(model)) else None
-        entries.append({
-            "paradigm": paradigm, "paradigm_version": paradigm_ids.get(paradigm), "model": model,
-            "card": asdict(card) if card else None, "package_version": switchbench.__version__,
-            "config": {k: cfg[k] for k in ("paradigm_params", "model_params", "runner")} if cfg else None,
-            "metrics": {row.metric: {"mean": row.mean, "ci95": None if np.isnan(row.ci95) else row.ci95, "n": int(row.n),
-                                     "higher_is_better": row.higher_is_better} for row in g.itertuples()},
-        })
-    meta = {"schema_version": SCHEMA_VERSION, "suite": suite.name, "suite_file": suite.source,
-            "package_version": switchbench.__version__, "git_commit": _git_commit(), "primary_metric": PRIMARY,
-            "paradigm_versions": paradigm_ids, "entries": entries,
-            "failed": [{**asdict(f.spec), "reason": f.reason} for f in failed]}
-    (out / "leaderboard.json").write_text(json.dumps(meta, indent=1, default=float))
-    return {"scores": out / "scores.csv", "markdown": out / "leaderboard.md", "json": out / "leaderboard.json",
-            **{f.stem: f for f in figures}}
+    report["scores"].to_csv(out / "scores.csv", index=False)
+    files = {"scores": out / "scores.csv", "markdown": out / "leaderboard.md", "json": out / "leaderboard.json"}
+    (out / "leaderboard.md").write_text(markdown(report))
+    (out / "leaderboard.json").write_text(json.dumps(to_json(report), indent=1, default=float))
+    figures = {}
+    for view, rs in results_by_view.items():
+        s = report["scores"][report["scores"]["view"] == view]
+        for paradigm in report["tables"][view]["paradigms"]:
+            check_slug(paradigm, "a paradigm name in a figure's file name")
+            runs = [r for r in rs if isinstance(r, RunResult) and r.config["paradigm"] == paradigm]
+            stem = f"{paradigm}_{view}"
+            figures[f"{stem}_metrics"] = plots.metric_bars(s[s["paradigm"] == paradigm],
+                                                           out / "figures" / f"{stem}_metrics.png")
+            figures[f"{stem}_switch_time"] = plots.switch_curves(runs, out / "figures" / f"{stem}_switch_time.png")
+    files.update(figures)
+    files["site"] = site.write_site(report, figures, out / "site")
+    return files
 
 
-def run_suite(path: Path, jobs: int = 1, backend: str = "local", out: Path | None = None,
-              threads: int = 1, cache: bool | str | None = None) -> dict[str, Path]:
-    """Run a suite (resuming from the cache; ``cache="refresh"`` recomputes), print each
-    paradigm's ranked table and write the results to ``out`` (default: a report folder under
-    the cache, never ``results/``; checked writable before any run). When some runs failed,
-    the report of the others is written and :class:`~switchbench.benchmark.suite.RunsFailed`
-    is raised (its ``files`` the report's)."""
+def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = None, threads: int = 1,
+              tuning: Path | None = None, cache: bool | str | None = None) -> dict[str, Path]:
+    """Run a suite (resuming from the cache; ``cache="refresh"`` recomputes) in its published
+    view and, given a tuning table (``switchbench tune``), its tuned view; print the headline
+    tables and write the results to ``out`` (default: a report folder under the cache, never
+    ``results/``; checked writable before any run). When some runs failed, the report of the
+    others is written and :class:`~switchbench.benchmark.suite.RunsFailed` is raised (its
+    ``files`` the report's)."""
+    from switchbench.benchmark.tuning import read_tuning
+
     suite = load_suite(path)
+    table = read_tuning(tuning) if tuning is not None else None
     out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
-    # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
-    results = run_many(suite.specs, jobs=jobs, backend=backend, threads=threads, desc=f"suite {suite.name}",
-                       batched="samples", cache=cache)
-    files = write(suite, results, out)
-    print(files["markdown"].read_text())
-    print(f"results written to {out}")
-    failed = failure_lines(results)
+    results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
+                        desc=f"suite {suite.name}", cache=cache)
+    files = write(suite, results, out, table)
+    report_md = files["markdown"].read_text().split("\n## Failed runs")[0].split("\n## Metrics")[0]
+    print("\n".join(line if line.startswith(("|", "#")) else textwrap.fill(line, 100)
+                    for line in report_md.splitlines()))   # tables as they are, prose wrapped for a terminal
+    print(f"full report (metric key, every metric, figures): {files['markdown']}, {files['json']}, {files['scores']}")
+    print(f"web page: {files['site']}")
+    failed = failure_lines([r for rs in results.values() for r in rs])
     if failed:
-        raise RunsFailed(failed, len(results), files)
+        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files)
     return files

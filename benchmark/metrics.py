@@ -28,6 +28,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("switch_time_early", False, "mean switch time (steps) over the first 3 switches"),
     Metric("switch_time_late", False, "mean switch time (steps) over the last 5 switches"),
     Metric("switch_censored", False, "fraction of switches that never met the criterion"),
+    Metric("switch_censored_early", False, "fraction of the first 3 switches that never met the criterion"),
+    Metric("switch_censored_late", False, "fraction of the last 5 switches that never met the criterion"),
     Metric("forgetting_R0", False, "forgetting on held-out sets, model as it is (R0)"),
     Metric("forgetting_Rk", False, "forgetting after k_adapt learning steps on a copy (Rk)"),
     Metric("bwt_R0", False, "backward transfer (final minus right-after-training loss), R0"),
@@ -114,12 +116,16 @@ def switch_time(log: pd.DataFrame, criterion: str = "norm_loss", threshold: floa
 
 
 def switch_time_summary(times: pd.DataFrame, early: int = 3, late: int = 5) -> dict[str, float]:
-    """Early (mean over the first ``early`` switches) vs late (last ``late``) switch time, censored fraction."""
+    """Early (mean over the first ``early`` switches) vs late (last ``late``) switch time, and the
+    fraction of censored switches (never met the criterion) overall, early and late."""
     st = times["switch_time"].to_numpy(dtype=float)
+    cens = times["censored"].to_numpy(dtype=float)
     nan = float("nan")
     return {"switch_time_early": float(st[:early].mean()) if len(st) else nan,
             "switch_time_late": float(st[-late:].mean()) if len(st) else nan,
-            "switch_censored": float(times["censored"].mean()) if len(st) else nan}
+            "switch_censored": float(cens.mean()) if len(st) else nan,
+            "switch_censored_early": float(cens[:early].mean()) if len(st) else nan,
+            "switch_censored_late": float(cens[-late:].mean()) if len(st) else nan}
 
 
 def forgetting(R: np.ndarray, trained: np.ndarray) -> float:

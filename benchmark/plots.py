@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
@@ -86,32 +88,98 @@ def nta_fig5(tables: dict[str, dict[str, pd.DataFrame]], path: Path) -> Path:
     return _save(fig, path, dpi=100, despine=False)
 
 
-BAR_METRICS = ("final_loss", "switch_time_late", "forgetting_Rk", "specialisation")
+BAR_METRICS = ("switch_time_late", "final_loss", "forgetting_Rk", "specialisation")
+#: axis labels (with units) of the leaderboard's metrics
+UNITS = {"switch_time_late": "late switch time (steps)", "switch_time_early": "early switch time (steps)",
+         "final_loss": "final loss (normalised: 1 = null)", "forgetting_Rk": "forgetting, Rk (normalised loss)",
+         "forgetting_R0": "forgetting, R0 (normalised loss)", "specialisation": "specialisation (cosine)",
+         "final_accuracy": "final accuracy (fraction)", "final_performance": "final performance (fraction)"}
+
+
+def t_interval(v) -> tuple[float, float]:
+    """The leaderboard tables' interval: mean +- 95% t-interval over seeds (a point for one seed)."""
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    m = float(v.mean()) if len(v) else float("nan")
+    if len(v) < 2:
+        return m, m
+    h = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m - h, m + h
+
+
+def _model_label(model: str) -> str:
+    """The model's report name (a registered ``module:factory`` by its name), † if privileged."""
+    from switchbench.benchmark.leaderboard import _privileged
+
+    model = models.label(model)
+    return f"{model} †" if _privileged(model) else model
 
 
 def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS) -> Path:
-    """One paradigm's models side by side: bars of each metric, mean and 95% CI over seeds."""
+    """One paradigm's models side by side, one panel per metric: mean and 95% t-interval over
+    seeds (the tables' intervals); models ordered by the first metric, privileged models marked
+    †, switch times whose late switches were censored (never met the criterion) hatched."""
     sns.set_theme(style="ticks", context="paper")
     df = scores[scores["metric"].isin(metrics)].dropna(subset=["value"])
-    grid = sns.catplot(df, kind="bar", x="value", y="model", col="metric", col_wrap=2, sharex=False,
-                       errorbar=("ci", 95), height=2.6, aspect=1.5, hue="model", legend=False)
-    grid.set_titles("{col_name}")
-    return _save(grid.figure, path, dpi=110, despine=False)
+    shown = [m for m in metrics if m in set(df["metric"])]
+    if not shown:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no metrics to show", ha="center")
+        return _save(fig, path, despine=False)
+    first = df[df["metric"] == shown[0]].groupby("model")["value"].mean()
+    asc = not M.METRICS[shown[0]].higher_is_better if shown[0] in M.METRICS else True
+    order = list(first.sort_values(ascending=asc).index)
+    censored = scores[scores["metric"] == "switch_censored_late"].groupby("model")["value"].mean()
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.9 * len(shown) + 1.2, 0.42 * len(order) + 1.2), sharey=True,
+                             squeeze=False)
+    palette = dict(zip(order, sns.color_palette("colorblind", len(order))))
+    for ax, m in zip(axes[0], shown):
+        d = df[df["metric"] == m]
+        sns.barplot(d, x="value", y="model", hue="model", order=order, hue_order=order, palette=palette,
+                    errorbar=t_interval, legend=False, ax=ax)
+        if m.startswith("switch_time"):
+            for patch, model in zip(ax.patches, order):
+                if censored.get(model, 0) > 0:
+                    patch.set_hatch("///")
+                    patch.set_edgecolor("black")
+        better = "higher" if M.METRICS.get(m) and M.METRICS[m].higher_is_better else "lower"
+        ax.set(xlabel=f"{UNITS.get(m, m)}\n({better} is better)", ylabel="", title="")
+    axes[0][0].set_yticks(range(len(order)), [_model_label(m) for m in order])
+    fig.suptitle(f"{scores['paradigm'].iloc[0]}: mean and 95% t-interval over seeds; hatched: some late "
+                 "switches censored; † privileged", fontsize=9)
+    return _save(fig, path, dpi=110)
 
 
 def switch_curves(runs: list, path: Path) -> Path:
-    """Switch time at each switch of the curriculum, per model, mean +- SEM over seeds."""
+    """Switch time at each switch of the curriculum, per model: mean and 95% t-interval over
+    seeds; a hollow marker where some seed never met the criterion (censored: counted at the
+    block's length); privileged models marked †; the legend outside the axes."""
     sns.set_theme(style="ticks", context="paper")
     rows = []
     for r in runs:
         t = r.switch_times
         rows.append(pd.DataFrame({"switch": np.arange(1, len(t) + 1), "switch time (steps)": t["switch_time"],
-                                  "model": models.label(r.config["model"]), "seed": r.config["seed"]}))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.lineplot(pd.concat(rows), x="switch", y="switch time (steps)", hue="model", errorbar="se", marker="o", ax=ax)
+                                  "censored": t["censored"].astype(bool), "model": _model_label(r.config["model"]),
+                                  "seed": r.config["seed"]}))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    if not rows:
+        ax.set_axis_off()
+        return _save(fig, path, despine=False)
+    df = pd.concat(rows)
+    sns.lineplot(df, x="switch", y="switch time (steps)", hue="model", errorbar=t_interval, marker="o", ax=ax)
+    cens = df.groupby(["model", "switch"], as_index=False).agg(t=("switch time (steps)", "mean"),
+                                                                c=("censored", "any"))
+    cens = cens[cens["c"]]
+    if len(cens):
+        ax.scatter(cens["switch"], cens["t"], s=60, facecolors="white", edgecolors="black", zorder=5,
+                   label="censored (some seed)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     c = runs[0].config["runner"]
-    ax.set_title(f"{runs[0].config['paradigm']}: steps to {c['criterion']} "
-                 f"{'>=' if c['criterion'] == 'accuracy' else '<='} {c['threshold']}")
+    ax.set(xlabel="switch (block after a task change)", title=f"{runs[0].config['paradigm']}: steps to "
+           f"{c['criterion']} {'>=' if c['criterion'] == 'accuracy' else '<='} {c['threshold']} after each switch")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)   # outside the data
     return _save(fig, path, dpi=110)
 
 

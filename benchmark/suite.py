@@ -235,10 +235,16 @@ def metrics_table(results) -> pd.DataFrame:
 MAX_SEEDS = 10_000
 SUITE_FIELDS = {"name": (str, "a name of letters, digits, '.', '_' or '-'"),
                 "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
-                "paradigm": (list, "an array of [[paradigm]] tables")}
+                "paradigm": (list, "an array of [[paradigm]] tables"),
+                "tuning": (dict, "a table of the tuning protocol: budget, seeds, first_seed")}
+#: the optional [tuning] table (switchbench tune; see switchbench.benchmark.tuning)
+TUNING_FIELDS = {"budget": (int, f"an integer in 1..{MAX_SEEDS}: configurations per (paradigm, model)"),
+                 "seeds": (int, f"an integer in 1..{MAX_SEEDS}: validation seeds"),
+                 "first_seed": (int, f"an integer in 1..{MAX_SEEDS}: the first validation seed")}
 PARADIGM_FIELDS = {"name": (str, "a paradigm name"), "models": (list, '"*" or a list of model names'),
                    "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
-                   "set": (dict, "a table of parameters, e.g. { n_blocks = 10 }")}
+                   "set": (dict, "a table of parameters, e.g. { n_blocks = 10 }"),
+                   "tune_seeds": (int, f"an integer in 1..{MAX_SEEDS}: this paradigm's validation seeds")}
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -286,6 +292,7 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     except tomllib.TOMLDecodeError as e:
         raise SwitchbenchError(f"suite file {str(path)!r} is not valid TOML: {e}") from None
     _check_fields(suite, SUITE_FIELDS, f"suite file {str(path)!r}")
+    _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
     name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
     n_seeds = suite.get("seeds", 3)
     specs = []

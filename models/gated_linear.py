@@ -172,8 +172,13 @@ def _linear_only(spec):
     return None if not spec.sequence else "needs non-sequence inputs"
 
 
+#: the step size searched by ``switchbench tune``: the published dt and a decade either side
+#: (dt scales every rate of a continuous-time model at once: weights and gates)
+DT_GRID = (1e-4, 1e-3, 1e-2)
+
+
 @register("gated-linear", description="Gated linear network: fast, non-negative, bounded gates over P linear paths",
-          citation=CITATION, supports=_linear_only)
+          citation=CITATION, supports=_linear_only, tunable={"dt": DT_GRID})
 def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
                       dtype="float32", manifold_weight=10.0):
     """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults;
@@ -183,7 +188,8 @@ def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, 
 
 
 @register("gated-linear-forgetful", description="Control: the gated network with slow gates (tau_c = tau_w) and no "
-          "gate penalty (lam = 0)", citation=CITATION, supports=_linear_only)
+          "gate penalty (lam = 0)", citation=CITATION, supports=_linear_only,
+          tunable={"dt": DT_GRID})
 def make_gated_linear_forgetful(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=1.3, lam=0.0, c_init=0.5,
                                 w_init=0.01, dtype="float32", manifold_weight=10.0):
     """The paper's forgetful control: gates as slow as the weights, no gate penalty."""
@@ -192,7 +198,7 @@ def make_gated_linear_forgetful(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, ta
 
 
 @register("oracle-gates", description="Upper bound: gates set to the true task's one-hot (privileged)",
-          citation=CITATION, privileged=True, supports=_linear_only)
+          citation=CITATION, privileged=True, supports=_linear_only, tunable={"dt": DT_GRID})
 def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
     """One path per task, gates clamped to the true task: only the weights learn."""
     net = OracleGates(spec.input_size, spec.output_size, spec.n_tasks, dt=dt, tau_w=tau_w, tau_c=1.0, lam=0.0,
@@ -202,7 +208,8 @@ def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float3
 
 
 @register("gated-linear-unitwise", description="Gated linear network with one gate per (path, output unit), for "
-          "subtask composition", citation=CITATION, supports=_linear_only)
+          "subtask composition", citation=CITATION, supports=_linear_only,
+          tunable={"dt": (1e-3, 1e-2, 1e-1)})
 def make_gated_linear_unitwise(spec, seed, n_paths=None, dt=0.01, tau_w=0.2, tau_c=0.005, lam=0.025, c_init=0.5,
                                w_init=0.01, dtype="float32", manifold_weight=10.0):
     """Unit-wise gates (P x d_out) with an L2 bound over all gates (paper's subtask-composition defaults;

@@ -72,16 +72,16 @@ def _regression_only(spec):
 
 
 @register("linear", description="Baseline: one ungated linear map, plain gradient descent", citation=CITATION,
-          supports=_regression_only)
+          supports=_regression_only, tunable={"dt": (1e-4, 1e-3, 1e-2)})
 def make_linear(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
     """One linear map ``y = W x``."""
     return DeepLinear([spec.input_size, spec.output_size], lr=dt / tau_w, w_init=w_init, seed=seed, dtype=dtype)
 
 
 @register("deep-linear", description="Baseline: two-layer monolithic deep linear network y = W2 W1 x",
-          citation=CITATION, supports=_regression_only,
-          tuning="paper's learning rate; w_init 1 instead of the paper's 0.01 (from 0.01 it stays on its saddle)")
-def make_deep_linear(spec, seed, hidden=None, dt=1e-3, tau_w=1.3, w_init=1.0, dtype="float32"):
+          citation=CITATION, supports=_regression_only, tunable={"dt": (1e-4, 1e-3, 1e-2)},
+          tuning="the paper's settings (dt 1e-3, tau_w 1.3, w_init 0.01: small weights start near the saddle)")
+def make_deep_linear(spec, seed, hidden=None, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
     """Two-layer deep linear network; ``hidden`` defaults to n_tasks * output_size (the gated net's capacity)."""
     hidden = hidden or spec.n_tasks * spec.output_size
     return DeepLinear([spec.input_size, hidden, spec.output_size], lr=dt / tau_w, w_init=w_init, seed=seed,

@@ -219,6 +219,8 @@ def _classification_sequences(spec):
     return None
 
 
+#: the learning rate searched by ``switchbench tune``: the published Adam rate and a decade either side
+LR_GRID = (1e-4, 1e-3, 1e-2)
 TUNING = ("defaults as published (tau 100 ms: alpha = dt / tau, W_rec 0.5 x orthogonal, sigma_rec 0.05, sigma_x 0.01, "
           "softplus, Adam 1e-3); hidden 256; no per-paradigm tuning")
 
@@ -231,7 +233,8 @@ def _leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation,
 
 @register("leaky-rnn", description="Yang et al. 2019: a leaky RNN (tau 100 ms, alpha = dt / tau, recurrent and input "
           "noise), readout per step, Adam", citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
-          tuning=TUNING)
+          tuning=TUNING,
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
                    activation="softplus", lr=1e-3):
     """Yang et al.'s leaky RNN; the rule input is the paradigm's cue."""
@@ -240,7 +243,8 @@ def make_leaky_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, 
 
 
 @register("per-task-rnn", description="A separate leaky RNN per task (privileged: told the task)", citation=YANG19,
-          privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING)
+          privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
+          tunable={"lr": LR_GRID})
 def make_per_task_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3):
     """One leaky RNN per task, each with its own Adam; the runner tells it the task."""
@@ -418,7 +422,8 @@ class GatedRNN(LeakyRNN):
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned")
+          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                        w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
@@ -429,7 +434,8 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.
 
 @register("leaky-rnn-si", description="Leaky RNN with synaptic intelligence (c, xi) at task boundaries (privileged)",
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned")
+          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
+          tunable={"lr": LR_GRID})
 def make_leaky_rnn_si(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
@@ -439,7 +445,8 @@ def make_leaky_rnn_si(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.0
 
 @register("gated-rnn", description="Leaky RNN with P readouts mixed by fast non-negative bounded gates",
           citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned")
+          tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned",
+          tunable={"lr": LR_GRID})
 def make_gated_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
                    activation="softplus", lr=1e-3, n_paths=None, lr_c=0.2, lam=0.1):
     """Yang et al.'s leaky RNN with gated readouts (one per task unless ``n_paths``)."""
@@ -762,7 +769,8 @@ def _neurogym_tasks(spec):
           "components of a task corpus that excludes the scored tasks; each task learns only its input/output weights "
           "(privileged)", citation=MOLAP, privileged=True, kinds=("sequence",), supports=_neurogym_tasks,
           tuning="module update as leaky-rnn; 4 modules x 64 units (leaky-rnn's 256), 4 components each; corpus "
-                 "molap9 less the scored tasks; 300 + 300 pretraining batches of 32: untuned")
+                 "molap9 less the scored tasks; 300 + 300 pretraining batches of 32: untuned",
+          tunable={"lr": LR_GRID})
 def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha=None, tau=TAU, sigma_rec=0.05,
                             sigma_x=0.01, w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, pretrain="pca",
                             pretrain_steps=300, pretrain_batch=32, pretrain_lr=1e-3, pcs_per_module=4,

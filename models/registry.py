@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class ModelCard:
     privileged: bool = False            # needs the task identity (the runner calls observe_task)
     kinds: tuple[str, ...] = ("regression",)   # paradigm kinds it supports
     tuning: str = "defaults as published; no per-paradigm tuning"
+    #: hyperparameter -> grid searched by ``switchbench tune`` (the published default is one point)
+    tunable: dict[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,20 @@ class ModelEntry:
         sig = inspect.signature(self.factory)
         return {k: p.default for k, p in list(sig.parameters.items())[2:]
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every configuration of the card's ``tunable`` grid (product over its parameters),
+        the published defaults first.
+
+        >>> from switchbench import models
+        >>> models.get("gated-linear").grid()[0]
+        {'dt': 0.001}
+        """
+        names = list(self.card.tunable)
+        defaults = self.hparams()
+        configs = [dict(zip(names, values)) for values in itertools.product(*self.card.tunable.values())]
+        configs.sort(key=lambda c: any(c[k] != defaults[k] for k in names))   # stable: the default first
+        return configs
 
     def decline_reason(self, spec) -> Optional[str]:
         """Why this model cannot run on a paradigm with ``spec``, or None if it can."""
@@ -113,14 +130,23 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register(name: str, *, description: str = "", citation: str = "", privileged: bool = False,
              kinds: tuple[str, ...] = ("regression",), tuning: str | None = None,
-             supports: Callable[[Any], Optional[str]] | None = None):
-    """Decorator that registers a learner factory ``make(spec, seed, **hparams)`` under ``name``."""
+             supports: Callable[[Any], Optional[str]] | None = None, tunable: dict[str, Any] | None = None):
+    """Decorator that registers a learner factory ``make(spec, seed, **hparams)`` under ``name``.
+
+    ``tunable``: hyperparameter -> grid of values that ``switchbench tune`` searches (each grid
+    must contain the factory's default, the published setting)."""
 
     def deco(factory):
         card = ModelCard(name=name, description=description or (inspect.getdoc(factory) or "").split("\n")[0],
                          citation=citation, privileged=privileged, kinds=tuple(kinds),
+                         tunable={k: tuple(v) for k, v in (tunable or {}).items()},
                          **({"tuning": tuning} if tuning else {}))
         entry = ModelEntry(factory=factory, card=card, supports=supports)
+        defaults = entry.hparams()
+        for key, values in card.tunable.items():
+            if key not in defaults or defaults[key] not in values:
+                raise SwitchbenchError(f"model {name!r}: tunable {key!r} must be a parameter of the factory and "
+                                       f"its grid {list(values)} must contain the default {defaults.get(key)!r}")
         _REGISTRY[name] = entry
         factory.switchbench_entry = entry
         return factory

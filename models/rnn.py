@@ -69,7 +69,8 @@ def _sequences(spec):
 
 
 @register("gru", description="Baseline: a GRU with a linear readout per time step (sequence paradigms)",
-          kinds=("sequence",), supports=_sequences, tuning="defaults (hidden 64, Adam lr 3e-3); no per-paradigm tuning")
+          kinds=("sequence",), supports=_sequences, tuning="defaults (hidden 64, Adam lr 3e-3)",
+          tunable={"lr": (3e-4, 3e-3, 3e-2)})
 def make_gru(spec, seed, hidden=64, lr=3e-3):
     """A GRU over time with a linear readout at every step, trained with Adam."""
     return GRUNet(spec.input_size, spec.output_size, hidden, lr, seed)

@@ -24,7 +24,8 @@ def test_switch_time_counts_steps_to_criterion_and_flags_censored_blocks():
     assert M.switch_time(log, "norm_loss", 0.5)["switch_time"].tolist() == [1, 4, 0]
     assert M.switch_time(log, "accuracy", 0.95)["switch_time"].tolist() == [3, 4, 0]   # >= for accuracy
     s = M.switch_time_summary(t, early=2, late=1)
-    assert s == {"switch_time_early": 3.0, "switch_time_late": 0.0, "switch_censored": pytest.approx(1 / 3)}
+    assert s == {"switch_time_early": 3.0, "switch_time_late": 0.0, "switch_censored": pytest.approx(1 / 3),
+                 "switch_censored_early": 0.5, "switch_censored_late": 0.0}
 
 
 def test_forgetting_uses_the_best_loss_up_to_the_last_training_block():

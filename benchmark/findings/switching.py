@@ -86,7 +86,7 @@ def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = Non
     ``cued-switch`` in trial mode (one step = one cued trial position for the whole batch),
     schedule ``pure-mixed`` (pure parity, pure magnitude, AABB, AABB, ... 8 blocks of 1000
     steps), models ``gated-mlp`` (frozen features, fast gates, the cue only into the
-    readout) and ``mlp-cued`` (trainable MLP, cue with the pixels), defaults, ``n_seeds`` seeds.
+    readout) and ``mlp-cued`` (trainable MLP, cue with the pixels; lr_w 1e-2), defaults otherwise, ``n_seeds`` seeds.
     ``overrides``: plain keys for every run (the curriculum keys ``n_blocks``, ``block_size``,
     ``batch_size``, ``k_adapt``, ``n_eval`` also for the preparation runs), ``MODEL/KEY`` for one
     model's runs (``gru/KEY`` for the preparation runs).
@@ -102,7 +102,8 @@ def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = Non
     """
     nets = ("gated-mlp", "mlp-cued")
     setup = {**SWITCH_COST_SETUP, **{k: v for k, v in (overrides or {}).items() if "/" not in k}}
-    specs = {m: seeds("cued-switch", m, n_seeds, **{**SWITCH_COST_SETUP, **model_overrides(overrides, m)}) for m in nets}
+    specs = {m: seeds("cued-switch", m, n_seeds, **{**SWITCH_COST_SETUP, **({"lr_w": 1e-2} if m == "mlp-cued" else {}),
+                                                       **model_overrides(overrides, m)}) for m in nets}
     results = _ok(run_many([s for ss in specs.values() for s in ss], jobs=jobs, progress=progress,
                            desc="switch-cost"), "switch-cost")
     runs = {label: results[i * n_seeds:(i + 1) * n_seeds] for i, label in enumerate(nets)}

@@ -1,0 +1,164 @@
+"""One tuning protocol for every leaderboard entry (``switchbench tune SUITE``).
+
+Each model card declares its tunable hyperparameters and their grid (``tunable``: at least
+the learning rate or step size, the published default one of the points). For every
+(paradigm, model) of a suite, the same number of configurations (the ``budget``: the whole
+grid where it is that size; otherwise the default and a seeded draw of the rest) runs on
+*validation* seeds (``first_seed``, ``first_seed + 1``, ...; disjoint from the scored seeds
+0..N-1), with the suite's paradigm settings. The configuration with the best mean primary
+metric over the validation seeds is selected (ties: the lower final loss; then the
+default); a configuration with a failed seed (diverged, declined) is never selected.
+
+The protocol's settings come from the suite file's optional ``[tuning]`` table (``budget``,
+``seeds``, ``first_seed``; a ``[[paradigm]]`` may set its own ``tune_seeds``), else the
+defaults below; ``--budget`` / ``--seeds`` on the command line override both. The result is ``tuning.csv``: one row
+per (paradigm, model, configuration) with its validation scores and ``selected``, which
+``switchbench leaderboard`` reads to score its "tuned" view.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from switchbench import models
+from switchbench.benchmark.metrics import METRICS, PRIMARY
+from switchbench.benchmark.suite import Failure, RunSpec, check_out, run_many
+from switchbench.errors import SwitchbenchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+BUDGET = 3          # configurations per (paradigm, model)
+VALIDATION_SEEDS = 2
+FIRST_SEED = 1000   # validation seeds start here (scored seeds are 0..N-1)
+TIEBREAK = "final_loss"
+COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
+           "selected"]
+
+
+def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:
+    """The protocol's settings: arguments, else the suite file's ``[tuning]`` table, else the defaults."""
+    table = tomllib.loads(suite.source).get("tuning", {})
+    out = {"budget": budget or table.get("budget", BUDGET), "seeds": seeds or table.get("seeds", VALIDATION_SEEDS),
+           "first_seed": first_seed if first_seed is not None else table.get("first_seed", FIRST_SEED)}
+    n_scored = max(s.seed for s in suite.specs) + 1
+    if out["budget"] < 1 or out["seeds"] < 1:
+        raise SwitchbenchError(f"tuning needs a budget and seeds >= 1, got {out['budget']} and {out['seeds']}")
+    if out["first_seed"] < n_scored:
+        raise SwitchbenchError(f"validation seeds must be disjoint from the scored seeds 0..{n_scored - 1}: "
+                               f"first_seed {out['first_seed']} is one of them")
+    return out
+
+
+def configurations(model: str, budget: int) -> list[dict]:
+    """The ``budget`` configurations of a model's grid that tuning runs, the default first.
+
+    >>> configurations("gated-linear", 3)
+    [{}, {'dt': 0.0001}, {'dt': 0.01}]
+    """
+    entry = models.get(model)
+    defaults = entry.hparams()
+    grid = [{k: v for k, v in c.items() if v != defaults[k]} for c in entry.grid()] or [{}]
+    if len(grid) > budget:
+        rest = np.random.default_rng(0).choice(len(grid) - 1, budget - 1, replace=False) + 1
+        grid = [grid[0]] + [grid[i] for i in sorted(rest)]
+    return grid
+
+
+def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None,
+         jobs: int = 1, backend: str = "local", threads: int = 1, progress: bool = True,
+         cache: bool | str | None = None) -> pd.DataFrame:
+    """Run the protocol on a suite (a :class:`~switchbench.benchmark.leaderboard.Suite`); the tidy
+    tuning table (one row per paradigm, model and configuration)."""
+    p = protocol(suite, budget, seeds, first_seed)
+    per_paradigm = {e["name"]: e["tune_seeds"] for e in tomllib.loads(suite.source).get("paradigm", [])
+                    if "tune_seeds" in e and seeds is None}
+    entries = {(s.paradigm, s.model): s.overrides for s in suite.specs}
+    specs, keys, val = [], [], {}
+    for (paradigm, model), overrides in entries.items():
+        n = per_paradigm.get(paradigm, p["seeds"])
+        val[paradigm] = list(range(p["first_seed"], p["first_seed"] + n))
+        for i, config in enumerate(configurations(model, p["budget"])):
+            for seed in val[paradigm]:
+                specs.append(RunSpec(paradigm, model, seed, {**overrides, **config}))
+                keys.append((paradigm, model, i, json.dumps(config, sort_keys=True)))
+    results = run_many(specs, jobs=jobs, backend=backend, threads=threads, progress=progress,
+                       desc=f"tune {suite.name}", batched="samples", cache=cache)
+    rows = {}
+    for key, r in zip(keys, results):
+        row = rows.setdefault(key, {"paradigm": key[0], "model": key[1], "config": key[3], "default": key[2] == 0,
+                                    "budget": p["budget"],
+                                    "validation_seeds": f"{val[key[0]][0]}-{val[key[0]][-1]}",
+                                    PRIMARY: [], TIEBREAK: [], "failed": ""})
+        if isinstance(r, Failure):
+            row["failed"] = row["failed"] or r.reason
+        else:
+            row[PRIMARY].append(r.metrics.get(PRIMARY, np.nan))
+            row[TIEBREAK].append(r.metrics.get(TIEBREAK, np.nan))
+    table = pd.DataFrame(list(rows.values()))
+    for m in (PRIMARY, TIEBREAK):
+        table[m] = [float(np.mean(v)) if v else np.nan for v in table[m]]
+    return select(table)[COLUMNS]
+
+
+def select(table: pd.DataFrame) -> pd.DataFrame:
+    """Mark, per (paradigm, model), the selected configuration: best mean primary metric
+    (ties: lower final loss, then the default) among those without a failed seed; the
+    default where every configuration failed."""
+    sign = -1 if METRICS[PRIMARY].higher_is_better else 1
+    table = table.copy()
+    table["selected"] = False
+    for _, g in table.groupby(["paradigm", "model"], sort=False):
+        ok = g[(g["failed"] == "") & g[PRIMARY].notna()]
+        if ok.empty:
+            best = g.index[g["default"]][0]
+        else:
+            order = ok.assign(_p=sign * ok[PRIMARY], _t=ok[TIEBREAK].fillna(np.inf), _d=~ok["default"])
+            best = order.sort_values(["_p", "_t", "_d"], kind="stable").index[0]
+        table.loc[best, "selected"] = True
+    return table
+
+
+def selected(table: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """(paradigm, model) -> the selected configuration's overrides ({} = the published defaults)."""
+    rows = table[table["selected"]]
+    return {(r.paradigm, r.model): json.loads(r.config) for r in rows.itertuples()}
+
+
+def read_tuning(path: Path) -> pd.DataFrame:
+    """A tuning table written by ``switchbench tune`` (a clear error if missing or malformed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SwitchbenchError(f"tuning table {str(path)!r} not found: run `switchbench tune` first")
+    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str})
+    missing = [c for c in COLUMNS if c not in table]
+    if missing:
+        raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")
+    table["failed"] = table["failed"].fillna("").astype(str)
+    table["selected"] = table["selected"].astype(str).str.lower().eq("true")
+    table["default"] = table["default"].astype(str).str.lower().eq("true")
+    return table
+
+
+def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: int = 1, budget: int | None = None,
+               seeds: int | None = None, cache: bool | str | None = None) -> Path:
+    """``switchbench tune``: tune a suite, write ``out/tuning.csv`` and print the selections."""
+    from switchbench.benchmark.leaderboard import fmt, load_suite, protocol_text
+
+    suite = load_suite(path)
+    out = check_out(Path(out))
+    table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads, cache=cache)
+    table.to_csv(out / "tuning.csv", index=False)
+    shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
+                                               TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
+    print(protocol_text(table))
+    print("selected ({} = the published defaults):")
+    print(shown[["paradigm", "model", "config", PRIMARY, TIEBREAK]].to_string(index=False))
+    print(f"tuning table: {out / 'tuning.csv'}")
+    return out / "tuning.csv"

@@ -1,0 +1,189 @@
+"""The leaderboard's protocol: equal-budget tuning on validation seeds, honest ranks and tests,
+no duplicate entries, readable tables, shipped suites and the source's commit."""
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from switchbench import models
+from switchbench.benchmark import leaderboard, tuning
+from switchbench.benchmark.cli import main
+from switchbench.errors import SwitchbenchError
+
+TINY = """
+name = "tiny"
+seeds = 3
+[tuning]
+budget = 2
+seeds = 1
+[[paradigm]]
+name = "blocked-linear"
+models = ["linear", "oracle-gates"]
+set = { n_blocks = 3, block_size = 60 }
+"""
+
+
+def rows(values: dict[str, list[float]], metric="switch_time_late", paradigm="p"):
+    return [{"paradigm": paradigm, "model": m, "seed": s, "metric": metric, "value": v}
+            for m, vs in values.items() for s, v in enumerate(vs)]
+
+
+def test_censored_ties_share_a_rank_and_get_no_p_value():
+    scores = pd.DataFrame(rows({"a": [10, 12, 11, 13, 9], "b": [1000] * 5, "c": [1000] * 5, "d": [1000] * 5})
+                          + rows({"a": [0.1] * 5, "b": [0.3] * 5, "c": [0.2] * 5, "d": [0.4] * 5}, "final_loss")
+                          + rows({"a": [0] * 5, "b": [1] * 5, "c": [1] * 5, "d": [1] * 5}, "switch_censored_late"))
+    table = leaderboard.ranked(scores, "p")
+    assert table["model"].tolist() == ["a", "c", "b", "d"]        # ties on the primary metric broken by final loss
+    assert table.index.tolist() == [1, 2, 2, 2]                     # ... but they share a rank
+    assert table["censored"].tolist() == ["0%", "100%", "100%", "100%"]
+    assert table["p vs next"].tolist() == ["0.062", "n/a", "n/a", ""]   # 5 seeds: 2/32 at best; zero variance: n/a
+    assert len(table.columns) + 1 <= 8
+
+
+def test_overlapping_intervals_share_ranks_and_holm_corrects_the_table():
+    assert leaderboard.shared_ranks([1, 2, 10, 11], [0.5, 0.6, 0.1, 0.1]) == [1, 1, 3, 4]
+    assert leaderboard.shared_ranks([5, 3], [0.1, 0.1], higher_is_better=True) == [1, 2]
+    p = leaderboard.holm([0.01, 0.02, np.nan])
+    assert p[0] == pytest.approx(0.02) and p[1] == pytest.approx(0.02) and np.isnan(p[2])
+
+
+def test_exact_paired_test_is_valid_for_a_few_seeds():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 10)
+    scores = pd.DataFrame(rows({"a": list(a), "b": list(a + 0.5 + rng.normal(0, 0.1, 10))}))
+    assert leaderboard.paired_p(scores, "p", "a", "b") == pytest.approx(2 / 1024)   # every seed favours a
+    same = pd.DataFrame(rows({"a": list(a), "b": list(a + rng.normal(0, 1, 10))}))
+    assert leaderboard.paired_p(same, "p", "a", "b") > 0.05
+
+
+def test_numbers_are_readable():
+    assert [leaderboard.fmt(v) for v in (79120.0, 1000.0, 3.14159, 0.000123)] == ["79120", "1000", "3.14", "1.23e-04"]
+
+
+def test_identical_entries_are_refused_by_name():
+    base = rows({"x": [1, 2, 3], "y": [1, 2, 3], "z": [1, 2, 4]}) + rows({"x": [5, 5, 5], "y": [5, 5, 5], "z": [5, 5, 5]},
+                                                                         "final_loss")
+    scores = pd.DataFrame(base + rows({"x": [1, 1, 1], "y": [2, 2, 2], "z": [3, 3, 3]}, "wall_ms_per_step"))
+    assert leaderboard.duplicates(scores) == [("p", "x", "y")]
+    with pytest.raises(SwitchbenchError, match="x and y on p"):
+        leaderboard._check_duplicates(scores.assign(view="published"))
+
+
+def test_the_uncued_mlp_never_sees_the_cue():
+    import gymnasium
+
+    spec = gymnasium.make("switchbench/CuedSwitch-v0", disable_env_checker=True).unwrapped.task_spec
+    x = torch.rand(5, spec.input_size)
+    flipped = x.clone()
+    flipped[:, 64:] = 1 - flipped[:, 64:]
+    mlp, cued = models.get("mlp").build(spec, 0), models.get("mlp-cued").build(spec, 0)
+    assert torch.equal(mlp.predict(x), mlp.predict(flipped))
+    assert not torch.equal(cued.predict(x), cued.predict(flipped))
+
+
+def test_every_card_declares_an_equal_grid_around_its_published_default():
+    from switchbench.models.registry import _BUILTIN
+
+    for name in _BUILTIN:
+        entry = models.get(name)
+        grid = entry.grid()
+        assert len(grid) == tuning.BUDGET, name
+        defaults = entry.hparams()
+        assert grid[0] == {k: defaults[k] for k in entry.card.tunable}, name   # the published default is a point
+        assert {"lr", "lr_w", "dt"} & set(entry.card.tunable), name            # a step size at least
+    with pytest.raises(SwitchbenchError, match="must contain the default"):
+        models.register("bad-grid", tunable={"lr": (1.0, 2.0)})(lambda spec, seed, lr=0.1: None)
+
+
+def test_selection_skips_failed_configurations_and_breaks_ties_by_final_loss():
+    t = pd.DataFrame({"paradigm": "p", "model": "m", "config": ["{}", '{"lr": 1}', '{"lr": 2}', '{"lr": 3}'],
+                      "default": [True, False, False, False], "budget": 4, "validation_seeds": "1000-1001",
+                      "switch_time_late": [50.0, 10.0, 10.0, 1.0], "final_loss": [0.1, 0.3, 0.2, 0.0],
+                      "failed": ["", "", "", "non-finite loss"]})
+    assert tuning.selected(tuning.select(t)) == {("p", "m"): {"lr": 2}}
+
+
+def test_tune_then_leaderboard_scores_the_selected_values_in_both_views(tmp_path, monkeypatch):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", str(suite), "--out", "res"]) == 0
+    table = tuning.read_tuning(tmp_path / "res" / "tuning.csv")
+    assert len(table) == 4 and set(table["validation_seeds"]) == {"1000-1000"}     # budget 2, seed 1000: not scored
+    assert table.groupby("model")["selected"].sum().tolist() == [1, 1]
+    assert table.groupby("model")["default"].sum().tolist() == [1, 1]
+    assert main(["leaderboard", str(suite), "--out", "res"]) == 0
+    scores = pd.read_csv(tmp_path / "res" / "scores.csv")
+    assert set(scores["view"]) == {"published", "tuned"} and set(scores["seed"]) == {0, 1, 2}
+    meta = json.loads((tmp_path / "res" / "leaderboard.json").read_text())
+    chosen = tuning.selected(table)
+    for model in ("linear", "oracle-gates"):
+        ids = set(scores[(scores["view"] == "tuned") & (scores["model"] == model)]["config_id"])
+        (cid,) = ids
+        params = meta["configs"][cid]["model_params"]
+        for key, value in chosen[("blocked-linear", model)].items():
+            assert params[key] == value                     # the tuned view runs the selected setting
+    md = (tmp_path / "res" / "leaderboard.md").read_text()
+    assert "at most 2 configurations each, on validation seeds (blocked-linear: 1000-1000)" in md
+    assert "## View: tuned" in md
+    assert "| oracle-gates †" in md and "## Metrics" in md
+    for line in md.splitlines():
+        if line.startswith("|   rank"):
+            assert line.count("|") - 1 <= 8
+    assert (tmp_path / "res" / "site" / "index.html").stat().st_size > 10_000
+    assert all((tmp_path / "res" / "figures" / f"blocked-linear_{v}_switch_time.png").exists()
+               for v in ("published", "tuned"))
+
+
+def test_validation_seeds_must_not_be_scored(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(TINY.replace("seeds = 1\n", "seeds = 1\nfirst_seed = 2\n"))
+    with pytest.raises(SwitchbenchError, match="disjoint from the scored seeds 0..2"):
+        tuning.protocol(leaderboard.load_suite(suite))
+    suite.write_text(TINY.replace("budget = 2", "budjet = 2"))
+    with pytest.raises(SwitchbenchError, match=r"\[tuning\]: unknown key 'budjet'"):
+        leaderboard.load_suite(suite)
+
+
+def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("quick", "full", "suites/quick.toml"):
+        assert leaderboard.load_suite(name).specs
+    with pytest.raises(SwitchbenchError, match="not found \\(nor a shipped suite: full, quick\\)"):
+        leaderboard.load_suite("nope")
+    (tmp_path / "quick.toml").write_text(TINY)                     # a file of that name wins
+    assert leaderboard.load_suite("quick.toml").name == "tiny"
+
+
+def test_the_recorded_commit_is_the_packages_not_the_current_folders(tmp_path, monkeypatch):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "other"], check=True)
+    other = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    monkeypatch.chdir(tmp_path)
+    source = leaderboard.source_commit()
+    assert source["commit"] != other.strip() and source["source_hash"]
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the tests do not run from a git checkout: no commit to compare with")
+    # the installed package was built from this checkout: its recorded commit is one of its history's
+    known = subprocess.run(["git", "-C", str(root), "cat-file", "-t", source["commit"] or "0" * 40],
+                           capture_output=True, text=True)
+    assert known.stdout.strip() == "commit"
+
+
+def test_the_page_shows_each_findings_status_from_the_last_reproduce():
+    from switchbench.benchmark import site
+    from switchbench.benchmark.findings import FINDINGS, Check, Report
+
+    name = next(iter(FINDINGS))
+    status = {f["name"]: f["status"] for f in site._findings()}
+    assert status[name] == "not run here"
+    site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False)]))
+    status = {f["name"]: f["status"] for f in site._findings()}
+    assert status[name] == "FAIL"
