@@ -225,7 +225,7 @@ def test_a_paradigm_whose_runs_all_fail_leaves_the_others_ranked_and_exits_1(tmp
     assert "1 of 2 runs failed" in err and "broken on purpose" in err and "Traceback" not in err
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "## blocked-linear" in md and "## digit-switch" not in md and "broken on purpose" in md
-    assert (tmp_path / "out" / "figures" / "blocked-linear_metrics.png").exists()
+    assert (tmp_path / "out" / "figures" / "blocked-linear_published_metrics.png").exists()
 
 
 def test_an_unwritable_out_is_refused_before_any_run(tmp_path, capsys, _cache):
