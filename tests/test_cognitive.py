@@ -24,13 +24,7 @@ GO, PDM, GONOGO = "yang19.go-v0", "PerceptualDecisionMaking-v0", "GoNogo-v0"
 TINY = dict(pool_size=16, eval_pool_size=8, batch_size=4, n_blocks=2, block_size=3, dt=100)   # short trials: fast tests
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one torch thread is faster, and fair to a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks (tests/conftest.py)
 
 
 def make(**kw):

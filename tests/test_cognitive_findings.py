@@ -3,7 +3,7 @@ molap-robustness, molap-generalisation): one seed, short blocks, small networks,
 Each check is shown to FAIL on a named broken model or setting; their numbers at this size
 mean nothing otherwise."""
 import pytest
-import torch
+from switchbench.benchmark.runner import torch_threads
 
 from switchbench.benchmark.findings.cognitive import FORGETTING_MODELS, cognitive_forgetting
 from switchbench.benchmark.findings.molap import molap_efficiency, molap_generalisation, molap_robustness
@@ -19,13 +19,10 @@ def labelled(params: dict, labels) -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run a finding tiny, in its own cache, on one torch thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     figs = tmp_path_factory.mktemp("figs")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, torch_threads(1):
         mp.setenv("SWITCHBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield lambda fn, overrides: fn(n_seeds=1, jobs=1, overrides=overrides, figures=figs, progress=False)
-    torch.set_num_threads(threads)
 
 
 # --- cognitive-forgetting ------------------------------------------------------------------

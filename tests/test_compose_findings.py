@@ -3,7 +3,6 @@ zoo-transfer): one seed, tiny networks, a few steps. Their numbers mean nothing 
 size; what is tested is what they measure, and that each check fails on a named broken
 model or setting."""
 import pytest
-import torch
 
 from switchbench.benchmark.findings.compose import yang_rule_composition, yang_rule_composition_zero_shot, zoo_transfer
 
@@ -11,12 +10,7 @@ POOLS = {"pool_size": 32, "eval_pool_size": 8, "batch_size": 8, "n_eval": 16}
 YANG = {**POOLS, "block_size": 20, "hidden": 8}      # 20 steps of an 8-unit network: nothing is learned
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_yang_rule_composition_reads_the_papers_rows_and_fails_untrained(tmp_path):
