@@ -1,0 +1,93 @@
+"""Seeds as a batch dimension: the learner protocol of the run loop.
+
+The run loop trains S seeds of one configuration at once (S = 1 included: the loop is the
+same). It builds one learner per seed with the model's factory, exactly as a single-seed
+run does, then stacks them with :func:`stack` into one *seed-batched learner*::
+
+    predict(x)          x (S, *x_shape) -> (S, *y_shape); no side effects
+    learn(x, y)         one update of every seed; returns the loss of each seed before it,
+                        a detached float tensor of shape (S,)
+    observe_task(tasks) privileged models only: one task index per seed
+    parameters()        tensors whose first dimension is the seed (S, ...): the loop counts
+                        the parameters each seed changed
+    probe()             optional: name -> tensor (S, ...)
+    record_hidden(x)    optional: hidden states (S, T, B, H) of inputs x (S, T, B, in)
+    unstack()           the S single-seed learners, independent copies in seed order
+                        (robustness, probes after the curriculum, ``RunResult.learner``)
+    to(device)          move every tensor (parameters, optimiser state, buffers) to a device
+
+``x`` and ``y`` of seed ``s`` are exactly what a single-seed run of seed ``s`` would pass
+to ``predict`` / ``learn``. A seed's numbers must not depend on the other seeds: a
+learner class that can stack gives each seed its own parameters, optimiser state and
+generator, and its batched arithmetic must agree with S single-seed learners (exactly
+where the operations are the same; to float rounding where a batched product sums in
+another order).
+
+A learner class opts in with a class method ``stack(learners) -> seed-batched learner``.
+Any other learner (a plug-in) runs in the same loop through :class:`Single`, one seed at a
+time.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def can_stack(learner) -> bool:
+    """Whether ``learner``'s class stacks several seeds into one batched learner."""
+    return callable(getattr(type(learner), "stack", None))
+
+
+def stack(learners: Sequence) -> object:
+    """One seed-batched learner from single-seed learners of one configuration (seed order)."""
+    learners = list(learners)
+    if not learners:
+        raise ValueError("stack() needs at least one learner")
+    if can_stack(learners[0]):
+        return type(learners[0]).stack(learners)
+    if len(learners) == 1:
+        return Single(learners[0])
+    raise TypeError(f"{type(learners[0]).__name__} cannot run several seeds at once (no stack class method); "
+                    "run one seed per call")
+
+
+class Single:
+    """Any single-seed learner in the seed-batched protocol (S = 1)."""
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.learner.predict(x[0])[None]
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self.learner.learn(x[0], y[0])], dtype=torch.float64)
+
+    def observe_task(self, tasks: Sequence[int]) -> None:
+        self.learner.observe_task(int(tasks[0]))
+
+    def parameters(self) -> list[torch.Tensor]:
+        params = getattr(self.learner, "parameters", None)
+        return [p[None] for p in params()] if callable(params) else []
+
+    def unstack(self) -> list:
+        return [self.learner]
+
+    def to(self, device) -> "Single":
+        to = getattr(self.learner, "to", None)
+        if callable(to):
+            to(device)
+        return self
+
+    def __getattr__(self, name: str):
+        # optional capabilities (probe, record_hidden) exist only where the learner has them
+        if name in ("probe", "record_hidden"):
+            fn = getattr(self.learner, name)            # AttributeError when absent: hasattr() is False
+
+            def batched(*args):
+                if name == "probe":
+                    return {k: v[None] for k, v in fn().items()}
+                return fn(args[0][0])[None]
+            return batched
+        raise AttributeError(name)
