@@ -1,10 +1,12 @@
-"""The batched engine: S seeds of one linear configuration as one tensor program.
+"""The covariance engine of the linear family: S seeds of one linear configuration as one
+tensor program, with exact held-out losses (``sampler="wishart"``, a runner option).
 
-For the linear learners (``gated-linear``, ``gated-linear-forgetful``, ``oracle-gates``,
-``linear``) on ``blocked-linear`` (no cue), with ``W_eff = sum_p c_p W_p`` (``linear``:
-P = 1, c = 1), a batch ``X`` (B x d_in) with targets ``Y = X W*^T`` enters the loss and
-every gradient only through its empirical covariance ``Sigma = X^T X / B``. With
-``D = W_eff - W*`` and ``G = D Sigma``::
+For learners whose class declares ``covariance_form`` (the gated linear networks and the
+one-layer linear map) on a paradigm with linear teachers
+(:meth:`~switchbench.paradigms.base.SwitchEnv.ground_truth`) and no cue, with
+``W_eff = sum_p c_p W_p`` (``linear``: P = 1, c = 1), a batch ``X`` (B x d_in) with targets
+``Y = X W*^T`` enters the loss and every gradient only through its empirical covariance
+``Sigma = X^T X / B``. With ``D = W_eff - W*`` and ``G = D Sigma``::
 
     loss     = 1/2 mean_b |W_eff x_b - y_b|^2 = 1/2 <G, D>_F        (logged before learning)
     dL/dW_p  = c_p G                dL/dc_p = <W_p, G>_F  (+ lam dR/dc, as the model)
@@ -12,37 +14,32 @@ every gradient only through its empirical covariance ``Sigma = X^T X / B``. With
 
 so one step of all S seeds is a few batched products of (S, d_out, d_in) and
 (S, d_in, d_in) arrays. The step loop runs in numpy (small arrays: less overhead per
-operation than torch); the covariances are made in chunks of steps beforehand, in
-threads, since they do not depend on the learner. Two samplers make them:
+operation than torch); the covariances are drawn in chunks of steps beforehand, in threads.
 
-- ``"samples"`` (the reference): each seed's per-sample stream exactly as the per-seed
-  runner sees it (``SeedSequence(seed).spawn(3)`` -> stream, model, eval; the paradigm's
-  own generator after ``reset(seed=stream)``; ``Sigma = X^T X / B`` of those very float32
-  batches). Held-out sets and the ``k_adapt`` adaptation batches come from
-  ``env.eval_batch`` with the runner's seeds, so the numbers equal the per-seed runner's
-  up to floating-point rounding (the covariance form sums in another order).
-- ``"wishart"``: ``B Sigma ~ Wishart(B, I)`` drawn directly by the Bartlett decomposition
-  ``B Sigma = A A^T``, ``A`` lower triangular, ``A_ii = sqrt(chi2(B - i))`` (i = 0..d-1),
-  ``A_ij ~ N(0, 1)`` below the diagonal: d(d-1)/2 normals and d chi-squares per step instead
-  of B d normals, exactly the same distribution (for B < d: X drawn and ``X^T X / B``).
-  The stream is ``default_rng(stream seed)``, the adaptation batches
-  ``default_rng((eval seed, 1 + block, task))``, as the runner's. Held-out losses are the
-  exact expectation over ``x ~ N(0, I)``: ``1/2 ||W_eff - W*_k||_F^2`` (``Sigma = I``),
-  not a sampled held-out set; so its numbers differ from the per-seed runner's, and
-  agree in distribution.
+``B Sigma ~ Wishart(B, I)`` is drawn directly by the Bartlett decomposition
+``B Sigma = A A^T``, ``A`` lower triangular, ``A_ii = sqrt(chi2(B - i))`` (i = 0..d-1),
+``A_ij ~ N(0, 1)`` below the diagonal: d(d-1)/2 normals and d chi-squares per step instead
+of B d normals, exactly the same distribution (for B < d: X drawn and ``X^T X / B``).
+The stream is ``default_rng(stream seed)``, the adaptation batches
+``default_rng((eval seed, 1 + block, task))``, with the run loop's seeds. Held-out losses
+are the exact expectation over ``x ~ N(0, I)``: ``1/2 ||W_eff - W*_k||_F^2`` (``Sigma = I``),
+not a sampled held-out set; so its numbers differ from the run loop's, and agree in
+distribution. (The run loop itself is this engine's per-sample reference: same seeds,
+the paradigm's own samples.)
 
-The sampler is part of each run's configuration (``config["runner"]``: ``engine``,
-``sampler``), so batched runs never share cache entries with per-seed runs. Arithmetic is
-in the model's ``dtype`` (float32 by default; ``dtype="float64"`` works). As in the runner,
-the privileged ``oracle-gates`` get the gates its ``observe_task`` sets before each step (so
-its gates probed at a block end are those the evaluation left: the last task's). The metric
+The sampler is part of each run's configuration (``config["runner"]["sampler"]``), so its
+runs never share cache entries with the run loop's. Arithmetic is in the model's ``dtype``
+(float32 by default; ``dtype="float64"`` works). As in the run loop, the privileged
+``oracle-gates`` get the gates its ``observe_task`` sets before each step (so its gates
+probed at a block end are those the evaluation left: the last task's). The metric
 ``wall_ms_per_step`` is the batch's training time (covariances and updates, evaluation
 excluded) per step and seed.
 
->>> res = run_batched("blocked-linear", "gated-linear", [0, 1], n_blocks=2, block_size=20, cache=False,
-...                   progress=False)
+>>> from switchbench.benchmark.runner import run
+>>> res = run("blocked-linear", "gated-linear", seeds=[0, 1], sampler="wishart", n_blocks=2, block_size=20,
+...           cache=False, progress=False)
 >>> [r.config["seed"] for r in res], res[0].R0.shape, res[0].config["runner"]["sampler"]
-([0, 1], (2, 2), 'samples')
+([0, 1], (2, 2), 'wishart')
 """
 from __future__ import annotations
 
@@ -51,7 +48,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import gymnasium
 import numpy as np
 import pandas as pd
 import torch
@@ -61,21 +57,17 @@ from switchbench import models
 from switchbench.benchmark import runner as R
 from switchbench.errors import SwitchbenchError
 
-SAMPLERS = ("samples", "wishart")
-MODELS = ("gated-linear", "gated-linear-forgetful", "oracle-gates", "linear")
-PARADIGMS = ("blocked-linear",)
-
-
-def decline_reason(paradigm: str, model: str, env_params: dict) -> str | None:
-    """Why a configuration cannot run batched (None if it can)."""
-    if model not in MODELS:
-        return f"the batched engine runs {', '.join(MODELS)}, not {model!r}"
-    if R.resolve_paradigm(paradigm)[0] not in PARADIGMS:
-        return f"the batched engine runs {', '.join(PARADIGMS)}, not {paradigm!r}"
-    if env_params.get("cue"):
-        return "the batched engine needs cue=False"
-    if env_params.get("schedule") == "interleaved":
-        return "the batched engine needs the same curriculum for every seed (not interleaved)"
+def decline_reason(learner, env) -> str | None:
+    """Why the covariance engine cannot run ``learner`` on ``env`` (None if it can)."""
+    if not getattr(learner, "covariance_form", False):
+        return (f"sampler 'wishart' runs learners with a covariance form (the gated linear networks, linear); "
+                f"not a {type(learner).__name__}")
+    if getattr(learner, "c", None) is not None and learner.c.ndim != 1:
+        return "sampler 'wishart' needs one gate per path"
+    if env.ground_truth() is None:
+        return f"sampler 'wishart' needs a paradigm with linear teachers, not {env.task_spec.name}"
+    if env.cue:
+        return "sampler 'wishart' needs cue=False"
     return None
 
 
@@ -180,57 +172,30 @@ def wishart_cov(rng: np.random.Generator, n: int, d: int, batch: int, dtype) -> 
 
 # --- the run --------------------------------------------------------------------------------
 
-def run_batched(paradigm: str, model: str, seeds, *, sampler: str = "samples", k_adapt: int = R.DEFAULT_K_ADAPT,
-                n_eval: int = R.DEFAULT_N_EVAL, criterion: str | None = None, threshold: float | None = None,
-                cache: bool | str = True, progress: bool = True, chunk: int = 250, **overrides) -> list[R.RunResult]:
-    """Run ``model`` on ``paradigm`` for every seed in ``seeds`` as one batched program;
-    one :class:`~switchbench.benchmark.runner.RunResult` per seed, in order, each cached
-    as :func:`~switchbench.benchmark.runner.run` caches (cached seeds load, the rest run).
-
-    ``sampler``: ``"samples"`` (the per-sample reference stream) or ``"wishart"`` (module
-    docstring). ``chunk``: steps whose covariances are made at once. ``cache`` as in
-    :func:`~switchbench.benchmark.runner.run` (``"refresh"``: recompute and overwrite).
-    """
-    if sampler not in SAMPLERS:
-        raise SwitchbenchError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        return []
-    configs = []
-    for s in seeds:
-        config, env, entry = R.configure(paradigm, model, s, k_adapt=k_adapt, n_eval=n_eval, criterion=criterion,
-                                         threshold=threshold, **overrides)
-        configs.append({**config, "runner": {**config["runner"], "engine": "batched", "sampler": sampler}})
-    short, env_params, model_params = config["paradigm"], config["paradigm_params"], config["model_params"]
-    reason = decline_reason(short, model, env_params)
-    if reason:
-        raise SwitchbenchError(reason)
-    mode, done = R.cache_mode(cache), {}
-    if mode is True:    # verified entries only; a corrupt one is reported and recomputed
-        done = {s: hit for s, c in zip(seeds, configs) if (hit := R.load_cached(c)) is not None}
-    todo = [(s, c) for s, c in zip(seeds, configs) if s not in done]
-    if todo:
-        for res in _run(env, env_params, short, model, entry, model_params, todo, sampler, k_adapt, n_eval, chunk,
-                        progress):
-            R.check_finite(res)
-            if mode:
-                res.path = R.save_run(res, R.run_dir(res.config), overwrite=mode == R.REFRESH)
-            done[res.config["seed"]] = res
-    return [done[s] for s in seeds]
+def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list[R.RunResult]:
+    """Run the seeds of the configuration ``rc`` (a :class:`~switchbench.benchmark.config.RunConfig`
+    with ``sampler="wishart"``) as one batched program: one unsaved
+    :class:`~switchbench.benchmark.runner.RunResult` per seed, in order (the runner caches them).
+    ``chunk``: steps whose covariances are drawn at once."""
+    return _run(rc, [int(s) for s in seeds], chunk, progress)
 
 
-def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_adapt, n_eval, chunk, progress):
-    """The batched program for the seeds and configurations in ``todo``."""
-    spec = env.task_spec
-    S, K, B, d = len(todo), spec.n_tasks, spec.batch_size, spec.input_size
-    label = f"{model} on {short} (seeds {todo[0][0]}..{todo[-1][0]}, batched)"
-    children = [np.random.SeedSequence(s).spawn(3) for s, _ in todo]
+def _run(rc, seeds, chunk, progress):
+    """The batched program for ``seeds``."""
+    env, entry, spec, model, short = rc.take_env(), rc.entry, rc.spec, rc.model, rc.paradigm
+    S, K, B, d = len(seeds), spec.n_tasks, spec.batch_size, spec.input_size
+    todo = [(s, rc.config(s)) for s in seeds]
+    label = rc.label(seeds)
+    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
     stream, model_int, eval_int = ([R._seed_int(ch[j]) for ch in children] for j in range(3))
-    learners = [entry.build(spec, m, **model_params) for m in model_int]
+    learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
+    reason = decline_reason(learners[0], env)
+    if reason:
+        raise SwitchbenchError(f"{label}: {reason}")
     dtype = np.float64 if learners[0].dtype == torch.float64 else np.float32
     net, has_probe = _from_learners(learners, dtype)
     privileged = entry.card.privileged
-    teachers = getattr(env, "task_teachers", env.teachers)     # one per task (composed tasks included)
+    teachers = env.ground_truth()                               # one per task (composed tasks included)
     if len(teachers) != K:
         raise SwitchbenchError(f"{short}: {len(teachers)} teachers for {K} tasks; run it per seed")
     teachers = teachers.astype(np.float32).astype(dtype)       # the env computes its targets in float32
@@ -243,14 +208,19 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
             task_gates.append(told.c.numpy().copy())
     task_gates = np.asarray(task_gates, dtype=dtype)
 
-    # The curriculum (the same for every seed) and each seed's stream.
-    envs = [gymnasium.make(spec.name, disable_env_checker=True, **env_params).unwrapped for _ in todo]
-    firsts = [e.reset(seed=st)[0] for e, st in zip(envs, stream)]
-    sched = envs[0].curriculum
-    if any(not np.array_equal(e.curriculum.task, sched.task) for e in envs):
-        raise SwitchbenchError(f"{label}: seeds have different curricula; run them per seed")
+    # Each seed's curriculum (one block layout for all; the tasks may differ, as when
+    # interleaved) and stream.
+    scheds = []
+    for st in stream:
+        env.reset(seed=st)
+        scheds.append(env.curriculum)
+    sched = scheds[0]
+    if any(not np.array_equal(c.block, sched.block) for c in scheds):
+        raise SwitchbenchError(f"{label}: sampler 'wishart' needs seeds whose blocks end at the same steps; "
+                               "run them in separate calls")
+    step_tasks = np.stack([c.task for c in scheds], axis=1)    # (n_steps, S)
     n_steps = sched.n_steps
-    rngs = [e.np_random for e in envs] if sampler == "samples" else [np.random.default_rng(st) for st in stream]
+    rngs = [np.random.default_rng(st) for st in stream]
     pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
 
     def train_covs():
@@ -258,10 +228,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
         drawn in the pool while the caller learns from this one (after this one is drawn,
         so that each seed's generator is used in order)."""
         def one(s, t0, T):
-            if sampler == "wishart":
-                return wishart_cov(rngs[s], T, d, B, dtype)
-            x = rngs[s].standard_normal((T - (t0 == 0), B, d), dtype=np.float32)
-            return sample_cov(np.concatenate([firsts[s][None], x]) if t0 == 0 else x, dtype)
+            return wishart_cov(rngs[s], T, d, B, dtype)
 
         def submit(t0):
             return [pool.submit(one, s, t0, min(chunk, n_steps - t0)) for s in range(S)]
@@ -273,21 +240,14 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
                 jobs = submit(t0 + chunk)
             yield sigmas
 
-    # Held-out covariances (S, K, d, d): the runner's held-out sets, or the identity (exact expectation).
-    if sampler == "samples":
-        held = np.stack([[sample_cov(env.eval_batch(k, n_eval, seed=(e, 0, k))[0], dtype) for k in range(K)]
-                         for e in eval_int])
-    else:
-        held = np.broadcast_to(np.eye(d, dtype=dtype), (S, K, d, d))
+    # Held-out covariances (S, K, d, d): the identity (the exact expectation).
+    held = np.broadcast_to(np.eye(d, dtype=dtype), (S, K, d, d))
 
     def adapt_covs(block):
         """(k_adapt, S*K, d, d): the adaptation batches of every seed and task after ``block``."""
         def one(sk):
             e, k = eval_int[sk // K], sk % K
-            if sampler == "samples":
-                x = env.eval_batch(k, k_adapt * B, seed=(e, 1 + block, k))[0]
-                return sample_cov(x.reshape(k_adapt, B, d), dtype)
-            return wishart_cov(np.random.default_rng((e, 1 + block, k)), k_adapt, d, B, dtype)
+            return wishart_cov(np.random.default_rng((e, 1 + block, k)), rc.k_adapt, d, B, dtype)
         return np.stack(list(pool.map(one, range(S * K))), axis=1)
 
     def held_loss(m: Batched, tasks: np.ndarray, sig: np.ndarray) -> np.ndarray:
@@ -301,7 +261,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
             r0[:, k] = held_loss(net, np.full(S, k), held[:, k])
         copies, tasks = net.repeat(K), np.tile(np.arange(K), S)
         targets = teachers[tasks]
-        if k_adapt:
+        if rc.k_adapt:
             for sig in adapt_covs(block):
                 if privileged:
                     copies.c[:] = task_gates[tasks]
@@ -321,12 +281,13 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
     bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
     block_end = np.append(sched.block[1:] != sched.block[:-1], True)
     new_task, before, changed = R.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
+    failed = {}                                                   # seed index -> why its run failed
     try:
         with np.errstate(all="ignore"):
             t_start = time.perf_counter()
             for sigmas in train_covs():
                 for sig in sigmas:
-                    task = sched.task[t]
+                    task = step_tasks[t]
                     if privileged:
                         net.c[:] = task_gates[task]
                     if new_task[t]:
@@ -352,11 +313,12 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
                         t_start = time.perf_counter()
                     t += 1
                 bar.update(len(sigmas))
-                bad = np.argwhere(~np.isfinite(loss[t - len(sigmas):t]))
-                if len(bad):                                    # as the runner: stop at a non-finite loss
-                    step, s = int(bad[0, 0]) + t - len(sigmas), int(bad[0, 1])
-                    raise SwitchbenchError(f"{model} on {short} (seed {todo[s][0]}): non-finite loss at step "
-                                           f"{step} (a learning rate too large?)")
+                for step, s in np.argwhere(~np.isfinite(loss[t - len(sigmas):t])):   # a seed's first non-finite loss
+                    if int(s) not in failed:
+                        failed[int(s)] = SwitchbenchError(f"{rc.label([seeds[s]])}: non-finite loss at step "
+                                                     f"{int(step) + t - len(sigmas)} (a learning rate too large?)")
+                if len(failed) == S:
+                    return [failed[s] for s in range(S)]
             train_time += time.perf_counter() - t_start
     finally:
         bar.close()
@@ -365,11 +327,16 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
     R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)        # (S, n_blocks, K)
     probes = {k: np.stack(v, axis=1) for k, v in probes.items()} if has_probe else {}
     phase = np.asarray(sched.phases, dtype=object)[sched.block]
+    label = models.label(model)
     params = float(models.count_parameters(learners[0]) or float("nan"))
     results = []
     for j, (seed, config) in enumerate(todo):
-        cols = {"paradigm": short, "model": model, "seed": seed, "step": np.arange(n_steps), "block": sched.block,
-                "task": sched.task, "phase": phase, "switch": sched.switch, "loss": loss[:, j].astype(np.float64)}
+        if j in failed:
+            results.append(failed[j])
+            continue
+        cols = {"paradigm": short, "model": label, "seed": seed, "step": np.arange(n_steps), "block": sched.block,
+                "task": scheds[j].task, "phase": phase, "switch": scheds[j].switch,
+                "loss": loss[:, j].astype(np.float64)}
         if gates is not None:
             cols.update({f"gates_{p}": gates[:, j, p].astype(np.float64) for p in range(P)})
         if mods is not None:
@@ -377,7 +344,7 @@ def _run(env, env_params, short, model, entry, model_params, todo, sampler, k_ad
             cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
         log = pd.DataFrame(cols)
         log["norm_loss"] = log["loss"] / null[log["task"].to_numpy()]
-        R.add_time(log, config["model_params"])
+        R.add_time(log, rc.model_params)
         seed_probes = {k: v[j] for k, v in probes.items()}
         metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
         metrics["params"] = params

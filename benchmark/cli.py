@@ -99,7 +99,7 @@ def cmd_run(args) -> int:
         raise SwitchbenchError(f"--seeds must be >= 1, got {args.seeds}")
     specs = seeds(args.paradigm, args.model, args.seeds, **parse_set(args.set))
     validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
-    results = run_many(specs, jobs=args.jobs, cache=_cache(args))
+    results = run_many(specs, jobs=args.jobs, cache=_cache(args), device=args.device)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
         raise SwitchbenchError(failed[0].reason)
@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "csv / json: tidy rows (paradigm, model, seed, metric, value, path) for scripts "
                         "(default: table)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
+    s.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where the run loop computes: cpu, cuda, or auto (cuda where available) (default: cpu)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("reproduce", help="re-measure paper findings: each check PASS, FAIL or DIFFERS",

@@ -340,9 +340,7 @@ def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "lo
     same run, cached once); results per view in the order given."""
     unique = list({json.dumps(asdict(s), sort_keys=True, default=str): s
                    for specs in views.values() for s in specs}.values())
-    # the linear models run batched on the per-seed stream ("samples": the per-seed runner's numbers)
-    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, batched="samples",
-                       cache=cache)
+    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, cache=cache)
     by_key = {json.dumps(asdict(s), sort_keys=True, default=str): r for s, r in zip(unique, results)}
     return {v: [by_key[json.dumps(asdict(s), sort_keys=True, default=str)] for s in specs]
             for v, specs in views.items()}

@@ -30,13 +30,12 @@ from switchbench.errors import SwitchbenchError
 
 def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
     """The tidy cue-probe table (None without cue probes) and the probe metrics of a trained ``learner``."""
-    from switchbench.benchmark.runner import _call, _seed_int, accuracy, predict_loss
+    from switchbench.benchmark.evaluation import _call, _seed_int, accuracy, predict_loss
 
     spec, seed = env.task_spec, int(config["seed"])
     _, model_ss, eval_ss, probe_ss = np.random.SeedSequence(seed).spawn(4)   # the first three as run()'s
     eval_int, probe_int = _seed_int(eval_ss), _seed_int(probe_ss)
     privileged = entry.card.privileged
-    trial_score = getattr(env, "trial_score", None)
     n_eval = config["runner"]["n_eval"]
     metrics, table = {}, None
 
@@ -45,7 +44,8 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
         for cue in p.cues:
             x, y = map(torch.as_tensor, env.eval_batch_cued(p.task, cue.vector, n_eval, (eval_int, 0, p.task)))
             pred, loss = predict_loss(learner, p.task, x, y, spec, privileged, label)
-            score = trial_score(pred.numpy(), y.numpy(), p.task) if trial_score else accuracy(pred, y)
+            score = env.trial_score(pred.numpy(), y.numpy(), p.task)
+            score = accuracy(pred, y) if score is None else score
             rows.append(dict(metric=p.metric, task=p.task, expression=p.expression, role=cue.role, cue=cue.label,
                              performance=score, norm_loss=loss))
     if rows:

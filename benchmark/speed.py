@@ -98,7 +98,7 @@ def scratch_cache(prefix: str):
 
 def _measure(args, scratch: str) -> int:
 
-    from switchbench.benchmark.batched import run_batched
+    from switchbench.benchmark.runner import run_seeds
     from switchbench.benchmark.findings.nta import nta_fig2
 
     n = args.naive_seeds
@@ -108,15 +108,16 @@ def _measure(args, scratch: str) -> int:
 
     # 1. Fig. 2 configuration, 10 seeds.
     def fig2(sampler):
-        return lambda: run_batched("blocked-linear", "gated-linear", range(N_SEEDS), sampler=sampler, cache=False,
-                                   progress=False, **FIG2)
+        kw = {"sampler": sampler} if sampler == "wishart" else {}     # "samples": the run loop
+        return lambda: run_seeds("blocked-linear", "gated-linear", range(N_SEEDS), cache=False, progress=False,
+                                 **kw, **FIG2)
 
     wish, wish_all = _median(fig2("wishart"), args.repeats, "Fig. 2, batched wishart")
-    samp, samp_all = _median(fig2("samples"), args.repeats, "Fig. 2, batched samples")
+    samp, samp_all = _median(fig2("samples"), args.repeats, "Fig. 2, run loop")
     naive = naive_runs(MODELS[:1], n, cache=False) * N_SEEDS / n
     how = f"{n} seeds timed, x{N_SEEDS / n:g}"
     rows.append(("Fig. 2 config, 10 seeds: batched, wishart sampler", wish, wish_all, naive, how))
-    rows.append(("Fig. 2 config, 10 seeds: batched, samples sampler", samp, samp_all, naive, how))
+    rows.append(("Fig. 2 config, 10 seeds: run loop (all seeds)", samp, samp_all, naive, how))
 
     # 2. reproduce nta-fig2 into an empty cache (each repeat a new one).
     def reproduce(sampler):
@@ -137,7 +138,7 @@ def _measure(args, scratch: str) -> int:
     how = (f"{n} seeds per model timed, x{N_SEEDS / n:g}, + the report on cached runs ({report:.1f} s); "
            "one process (--jobs 2: about half)")
     rows.append(("reproduce nta-fig2 (20 runs): batched, wishart", rep, rep_all, naive_rep, how))
-    rows.append(("reproduce nta-fig2 (20 runs): batched, samples", rep_s, rep_s_all, naive_rep, how))
+    rows.append(("reproduce nta-fig2 (20 runs): run loop", rep_s, rep_s_all, naive_rep, how))
 
     print(f"\n{'target':<52} {'batched (s)':>12} {'per-seed loop (s)':>18} {'speed-up':>9}")
     for name, t, all_t, base, how in rows:

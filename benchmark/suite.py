@@ -2,10 +2,11 @@
 worker processes (joblib, ``backend="local"``) or as a Slurm job array (submitit,
 ``backend="slurm"``), one torch thread per worker unless told otherwise.
 
-Every run is cached as soon as it finishes (atomically), and cached runs are loaded, not
-recomputed: an interrupted sweep loses no finished run and resumes where it stopped. A run
-that fails (an exception, a NaN loss, a model declining the paradigm) is recorded as a
-:class:`Failure` with its reason; the others go on.
+The seeds of one configuration run together through the run loop (one call per chunk of
+seeds: :func:`plan`). Every run is cached as soon as its call finishes (atomically), and
+cached runs are loaded, not recomputed: an interrupted sweep loses no finished call and
+resumes where it stopped. A run that fails (an exception, a NaN loss, a model declining the
+paradigm) is recorded as a :class:`Failure` with its reason; the others go on.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark.runner import RunResult, cache_mode, cache_root, configure, load_cached, run
+from switchbench.benchmark.runner import (RunResult, cache_mode, cache_root, check_seed, load_cached, prepare,
+                                          run_group)
 from switchbench.errors import SwitchbenchError
+from switchbench.models.batching import can_stack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,17 +56,29 @@ class Failure:
 
 def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None,
             cache: bool | str = True) -> RunResult | Failure:
-    """One run (in a worker or this process) with ``threads`` torch threads (the caller's
-    setting is restored) and the cache folder ``cache_dir``; never raises."""
+    """One run (in a worker or this process); never raises: see :func:`run_chunk`."""
+    return run_chunk([spec], threads, cache_dir, cache)[0]
+
+
+def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = None,
+              cache: bool | str = True, device: str = "cpu") -> list[RunResult | Failure]:
+    """Seeds of one configuration (specs that differ in their seed only) through one run
+    loop call (:func:`~switchbench.benchmark.runner.run_group`), in a worker or this
+    process, with ``threads`` torch threads (the caller's setting is restored) and the cache
+    folder ``cache_dir``; each seed is cached as soon as the call ends. Never raises: a
+    failure is recorded per seed with its reason."""
     if cache_dir is not None:
         os.environ["SWITCHBENCH_CACHE"] = cache_dir
+    first = specs[0]
     try:
-        return run(spec.paradigm, spec.model, spec.seed, progress=False, threads=threads, cache=cache,
-                   **spec.overrides)
+        rc = prepare(first.paradigm, first.model, **first.overrides)
+        out = run_group(rc, [check_seed(s.seed) for s in specs], cache=cache, progress=False, threads=threads,
+                        device=device)
+        return [Failure(s, str(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
     except SwitchbenchError as e:
-        return Failure(spec, str(e))
+        return [Failure(s, str(e)) for s in specs]
     except Exception as e:  # noqa: BLE001 - a broken model must not stop the suite
-        return Failure(spec, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return [Failure(s, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") for s in specs]
 
 
 def _watch_parent(parent: int) -> None:
@@ -97,57 +112,59 @@ def _watch_parent(parent: int) -> None:
 _WATCHING = False
 
 
-def _indexed(i: int, spec: RunSpec, threads: int, cache: bool | str = True, parent: int | None = None):
+def _indexed(i: int, specs: list[RunSpec], threads: int, cache: bool | str = True, parent: int | None = None,
+             device: str = "cpu"):
     if parent is not None:
         _watch_parent(parent)
-    return i, run_one(spec, threads, None, cache)
+    return i, run_chunk(specs, threads, None, cache, device)
 
 
-def _cached(spec: RunSpec) -> RunResult | None:
-    """The verified cached run of ``spec``, or None (not cached, corrupt, or a bad spec:
-    ``run_one`` then records the failure with its reason)."""
-    try:
-        return load_cached(configure(spec.paradigm, spec.model, spec.seed, **spec.overrides)[0])
-    except SwitchbenchError:
-        return None
-
-
-def _run_batched(specs: list[RunSpec], sampler: str, results: list, bar, cache: bool | str = True) -> None:
-    """Run the specs the batched engine takes, one batched program per (paradigm, model,
-    overrides), in this process; a group it declines or that fails is left (None) for the
-    per-seed runner, which then records each seed's own failure."""
-    from switchbench.benchmark.batched import MODELS, run_batched
-
+def plan(specs: list[RunSpec], results: list, jobs: int, cache: bool | str, bar) -> list[list[int]]:
+    """Group the specs by configuration (paradigm, model, overrides): cached seeds load here
+    (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
+    run loop call each. A model that stacks seeds runs each configuration in as few chunks as
+    keep ``jobs`` workers busy; any other model one seed per chunk."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(specs):
-        if s.model in MODELS:
-            groups.setdefault(json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str), []).append(i)
+        groups.setdefault(json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str), []).append(i)
+    todo: list[tuple[list[int], bool]] = []
     for idx in groups.values():
         s = specs[idx[0]]
         try:
-            res = run_batched(s.paradigm, s.model, [specs[i].seed for i in idx], sampler=sampler, progress=False,
-                              cache=cache, **s.overrides)
-        except Exception:  # noqa: BLE001 - declined or failed: the per-seed runner records why
-            continue
-        for i, r in zip(idx, res):
-            results[i] = r
-        bar.update(len(idx))
+            rc = prepare(s.paradigm, s.model, **s.overrides)
+            stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
+            if cache is True:
+                for i in idx:
+                    seed = specs[i].seed
+                    if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):
+                        results[i] = hit
+                        bar.update()
+        except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
+            stacks = False
+        rest = [i for i in idx if results[i] is None]
+        if rest:
+            todo.append((rest, stacks))
+    chunks = []
+    per_group = max(1, -(-jobs // max(1, len(todo))))          # ceil(jobs / groups)
+    for rest, stacks in todo:
+        n = min(len(rest), per_group) if stacks else len(rest)
+        chunks += [rest[j::n] for j in range(n)]
+    return chunks
 
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
              backend: str = "local", threads: int = 1, slurm: dict | None = None,
-             batched: str | None = None, cache: bool | str | None = None) -> list[RunResult | Failure]:
-    """Run every spec; results in the order given. Cached runs load (verified) in this
-    process; the rest run on ``jobs`` local workers (which exit when this process dies) or
-    as a Slurm array of at most ``jobs`` at once, ``threads`` torch threads each.
-
-    ``batched``: a sampler of :mod:`switchbench.benchmark.batched` (``"samples"`` or
-    ``"wishart"``) to run first, in this process, the seeds of each configuration that
-    engine supports as one batched program (cached under their own keys); None (default)
-    runs every spec through the per-seed runner.
+             cache: bool | str | None = None, device: str = "cpu") -> list[RunResult | Failure]:
+    """Run every spec; results in the order given. Specs that differ only in their seed run
+    together through the run loop (seeds as a batch dimension where the model stacks them:
+    :func:`plan`); cached runs load (verified) in this process; the rest run on ``jobs``
+    local workers (which exit when this process dies) or as a Slurm array of at most
+    ``jobs`` at once, ``threads`` torch threads each. Each finished call's seeds are cached
+    at once, so an interrupted sweep loses no finished call.
 
     ``cache``: as in :func:`~switchbench.benchmark.runner.run` (``"refresh"`` recomputes
     and overwrites); None (default) refreshes where ``$SWITCHBENCH_NO_CACHE`` is set.
+    ``device``: where the run loop computes (``"cpu"``, ``"cuda"``, ``"auto"``).
     """
     if backend not in BACKENDS:
         raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -158,30 +175,26 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
-    if batched:
-        _run_batched(specs, batched, results, bar, cache)
-    if cache is True:
-        for i, s in enumerate(specs):
-            if results[i] is None and (hit := _cached(s)) is not None:
-                results[i] = hit
-                bar.update()
-    todo = [i for i, s in enumerate(specs) if results[i] is None]
-    if backend == "slurm" and todo:
-        done = _slurm(specs, todo, jobs, threads, slurm or {}, cache)
-    elif jobs == 1 or len(todo) <= 1:
-        done = ((i, run_one(specs[i], threads, None, cache)) for i in todo)
+    chunks = plan(specs, results, jobs, cache, bar)
+    if backend == "slurm" and chunks:
+        done = _slurm(specs, chunks, jobs, threads, slurm or {}, cache)
+    elif jobs == 1 or len(chunks) <= 1:
+        done = ((c, run_chunk([specs[i] for i in chunk], threads, None, cache, device))
+                for c, chunk in enumerate(chunks))
     else:
-        par = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator_unordered")
-        done = par(delayed(_indexed)(i, specs[i], threads, cache, os.getpid()) for i in todo)
-    for i, r in done:
-        results[i] = r
-        bar.update()
+        par = Parallel(n_jobs=min(jobs, len(chunks)), return_as="generator_unordered")
+        done = par(delayed(_indexed)(c, [specs[i] for i in chunk], threads, cache, os.getpid(), device)
+                   for c, chunk in enumerate(chunks))
+    for c, res in done:
+        for i, r in zip(chunks[c], res):
+            results[i] = r
+        bar.update(len(res))
     bar.close()
     return results
 
 
-def _slurm(specs, todo, jobs, threads, options, cache_flag=True):
-    """Submit the runs in ``todo`` as one Slurm job array through submitit; yield as they end."""
+def _slurm(specs, chunks, jobs, threads, options, cache_flag=True):
+    """Submit the chunks as one Slurm job array through submitit; yield them as they end."""
     try:
         import submitit
     except ImportError:
@@ -193,18 +206,19 @@ def _slurm(specs, todo, jobs, threads, options, cache_flag=True):
         executor = submitit.AutoExecutor(folder=Path(cache) / "slurm" / "%j", cluster="slurm")
         executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=threads,
                                    timeout_min=options.get("timeout_min", 60), **options.get("parameters", {}))
-        submitted = executor.map_array(run_one, [specs[i] for i in todo], [threads] * len(todo), [cache] * len(todo),
-                                       [cache_flag] * len(todo))
+        submitted = executor.map_array(run_chunk, [[specs[i] for i in chunk] for chunk in chunks],
+                                       [threads] * len(chunks), [cache] * len(chunks), [cache_flag] * len(chunks))
     except Exception as e:  # noqa: BLE001 - sbatch missing, cluster down, bad parameters
         raise SwitchbenchError(f"slurm submission failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    pending = dict(zip(submitted, todo))
+    pending = dict(zip(submitted, range(len(chunks))))
     while pending:
         for job in [j for j in pending if j.done()]:
-            i = pending.pop(job)
+            c = pending.pop(job)
             try:
-                yield i, job.result()
+                yield c, job.result()
             except Exception as e:  # noqa: BLE001 - the job itself died (killed, timed out)
-                yield i, Failure(specs[i], f"slurm job {job.job_id} failed: {str(e).splitlines()[0]}")
+                yield c, [Failure(specs[i], f"slurm job {job.job_id} failed: {str(e).splitlines()[0]}")
+                          for i in chunks[c]]
         if pending:
             time.sleep(0.5)
 

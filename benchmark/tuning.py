@@ -89,7 +89,7 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
                 specs.append(RunSpec(paradigm, model, seed, {**overrides, **config}))
                 keys.append((paradigm, model, i, json.dumps(config, sort_keys=True)))
     results = run_many(specs, jobs=jobs, backend=backend, threads=threads, progress=progress,
-                       desc=f"tune {suite.name}", batched="samples", cache=cache)
+                       desc=f"tune {suite.name}", cache=cache)
     rows = {}
     for key, r in zip(keys, results):
         row = rows.setdefault(key, {"paradigm": key[0], "model": key[1], "config": key[3], "default": key[2] == 0,

@@ -29,9 +29,24 @@ time.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
+
+
+class WrongReturn(TypeError):
+    """A learner's ``predict`` or ``learn`` returned a value of the wrong type (the runner
+    reports it with the model's name)."""
+
+
+def loss_value(out) -> float:
+    """A single-seed ``learn``'s return value as a float: a number, or a one-element tensor."""
+    if isinstance(out, torch.Tensor) and out.numel() == 1:
+        return float(out)
+    if not isinstance(out, numbers.Real) or isinstance(out, bool):
+        raise WrongReturn(f"learn returned {type(out).__name__}, expected a number (the loss before the update)")
+    return float(out)
 
 
 def can_stack(learner) -> bool:
@@ -59,10 +74,13 @@ class Single:
         self.learner = learner
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.learner.predict(x[0])[None]
+        out = self.learner.predict(x[0])
+        if not isinstance(out, torch.Tensor):
+            raise WrongReturn(f"predict returned {type(out).__name__}, expected a torch.Tensor")
+        return out[None]
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self.learner.learn(x[0], y[0])], dtype=torch.float64)
+        return torch.tensor([loss_value(self.learner.learn(x[0], y[0]))], dtype=torch.float64)
 
     def observe_task(self, tasks: Sequence[int]) -> None:
         self.learner.observe_task(int(tasks[0]))

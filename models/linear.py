@@ -30,6 +30,7 @@ from switchbench.models.registry import register
 
 class DeepLinear:
     """A product of linear layers ``y = W_L ... W_1 x`` trained by plain gradient descent (autograd)."""
+    covariance_form = property(lambda self: len(self.layers) == 1)   # one layer: benchmark.batched can run it
 
     def __init__(self, sizes: list[int], *, lr: float, w_init: float, seed: int, dtype: str = "float32"):
         if dtype not in DTYPES:

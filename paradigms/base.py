@@ -218,6 +218,24 @@ class SwitchEnv(gym.Env):
         x, y = self._draw(task, np.random.default_rng(seed), n)
         return self._with_cue(x, task), y
 
+    # --- what generic code may ask of any paradigm (defaults: nothing) ----------------
+    def ground_truth(self) -> np.ndarray | None:
+        """The generating weights of every task, ``(n_tasks, output_size, input_size without
+        the cue)``, where the paradigm has them (linear teachers: tasks ``0..n_base_tasks-1``
+        are the building blocks); None by default."""
+        return None
+
+    def trial_columns(self, pred, info: dict) -> dict[str, float]:
+        """Per-step log columns scored from one step's prediction ``pred`` (a tensor shaped
+        like the action) and that step's ``info`` (e.g. trial scores, switch / repeat
+        groups); none by default. The runner logs them after ``accuracy``."""
+        return {}
+
+    def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float | None:
+        """The paradigm's own score of held-out predictions of ``task`` (e.g. Yang et al.'s
+        performance), used by robustness and probes instead of accuracy; None by default."""
+        return None
+
     # --- optional probes (none by default; see the module docstring) --------------------
     def cue_probes(self, seed) -> list[CueProbe]:
         """Tasks to evaluate under composed and control rule cues (none by default)."""

@@ -389,6 +389,10 @@ class CognitiveSwitchEnv(SwitchEnv):
         info["performance_strict"] = performance_strict(action, info["target"], self.fixation[info["task"]])
         return obs, reward, terminated, truncated, info
 
+    def trial_columns(self, pred, info: dict) -> dict[str, float]:
+        """The step's ``performance`` (Yang et al.'s) and ``performance_strict`` columns."""
+        return {k: float(info[k]) for k in ("performance", "performance_strict")}
+
     def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float:
         """Yang et al.'s :func:`performance` of ``logits`` on trials ``target`` of ``task``."""
         return performance(logits, target, self.fixation[task], self.ring[task])

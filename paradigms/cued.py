@@ -223,6 +223,10 @@ class CuedSwitchEnv(SwitchEnv):
         out["mixed"] = mixed
         return out
 
+    def trial_columns(self, pred, info: dict) -> dict:
+        """Switch / repeat and congruency columns of the step (:func:`trial_stats`)."""
+        return trial_stats(pred, info)
+
     def eval_batch(self, task: int, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
         """Held-out data of ``task`` from the test part: ``n`` cued trials, or in sequence mode
         ``n`` single-task sequences ``(time, n, features)``."""
@@ -236,3 +240,33 @@ class CuedSwitchEnv(SwitchEnv):
         tasks = np.full((self.n_trials, n), task, dtype=np.int64)
         x, y, _ = self._trials(tasks, self.data.split.y_test[idx], self.data.split.x_test[idx])
         return x, y
+
+
+def trial_stats(logits: torch.Tensor, info: dict) -> dict:
+    """Per-step columns for paradigms whose ``info`` marks trials (``trial_switch``,
+    ``trial_repeat``, optional ``congruent``, each shaped like the target; ``mixed``): for
+    each group g of unmasked targets (switch, repeat, congruent, incongruent) its count
+    ``n_g``, mean cross-entropy ``loss_g`` and error rate ``error_g`` (NaN when ``n_g = 0``)."""
+    import torch   # here: importing the paradigms stays light
+
+    from switchbench.losses import IGNORE
+
+    target = torch.as_tensor(info["target"])
+    keep = target != IGNORE
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    ce = torch.nn.functional.cross_entropy(flat, target.reshape(-1), reduction="none",
+                                           ignore_index=IGNORE).reshape(target.shape)
+    err = (logits.argmax(-1) != target).float()
+    groups = {"switch": info["trial_switch"], "repeat": info["trial_repeat"]}
+    if "congruent" in info:
+        groups["congruent"] = info["congruent"]
+        groups["incongruent"] = ~np.asarray(info["congruent"], dtype=bool)
+    out = {"mixed": bool(info.get("mixed", True))}
+    for name, m in groups.items():
+        m = torch.as_tensor(np.asarray(m, dtype=bool)) & keep
+        n = int(m.sum())
+        out[f"n_{name}"] = n
+        out[f"loss_{name}"] = float(ce[m].mean()) if n else float("nan")
+        out[f"error_{name}"] = float(err[m].mean()) if n else float("nan")
+    return out
+

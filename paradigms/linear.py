@@ -142,6 +142,10 @@ class BlockedLinearEnv(SwitchEnv):
         )
         self._make_spaces(self.task_spec.input_size, output_size)
 
+    def ground_truth(self) -> np.ndarray:
+        """The teacher of every task, composed ones included: ``(n_tasks, output_size, input_size)``."""
+        return self.task_teachers
+
     def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x = rng.standard_normal((n, self.teachers.shape[2]), dtype=np.float32)
         return x, x @ self._teachers32[task].T

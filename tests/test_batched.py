@@ -1,15 +1,21 @@
-"""The batched engine: its per-sample path equals the per-seed runner, its Wishart path
-draws the same distribution, same seed same numbers, float64, the cache and run_many."""
+"""The linear family's covariance engine (``sampler="wishart"``): its covariances have the
+sample covariances' distribution, its runs agree with the run loop in distribution, same
+seed same numbers (alone or batched), float64, its own cache entries, and run_many; a model
+without a covariance form, or a paradigm without linear teachers, is refused."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from switchbench.benchmark import batched, runner
-from switchbench.benchmark.batched import run_batched, sample_cov, wishart_cov
+from switchbench.benchmark.batched import sample_cov, wishart_cov
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 
 SMALL = dict(n_blocks=3, block_size=40, k_adapt=5, progress=False)
+
+
+def wishart(model, seeds, **kw):
+    return runner.run_seeds("blocked-linear", model, seeds, **{"sampler": "wishart", "cache": False, **SMALL, **kw})
 
 
 def assert_same_run(a, b, rtol=2e-5, atol=1e-7):
@@ -30,58 +36,36 @@ def assert_same_run(a, b, rtol=2e-5, atol=1e-7):
             np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
-def test_batched_and_per_seed_runs_agree_on_a_composed_curriculum():
-    """The paper's composition order (base blocks A, B, C, A, B, then composed CA, AB, BC) in
-    both engines: same tasks per block, same numbers."""
-    kw = dict(n_tasks=3, output_size=6, composition="task", n_blocks=8, block_size=30, k_adapt=5, progress=False)
-    (a,) = run_batched("blocked-linear", "gated-linear", [1], cache=False, **kw)
-    b = runner.run("blocked-linear", "gated-linear", 1, cache=False, **kw)
-    tasks = a.log.groupby("block")["task"].first().tolist()
-    assert tasks == [0, 1, 2, 0, 1, 5, 3, 4] and a.log.loc[a.log["block"] == 5, "phase"].eq("compose").all()
-    assert_same_run(a, b)
+def test_a_composed_curriculum_has_the_run_loops_blocks_and_phases():
+    """The paper's composition order (base blocks A, B, C, A, B, then composed CA, AB, BC)."""
+    kw = dict(n_tasks=3, output_size=6, composition="task", n_blocks=8, block_size=30)
+    (a,) = wishart("gated-linear", [1], **kw)
+    b = runner.run("blocked-linear", "gated-linear", 1, cache=False, **{**SMALL, **kw})
+    for r in (a, b):
+        assert r.log.groupby("block")["task"].first().tolist() == [0, 1, 2, 0, 1, 5, 3, 4]
+        assert r.log.loc[r.log["block"] == 5, "phase"].eq("compose").all()
+    assert a.R0.shape == b.R0.shape == (8, 6)
+    np.testing.assert_allclose(a.R0, b.R0, rtol=0.15, atol=0.02)
 
 
-@pytest.mark.parametrize("model", ["gated-linear", "oracle-gates", "linear"])
-def test_samples_path_equals_the_per_seed_runner(model):
-    fast = run_batched("blocked-linear", model, [0, 3], cache=False, chunk=17, **SMALL)
-    for seed, a in zip([0, 3], fast):
-        b = runner.run("blocked-linear", model, seed, cache=False, **SMALL)
-        assert a.config["runner"] == {**b.config["runner"], "engine": "batched", "sampler": "samples"}
-        assert {k: v for k, v in a.config.items() if k != "runner"} == {k: v for k, v in b.config.items()
-                                                                     if k != "runner"}
-        assert_same_run(a, b)
+def test_the_manifold_weight_is_honoured():
+    kw = dict(lam=0.3, tau_c=0.02)
+    w5 = wishart("gated-linear", [2], manifold_weight=5.0, **kw)[0]
+    w10 = wishart("gated-linear", [2], manifold_weight=10.0, **kw)[0]
+    assert w5.config["model_params"]["manifold_weight"] == 5.0
+    assert not np.allclose(w10.probes["gates"], w5.probes["gates"])
 
 
-@pytest.mark.parametrize("model", ["gated-linear", "gated-linear-forgetful"])
-def test_samples_path_honours_the_manifold_weight(model):
-    """manifold_weight = 5 (the paper's Fig. 5 weighting): batched = per-seed runner, and != the default w = 10."""
-    kw = dict(SMALL, lam=0.3, tau_c=0.02, manifold_weight=5.0)
-    fast = run_batched("blocked-linear", model, [2], cache=False, **kw)[0]
-    slow = runner.run("blocked-linear", model, 2, cache=False, **kw)
-    assert fast.config["model_params"]["manifold_weight"] == 5.0
-    assert_same_run(fast, slow)
-    default = run_batched("blocked-linear", model, [2], cache=False, **{**kw, "manifold_weight": 10.0})[0]
-    assert not np.allclose(default.probes["gates"], fast.probes["gates"])
-
-
-def test_float64_works_and_the_samples_path_equals_the_per_seed_runner_in_float64():
-    a = run_batched("blocked-linear", "gated-linear-forgetful", [1], cache=False, dtype="float64", **SMALL)[0]
-    b = runner.run("blocked-linear", "gated-linear-forgetful", 1, cache=False, dtype="float64", **SMALL)
-    assert a.probes["modules"].dtype == np.float64
-    # the env rounds its targets to float32: that is the only difference left
-    assert_same_run(a, b, rtol=1e-6, atol=1e-9)
-    # wishart: float32 and float64 share their draws (made in float64), so they differ by rounding only
-    w64, w32 = (run_batched("blocked-linear", "gated-linear-forgetful", [1], sampler="wishart", cache=False,
-                            dtype=dt, **SMALL)[0] for dt in ("float64", "float32"))
+def test_float32_and_float64_share_their_draws():
+    """float32 and float64 share their draws (made in float64), so they differ by rounding only."""
+    w64, w32 = (wishart("gated-linear-forgetful", [1], dtype=dt)[0] for dt in ("float64", "float32"))
     assert w64.probes["gates"].dtype == np.float64 and w32.probes["gates"].dtype == np.float32
     assert not np.array_equal(w64.log["loss"], w32.log["loss"])
     assert_same_run(w64, w32, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("sampler", ["samples", "wishart"])
-def test_same_seed_same_numbers_bit_for_bit(sampler):
-    a, b = (run_batched("blocked-linear", "gated-linear", [0, 1], sampler=sampler, cache=False, **SMALL)
-            for _ in range(2))
+def test_same_seed_same_numbers_bit_for_bit():
+    a, b = (wishart("gated-linear", [0, 1]) for _ in range(2))
     for x, y in zip(a, b):
         pd.testing.assert_frame_equal(x.log, y.log, check_exact=True)
         np.testing.assert_array_equal(x.R0, y.R0)
@@ -89,7 +73,7 @@ def test_same_seed_same_numbers_bit_for_bit(sampler):
         np.testing.assert_array_equal(x.probes["modules"], y.probes["modules"])
     assert not np.array_equal(a[0].log["loss"], a[1].log["loss"])
     # a seed's numbers do not depend on the other seeds in its batch
-    alone = run_batched("blocked-linear", "gated-linear", [1], sampler=sampler, cache=False, **SMALL)[0]
+    alone = wishart("gated-linear", [1])[0]
     assert_same_run(alone, a[1], rtol=1e-6)
 
 
@@ -113,13 +97,13 @@ def test_wishart_covariances_have_the_moments_of_sample_covariances(batch, d):
         np.testing.assert_allclose(np.diagonal((S @ S).mean(0)), 1 + (d + 1) / batch, rtol=0.03)
 
 
-def test_wishart_path_matches_the_samples_path_in_distribution():
-    """Same model initialisation, other data draws: the metrics agree seed by seed within the
-    data noise, and the loss curves agree on average."""
+def test_wishart_matches_the_run_loop_in_distribution():
+    """Same model initialisation, other data draws (and exact held-out losses): the metrics
+    agree seed by seed within the data noise, and the loss curves agree on average."""
     kw = dict(n_blocks=4, block_size=300, k_adapt=10, progress=False, cache=False)
     seeds = range(4)
-    w = run_batched("blocked-linear", "gated-linear", seeds, sampler="wishart", **kw)
-    s = run_batched("blocked-linear", "gated-linear", seeds, sampler="samples", **kw)
+    w = runner.run_seeds("blocked-linear", "gated-linear", seeds, sampler="wishart", **kw)
+    s = runner.run_seeds("blocked-linear", "gated-linear", seeds, **kw)
     for a, b in zip(w, s):
         assert not np.array_equal(a.log["loss"], b.log["loss"])
         for k in ("final_loss", "forgetting_R0", "forgetting_Rk", "bwt_R0"):
@@ -132,38 +116,50 @@ def test_wishart_path_matches_the_samples_path_in_distribution():
     np.testing.assert_allclose(lw, ls, rtol=0.05)
 
 
+def test_an_interleaved_curriculum_gives_each_seed_its_own_tasks():
+    kw = dict(schedule="interleaved", n_blocks=2, block_size=300)
+    w = wishart("gated-linear", [0, 1], **kw)
+    s = runner.run_seeds("blocked-linear", "gated-linear", [0, 1], cache=False, **{**SMALL, **kw})
+    for a, b in zip(w, s):
+        assert a.log["task"].tolist() == b.log["task"].tolist()     # the run loop's curriculum, per seed
+    assert w[0].log["task"].tolist() != w[1].log["task"].tolist()
+    np.testing.assert_allclose(w[0].R0, s[0].R0, rtol=0.1, atol=0.01)
+
+
 def test_runs_are_cached_under_their_own_keys_and_resume(monkeypatch):
     small = dict(n_blocks=2, block_size=20, k_adapt=3, progress=False)
-    a = run_batched("blocked-linear", "gated-linear", [0, 1], sampler="wishart", **small)
-    b = run_batched("blocked-linear", "gated-linear", [0], sampler="samples", **small)[0]
+    a = runner.run_seeds("blocked-linear", "gated-linear", [0, 1], sampler="wishart", **small)
     c = runner.run("blocked-linear", "gated-linear", 0, **small)
-    assert len({a[0].path, b.path, c.path}) == 3 and all(p.exists() for p in (a[0].path, b.path, c.path))
-    assert a[0].config["runner"]["sampler"] == "wishart"
+    assert a[0].path != c.path and a[0].path.exists() and c.path.exists()
+    assert a[0].config["runner"]["sampler"] == "wishart" and "sampler" not in c.config["runner"]
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a cached run")
 
     monkeypatch.setattr(batched, "_run", boom)
-    again = run_batched("blocked-linear", "gated-linear", [1, 0], sampler="wishart", **small)
+    again = runner.run_seeds("blocked-linear", "gated-linear", [1, 0], sampler="wishart", **small)
     assert [r.path for r in again] == [a[1].path, a[0].path]
     assert_same_run(again[1], a[0], rtol=0, atol=1e-12)
 
 
-def test_run_many_batches_what_it_can_and_keeps_failures_per_seed():
+def test_run_many_runs_wishart_where_asked_and_keeps_failures_per_seed():
     small = dict(n_blocks=2, block_size=20, k_adapt=3)
-    specs = [RunSpec("blocked-linear", "gated-linear", s, small) for s in (0, 1)]
-    specs += [RunSpec("blocked-linear", "deep-linear", 0, small),               # not batchable: per seed
-              RunSpec("blocked-linear", "linear", 0, {**small, "tau_w": 1e-4})]  # diverges: a Failure
-    res = run_many(specs, progress=False, batched="wishart")
+    specs = [RunSpec("blocked-linear", "gated-linear", s, {**small, "sampler": "wishart"}) for s in (0, 1)]
+    specs += [RunSpec("blocked-linear", "deep-linear", 0, small),                                  # the run loop
+              RunSpec("blocked-linear", "linear", 0, {**small, "sampler": "wishart", "tau_w": 1e-4}),  # diverges
+              RunSpec("blocked-linear", "deep-linear", 1, {**small, "sampler": "wishart"})]        # refused
+    res = run_many(specs, progress=False)
     assert [r.config["runner"].get("sampler") for r in res[:3]] == ["wishart", "wishart", None]
     assert [r.config["seed"] for r in res[:2]] == [0, 1]
     assert isinstance(res[3], Failure) and "non-finite" in res[3].reason
+    assert isinstance(res[4], Failure) and "covariance form" in res[4].reason
 
 
 def test_bad_input_is_a_clear_error():
-    with pytest.raises(SwitchbenchError, match="sampler"):
-        run_batched("blocked-linear", "gated-linear", [0], sampler="bootstrap")
-    with pytest.raises(SwitchbenchError, match="batched engine"):
-        run_batched("blocked-linear", "deep-linear", [0])
-    with pytest.raises(SwitchbenchError, match="cue"):
-        run_batched("blocked-linear", "gated-linear", [0], cue=True)
+    with pytest.raises(SwitchbenchError, match="sampler must be one of wishart"):
+        wishart("gated-linear", [0], sampler="bootstrap")
+    with pytest.raises(SwitchbenchError, match=r"deep-linear on blocked-linear \(seed 0\): sampler 'wishart' runs "
+                                               "learners with a covariance form"):
+        wishart("deep-linear", [0])
+    with pytest.raises(SwitchbenchError, match="cue=False"):
+        wishart("gated-linear", [0], cue=True)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import switchbench
 from switchbench import models
 from switchbench.benchmark import leaderboard
+from switchbench.benchmark import config as C
 from switchbench.benchmark import runner as R
 from switchbench.benchmark.cli import main, parse_set
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
@@ -84,7 +85,7 @@ def test_the_cache_key_holds_the_model_source_and_library_versions(monkeypatch):
     monkeypatch.setattr(np, "__version__", "0.0.0")
     assert R.run_key(config) != key
     monkeypatch.undo()
-    monkeypatch.setattr(R, "model_source", lambda model: {"module": "x", "source": "edited", "distribution": None})
+    monkeypatch.setattr(C, "model_source", lambda model: {"module": "x", "source": "edited", "distribution": None})
     assert R.run_key(config) != key
 
 

@@ -37,17 +37,16 @@ def test_progress_bar_counts_cached_runs_from_the_start(monkeypatch):
         def close(self):
             pass
 
-    run_one = suite.run_one
+    run_chunk = suite.run_chunk
 
-    def spy(spec, *args, **kwargs):
-        if suite._cached(spec) is None:
-            seen.append(bars[-1].n)
-        return run_one(spec, *args, **kwargs)
+    def spy(chunk, *args, **kwargs):
+        seen.append((bars[-1].n, [s.seed for s in chunk]))
+        return run_chunk(chunk, *args, **kwargs)
 
     monkeypatch.setattr(suite, "tqdm", Bar)
-    monkeypatch.setattr(suite, "run_one", spy)
+    monkeypatch.setattr(suite, "run_chunk", spy)
     results = run_many(specs)
-    assert seen == [2]                  # the two cached runs were counted before the new one started
+    assert seen == [(2, [2])]           # the two cached runs were counted before the new one started
     assert bars[-1].n == 3 and [r.config["seed"] for r in results] == [0, 1, 2]
 
 

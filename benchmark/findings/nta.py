@@ -6,6 +6,7 @@ control. Time in the paper is ``step x dt`` (dt = 1e-3 here).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium
@@ -18,7 +19,8 @@ from switchbench.benchmark import plots
 from switchbench.benchmark.findings.base import (Check, Report, _ok, finding, finding_options, model_overrides,
                                                  provenance, reference)
 from switchbench.benchmark.runner import cache_root
-from switchbench.benchmark.suite import run_many, seeds
+from switchbench.benchmark.suite import RunSpec, run_many, seeds
+from switchbench.errors import SwitchbenchError
 
 
 def paper_numbers(finding_name: str) -> dict[tuple[str, str], float]:
@@ -28,6 +30,30 @@ def paper_numbers(finding_name: str) -> dict[tuple[str, str], float]:
     return {(q, src): float(v) for q, src, v in zip(ref["quantity"], ref["source"], ref["value"])}
 
 
+SAMPLERS = ("wishart", "samples", None)
+
+
+def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
+    """The specs with ``sampler="wishart"`` (the covariance engine) for the models that have
+    it (a learner class with ``covariance_form``); every other spec, and every spec with
+    ``"samples"`` or None, runs the run loop. The report names each engine it used."""
+    from switchbench.benchmark.runner import prepare
+
+    if sampler not in SAMPLERS:
+        raise SwitchbenchError(f"finding.sampler must be wishart, samples or None, got {sampler!r}")
+    if sampler != "wishart":
+        return specs
+    has: dict[str, bool] = {}
+    out = []
+    for s in specs:
+        key = json.dumps([s.model, s.overrides], sort_keys=True, default=str)
+        if key not in has:
+            rc = prepare(s.paradigm, s.model, **s.overrides)
+            has[key] = bool(getattr(rc.entry.build(rc.spec, 0, **rc.model_params), "covariance_form", False))
+        out.append(RunSpec(s.paradigm, s.model, s.seed, {**s.overrides, "sampler": "wishart"}) if has[key] else s)
+    return out
+
+
 @finding("nta-fig2")
 def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
@@ -35,8 +61,8 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
 
     The seeds of each model run as one batched program (:mod:`switchbench.benchmark.batched`)
     with the option ``finding.sampler`` (default ``"wishart"``: batch covariances drawn exactly
-    in distribution, held-out losses exact; ``"samples"``: the per-sample stream of the
-    per-seed runner; ``None``: the per-seed runner).
+    in distribution, held-out losses exact; ``"samples"`` or ``None``: the run loop, on the
+    paradigm's own samples); see :func:`sampled`.
 
     Checks (``overrides`` shrink the curriculum for tests, e.g. ``n_blocks=10``; a key
     ``gated-linear-forgetful/KEY`` changes only the control):
@@ -52,7 +78,7 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
     opts, overrides = finding_options("nta-fig2", overrides, {"sampler": "wishart"})
     labels = {"flexible": "gated-linear", "forgetful": "gated-linear-forgetful"}
     specs = [s for m in labels.values() for s in seeds("blocked-linear", m, n_seeds, **model_overrides(overrides, m))]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nta-fig2", batched=opts["sampler"]), "nta-fig2")
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-fig2"), "nta-fig2")
     paper = paper_numbers("nta-fig2")
     runs = {label: [r for r in results if r.config["model"] == m] for label, m in labels.items()}
     env = gymnasium.make("switchbench/BlockedLinear-v0",
@@ -93,7 +119,7 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
                      + (f"; published: {pub[0]:.2f} -> {pub[1]:.2f})" if flexible else ")"))
     wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
     engines = sorted({f"batched, {r.config['runner']['sampler']} sampler" if "sampler" in r.config["runner"]
-                      else "per-seed loop" for r in results})
+                      else "run loop" for r in results})
     notes.append(f"{len(results)} runs, {wall:.3f} ms per learning step and seed ({'; '.join(engines)})")
     figs = []
     out = figures if figures is not None else cache_root() / "reports" / "nta-fig2"
@@ -178,7 +204,7 @@ def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None =
         for lam_set in ({}, {"lam": 0.0}):
             specs += seeds("blocked-linear", model, n_seeds, **{**params, **hp, **ov, **lam_set})
         specs += seeds("blocked-linear", model, n_seeds, **{**params, **hp, **ov, "probe": "novel"})
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nta-composition", batched=opts["sampler"]),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-composition"),
                   "nta-composition")
     paper = paper_numbers("nta-composition")
     for i, kind in enumerate(opts["kinds"]):
@@ -223,7 +249,7 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overri
         "models": ("gated-linear", "gated-linear-forgetful", "linear", "deep-linear"), "sampler": "wishart"})
     specs = [s for sched in ("blocked", "interleaved") for m in opts["models"]
              for s in seeds("blocked-linear", m, n_seeds, **{**model_overrides(overrides, m), "schedule": sched})]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="curriculum", batched=opts["sampler"]),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="curriculum"),
                   "curriculum")
     rows = []
     for r in results:
@@ -258,7 +284,7 @@ def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | N
     specs = [s for m in ("gated-linear", "gated-linear-forgetful") for bs in opts["sizes"]
              for s in seeds("blocked-linear", m, n_seeds, **{**model_overrides(overrides, m), "block_size": bs,
                                                               "n_blocks": opts["total_steps"] // bs})]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="block sizes", batched=opts["sampler"]),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="block sizes"),
                   "block sizes")
     rows = [{"model": r.config["model"], "block size (steps)": r.config["paradigm_params"]["block_size"],
              "seed": r.config["seed"],
@@ -412,7 +438,7 @@ def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, overrides: dict | None = None, 
                 cells.append((name, ratio, v))
                 specs += seeds("blocked-linear", "gated-linear", n_seeds, **{
                     "block_size": steps, "n_blocks": n_blocks, "k_adapt": 0, **FIG5_MODEL, **fixed, var: v, **ov})
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nta-fig5", batched=opts["sampler"]), "nta-fig5")
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-fig5"), "nta-fig5")
     spec = {cell: float(np.mean([r.metrics["specialisation"] for r in results[i * n_seeds:(i + 1) * n_seeds]]))
             for i, cell in enumerate(cells)}
     refs = {src: fig5_reference(src) for src in FIG5_REFERENCES}

@@ -1,0 +1,413 @@
+"""Configuration of a run: names and parameters resolved and checked, the runner's options,
+the memory check, the paradigm built once, and the cache key of each seed.
+
+:func:`prepare` turns what a user typed (a paradigm, a model, ``key=value`` overrides and
+runner options) into a :class:`RunConfig`: one checked configuration for any number of
+seeds. ``RunConfig.config(seed)`` is a seed's stored configuration (a plain dict, what
+``RunResult.config`` holds) and ``RunConfig.key(seed)`` its cache key, computed once from
+the configuration and :func:`code_versions` (the code hashed once per :class:`RunConfig`).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import math
+import numbers
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+import switchbench
+from switchbench import models
+from switchbench.errors import SwitchbenchError, unknown
+from switchbench.paradigms import PARADIGMS
+
+DEFAULT_K_ADAPT = 50
+DEFAULT_N_EVAL = 1000
+
+
+# --- names and parameters ---------------------------------------------------------------
+
+def resolve_paradigm(name: str) -> tuple[str, str, type]:
+    """``(short name, Gymnasium id, env class)`` for a short name or a Gymnasium id."""
+    for short, (gym_id, entry) in PARADIGMS.items():
+        if name in (short, gym_id):
+            module, _, cls = entry.partition(":")
+            return short, gym_id, getattr(__import__(module, fromlist=[cls]), cls)
+    raise unknown("paradigm", name, PARADIGMS)
+
+
+def _defaults(fn, skip: int = 0) -> dict[str, Any]:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str, Any]):
+    """Split ``key=value`` overrides into paradigm and model parameters (``paradigm.key`` /
+    ``model.key`` force a side); a key both accept, or neither, is an error."""
+    env_params, model_params = _defaults(env_cls.__init__, skip=1), entry.hparams()
+    env_kw, model_kw = {}, {}
+    for key, value in overrides.items():
+        side, _, bare = key.rpartition(".")
+        if side == "paradigm" or (not side and bare in env_params and bare not in model_params):
+            if bare not in env_params:
+                raise SwitchbenchError(f"paradigm has no parameter {bare!r}; valid: {', '.join(sorted(env_params))}")
+            env_kw[bare] = value
+        elif side == "model" or (not side and bare in model_params and bare not in env_params):
+            if bare not in model_params:
+                raise SwitchbenchError(f"model {entry.card.name!r} has no parameter {bare!r}; "
+                                       f"valid: {', '.join(sorted(model_params)) or '(none)'}")
+            model_kw[bare] = value
+        elif not side and bare in env_params:
+            raise SwitchbenchError(f"{bare!r} is both a paradigm and a model parameter; "
+                                   f"write paradigm.{bare}= or model.{bare}=")
+        else:
+            raise SwitchbenchError(f"unknown parameter {key!r}; paradigm: {', '.join(sorted(env_params))}; "
+                                   f"model: {', '.join(sorted(model_params)) or '(none)'}")
+    for kw, defaults in ((env_kw, env_params), (model_kw, model_params)):
+        for key, value in kw.items():
+            check_type(key, value, defaults[key])
+    return {**env_params, **env_kw}, {**model_params, **model_kw}
+
+
+def check_type(key: str, value, default) -> None:
+    """A parameter's value must have its default's type: a bool for a bool, an integer for
+    an integer, a number for a float (other defaults, such as None or a string, are left to
+    the paradigm or model to check)."""
+    if isinstance(default, bool):
+        ok, what = isinstance(value, (bool, np.bool_)), "true or false"
+    elif _is_int(default):
+        ok, what = _is_int(value), "an integer"
+    elif isinstance(default, float):
+        ok, what = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
+    else:
+        return
+    if not ok:
+        raise SwitchbenchError(f"{key} must be {what}, got {value!r}")
+
+
+
+def _jsonable(v):
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
+
+
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """A hash of the installed package's source: a changed implementation never reuses a cached run.
+    (The subpackages' folders are listed too: in an editable install they are not below the root.)"""
+    import switchbench.benchmark
+    import switchbench.paradigms
+
+    packages = (switchbench, switchbench.paradigms, models, switchbench.benchmark)
+    files = sorted({f for p in packages for f in Path(p.__path__[0]).rglob("*.py")})
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def model_source(model: str) -> dict:
+    """What identifies a model's code beyond switchbench's own source: a hash of the source
+    file of the module that defines its factory (a plug-in's module, entry point or
+    ``@register`` in user code) and the version of the distribution that installed it.
+
+    >>> model_source("linear")["module"]
+    'switchbench.models.linear'
+    """
+    factory = models.get(model).factory
+    module = inspect.getmodule(factory)
+    name = getattr(module, "__name__", getattr(factory, "__module__", None))
+    out = {"module": name, "source": None, "distribution": None}
+    path = getattr(module, "__file__", None)
+    try:
+        out["source"] = _file_hash(path)[:16] if path else \
+            hashlib.sha256(inspect.getsource(factory).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        out["source"] = None   # no source to read (a built-in or a compiled factory): the version below
+    top = (name or "").split(".")[0]
+    dists = sorted(set(_distributions().get(top, [])))
+    if dists:
+        out["distribution"] = {d: _version(d) for d in dists}
+    return out
+
+
+def code_versions(model: str) -> dict:
+    """Everything besides the configuration that a run's numbers depend on, all in its cache
+    key: switchbench's version and source hash, the model's own code (:func:`model_source`)
+    and the versions of torch, numpy and neurogym."""
+    return {"switchbench": switchbench.__version__, "source": source_hash(), "model": model_source(model),
+            "torch": torch.__version__, "numpy": np.__version__, "neurogym": _version("neurogym")}
+
+
+def run_key(config: dict) -> str:
+    """The cache key of a run: a hash of its full configuration and :func:`code_versions`."""
+    return _key(config, code_versions(config["model"]))
+
+
+def _key(config: dict, code: dict) -> str:
+    blob = json.dumps({"config": config, "code": code}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+
+def make_config(short: str, gym_id: str, env_params: dict, model: str, model_params: dict, seed: int,
+                runner: dict) -> dict:
+    """The full configuration of one run (its cache key); ``runner`` holds the runner's own
+    settings (k_adapt, n_eval, criterion, threshold; the batched engine adds its sampler)."""
+    return _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
+                      "model_params": model_params, "seed": int(seed), "runner": runner})
+
+
+
+# --- options, memory and threads -------------------------------------------------------
+
+RUNNER_OPTIONS = ("k_adapt", "n_eval", "criterion", "threshold", "sampler")
+#: ``sampler="wishart"``: the covariance engine of the linear family (:mod:`switchbench.benchmark.batched`)
+SAMPLERS = ("wishart",)
+CRITERIA = ("norm_loss", "loss", "accuracy", "performance")
+REFRESH = "refresh"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None) -> None:
+    """The runner's own options, checked the same way wherever they come from (the Python
+    API, ``--set``, a suite file)."""
+    if sampler is not None and sampler not in SAMPLERS:
+        raise SwitchbenchError(f"sampler must be one of {', '.join(SAMPLERS)} (or unset: the run loop), got {sampler!r}")
+    if not _is_int(k_adapt) or k_adapt < 0:
+        raise SwitchbenchError(f"k_adapt must be an integer >= 0, got {k_adapt!r}")
+    if not _is_int(n_eval) or n_eval < 1:
+        raise SwitchbenchError(f"n_eval must be an integer >= 1, got {n_eval!r}")
+    if criterion is not None and criterion not in CRITERIA:
+        raise SwitchbenchError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    if threshold is not None and not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+                                      and math.isfinite(threshold)):
+        raise SwitchbenchError(f"threshold must be a finite number, got {threshold!r}")
+
+
+def cache_mode(cache: bool | str | None) -> bool | str:
+    """``True`` (load a verified entry, else run and store), ``False`` (neither) or
+    ``"refresh"`` (run and overwrite); None reads ``$SWITCHBENCH_NO_CACHE`` (set: refresh)."""
+    if cache is None:
+        return REFRESH if os.environ.get("SWITCHBENCH_NO_CACHE") else True
+    if cache not in (True, False, REFRESH):
+        raise SwitchbenchError(f"cache must be True, False or {REFRESH!r}, got {cache!r}")
+    return cache
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch threads (None: unchanged), then restore the caller's."""
+    if threads is None:
+        yield
+        return
+    if not _is_int(threads) or threads < 1:
+        raise SwitchbenchError(f"threads must be an integer >= 1, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def available_memory() -> int:
+    """Bytes this machine can still allocate: ``MemAvailable`` of ``/proc/meminfo``, else its physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def memory_terms(params: dict, k_adapt: int, n_eval: int, sample: int | None = None,
+                 n_tasks: int | None = None) -> dict[str, int]:
+    """A rough lower bound of the bytes one run allocates, per parameter that drives it,
+    from the shapes alone: the curriculum and its step log (about 400 bytes a step), a
+    teacher rotation of ``input_size`` squared, pools of trials (``*pool_size``, a kilobyte
+    a trial), and, once one sample's size is known
+    (``sample`` floats, time steps included), a training batch with the model's work on it
+    (x 8), the held-out sets (``n_eval`` per task) and the adaptation batches (``k_adapt``).
+
+    >>> memory_terms({"n_blocks": 10, "block_size": 100, "batch_size": 50}, 50, 1000)
+    {'n_blocks x block_size': 400000, 'batch_size': 1600}
+    """
+    ints = {k: int(v) for k, v in params.items() if _is_int(v) and v > 0}
+    schedule = params.get("schedule")
+    blocks = len(schedule) if isinstance(schedule, (list, tuple)) else ints.get("n_blocks", 1)
+    out = {"n_blocks x block_size": 400 * blocks * ints.get("block_size", 1)}
+    if "input_size" in ints:
+        out["input_size"] = 16 * ints["input_size"] ** 2
+    for name in (k for k in ints if k.endswith("pool_size")):   # pools of trials: a kilobyte each at least
+        out[name] = 1024 * ints[name]
+    width = sample or ints.get("input_size", 1)
+    batch = ints.get("batch_size", 1)
+    out["batch_size"] = 32 * batch * width
+    if sample:
+        out["n_eval"] = 8 * (n_tasks or 1) * n_eval * sample
+        out["k_adapt"] = 8 * k_adapt * batch * sample
+    return out
+
+
+def check_memory(terms: dict[str, int]) -> None:
+    """Refuse, naming the parameter that drives it, a run that would not fit in memory."""
+    total, avail = sum(terms.values()), available_memory()
+    if total > avail:
+        name = max(terms, key=terms.get)
+        raise SwitchbenchError(f"this run would need at least {total / 2**30:.3g} GiB of memory, most of it for "
+                               f"{name} ({terms[name] / 2**30:.3g} GiB), and {avail / 2**30:.3g} GiB are available: "
+                               f"reduce {name}")
+
+
+def make_env(short: str, gym_id: str, env_params: dict, k_adapt: int = DEFAULT_K_ADAPT,
+             n_eval: int = DEFAULT_N_EVAL):
+    """Build a paradigm (unwrapped), refusing with one line parameters it rejects or that
+    would not fit in memory (checked from the shapes before and after building it)."""
+    check_memory(memory_terms(env_params, k_adapt, n_eval))
+    try:
+        env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
+        x = np.asarray(env.eval_batch(0, 1, seed=(0, 0, 0))[0])
+    except SwitchbenchError:
+        raise
+    except MemoryError:
+        raise SwitchbenchError(f"{short}: not enough memory to build it with these parameters") from None
+    except Exception as e:  # noqa: BLE001 - a paradigm rejecting a parameter of the wrong type
+        raise SwitchbenchError(f"{short} rejected its parameters: {type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    check_memory(memory_terms(env_params, k_adapt, n_eval, sample=x.size, n_tasks=env.task_spec.n_tasks))
+    return env
+
+
+
+# --- the configuration of a run ---------------------------------------------------------
+
+@dataclass
+class RunConfig:
+    """One checked configuration (paradigm, model, parameters, runner options) for any
+    number of seeds: what the run loop needs. Build it with :func:`prepare`."""
+
+    paradigm: str                      # the paradigm's short name
+    gym_id: str
+    env_params: dict                   # every paradigm parameter (defaults included)
+    model: str
+    model_params: dict                 # every model hyperparameter (defaults included)
+    entry: models.ModelEntry
+    spec: Any                          # the paradigm's TaskSpec
+    runner: dict                       # k_adapt, n_eval, criterion, threshold (and sampler where set)
+    env: Any = None                    # the paradigm built while checking: the first loop call takes it
+    _code: dict | None = field(default=None, repr=False)
+
+    @property
+    def k_adapt(self) -> int:
+        return self.runner["k_adapt"]
+
+    @property
+    def n_eval(self) -> int:
+        return self.runner["n_eval"]
+
+    def config(self, seed: int) -> dict:
+        """The stored configuration of one seed (its cache key with the code versions)."""
+        return make_config(self.paradigm, self.gym_id, self.env_params, self.model, self.model_params, seed,
+                           self.runner)
+
+    def key(self, seed: int) -> str:
+        """The cache key of one seed (:func:`run_key`, the code hashed once per configuration)."""
+        if self._code is None:
+            self._code = code_versions(self.model)
+        return _key(self.config(seed), self._code)
+
+    def take_env(self):
+        """A paradigm to run: the one built while checking (once), then new ones."""
+        env, self.env = self.env, None
+        return env if env is not None else gymnasium.make(self.gym_id, disable_env_checker=True,
+                                                          **self.env_params).unwrapped
+
+    def label(self, seeds) -> str:
+        """``model on paradigm (seed 0)`` or ``(seeds 0, 1, 2)``: the prefix of every error line."""
+        seeds = [int(s) for s in seeds]
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+        return f"{self.model} on {self.paradigm} ({which})"
+
+
+def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
+            criterion: str | None = None, threshold: float | None = None, sampler: str | None = None,
+            **overrides) -> RunConfig:
+    """Resolve and check a configuration (one clear line when bad) and build its paradigm
+    once; ``overrides`` set paradigm and model parameters by name (:func:`split_overrides`)."""
+    check_runner_options(k_adapt, n_eval, criterion, threshold, sampler)
+    short, gym_id, env_cls = resolve_paradigm(paradigm)
+    entry = models.get(model)
+    env_params, model_params = split_overrides(env_cls, entry, overrides)
+    env = make_env(short, gym_id, env_params, k_adapt, n_eval)
+    spec = env.task_spec
+    criterion = criterion or spec.switch_criterion[0]
+    threshold = spec.switch_criterion[1] if threshold is None else threshold
+    if criterion == "accuracy" and spec.loss != "cross_entropy":
+        raise SwitchbenchError(f"criterion 'accuracy' needs a classification paradigm; {short} is {spec.kind}")
+    runner = {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion, "threshold": threshold}
+    if sampler is not None:      # only where set: loop runs keep the configuration (and key) they had
+        runner["sampler"] = sampler
+    return RunConfig(short, gym_id, _jsonable(env_params), model, _jsonable(model_params), entry, spec,
+                     _jsonable(runner), env)
+
+
+def check_seed(seed) -> int:
+    if not _is_int(seed) or seed < 0:
+        raise SwitchbenchError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def configure(paradigm: str, model: str, seed: int = 0, **kwargs) -> tuple[dict, Any, models.ModelEntry]:
+    """``(configuration of one seed, its paradigm, model entry)``: :func:`prepare` for one seed."""
+    check_seed(seed)
+    rc = prepare(paradigm, model, **kwargs)
+    return rc.config(seed), rc.env, rc.entry
+
+
+def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:
+    """Fail early, with one clear line, on a bad name, parameter or configuration (runner
+    options included: ``k_adapt``, ``n_eval``, ``criterion``, ``threshold``, ``sampler``)."""
+    rc = prepare(paradigm, model, **overrides)
+    reason = rc.entry.decline_reason(rc.spec)
+    if reason:
+        raise SwitchbenchError(reason)

@@ -1,0 +1,255 @@
+"""The run loop: S seeds of one configuration learn their curricula at once (S = 1 included).
+
+Read it top to bottom: :func:`run` builds one paradigm per seed and resets each with its
+seed's stream; seeds whose curricula end their blocks at the same steps go through
+:func:`train` together (the rest in further calls, one per block layout: a seed-dependent
+curriculum length never mixes two layouts in one call). :func:`train` builds each seed's
+learner with the model's factory, stacks them into one seed-batched learner
+(:mod:`switchbench.models.batching`) and then, step by step::
+
+    predict(x)                      x: the S observations stacked, (S, *obs)
+    env_s.step(prediction_s)        each seed's paradigm scores its own prediction
+    learn(x, y)                     y: the S targets stacked; one update of every seed
+    at a block end: R0 and Rk of every seed (held-out sets fixed per seed; Rk after
+                    k_adapt learning steps on a deep copy of the batched learner)
+
+and finally splits everything per seed: logs, metrics, robustness and the paradigm's
+probes of each seed's own trained learner (``unstack()``).
+
+Seeds: ``numpy.random.SeedSequence(seed).spawn(3)`` gives three children that seed,
+separately, the paradigm stream, the model initialisation and the evaluation sets; a
+seed's numbers do not depend on which other seeds share its call.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from switchbench import models
+from switchbench.benchmark import metrics as M
+from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, after_curriculum_probes,
+                                              compute_metrics, new_task_blocks, robustness)
+from switchbench.benchmark.storage import RunResult
+from switchbench.errors import SwitchbenchError
+from switchbench.losses import task_loss
+from switchbench.models import batching
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def pick_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` (an error without CUDA) or ``"auto"`` (CUDA where available)."""
+    if device not in DEVICES:
+        raise SwitchbenchError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SwitchbenchError("device 'cuda' asked for, but torch finds no CUDA device here (use cpu or auto)")
+    return torch.device(device)
+
+
+def run(rc, seeds, progress: bool = True, *, device: str = "cpu", checkpoints: bool = False,
+        record_hidden: bool = False) -> list:
+    """Run the seeds of the configuration ``rc`` (a :class:`~switchbench.benchmark.config.RunConfig`);
+    one :class:`RunResult` per seed in order, or the :class:`SwitchbenchError` of a seed
+    whose run failed (a non-finite loss fails its own seed only; an error of the model
+    fails every seed of the call). A learner class that cannot stack runs one seed per call."""
+    seeds = [int(s) for s in seeds]
+    dev = pick_device(device)
+    streams = [_seed_int(np.random.SeedSequence(s).spawn(3)[0]) for s in seeds]
+    envs = [rc.take_env() for _ in seeds]
+    firsts = [env.reset(seed=stream)[0] for env, stream in zip(envs, streams)]
+    groups: dict[bytes, list[int]] = {}                  # seeds by block layout (where each block ends)
+    for i, env in enumerate(envs):
+        groups.setdefault(np.asarray(env.curriculum.block).tobytes(), []).append(i)
+    out: dict[int, object] = {}
+    for idx in groups.values():
+        calls = [idx]
+        if len(idx) > 1 and not _stackable(rc):
+            calls = [[i] for i in idx]
+        for call in calls:
+            res = train(rc, [seeds[i] for i in call], [envs[i] for i in call], [firsts[i] for i in call], progress,
+                        dev, checkpoints, record_hidden)
+            out.update(zip(call, res))
+    return [out[i] for i in range(len(seeds))]
+
+
+def _stackable(rc) -> bool:
+    probe = rc.entry.build(rc.spec, 0, **rc.model_params)
+    return batching.can_stack(probe)
+
+
+def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: torch.device,
+          checkpoints: bool = False, record_hidden: bool = False) -> list:
+    """The loop proper for seeds whose paradigms are reset (``obs``: their first observations)
+    and share one block layout; see the module docstring."""
+    spec, entry, S, K = rc.spec, rc.entry, len(seeds), rc.spec.n_tasks
+    label, labels = rc.label(seeds), [rc.label([s]) for s in seeds]
+    privileged, sequence, B = entry.card.privileged, spec.sequence, spec.batch_size
+    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
+    model_int = [_seed_int(c[1]) for c in children]
+    eval_int = [_seed_int(c[2]) for c in children]
+
+    # One learner per seed, exactly as a single-seed run builds it; then one batched learner.
+    learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
+    net = _call(f"{label}: stack", batching.stack, learners)
+    if device.type != "cpu":
+        net.to(device)
+
+    def tensor(arrays) -> torch.Tensor:               # S numpy arrays -> (S, ...) on the device
+        return torch.from_numpy(np.stack(arrays)).to(device)
+
+    # Held-out sets, one per task and seed, fixed for the whole run: (S, n_eval, ...) per task.
+    held = [[envs[i].eval_batch(k, rc.n_eval, seed=(eval_int[i], 0, k)) for k in range(K)] for i in range(S)]
+    held_x = [tensor([held[i][k][0] for i in range(S)]) for k in range(K)]
+    held_y = [tensor([held[i][k][1] for i in range(S)]) for k in range(K)]
+
+    def held_out_loss(m, k: int) -> np.ndarray:
+        """Each seed's normalised loss on task ``k``'s held-out set (told the task when privileged)."""
+        if privileged:
+            m.observe_task([k] * S)
+        with torch.no_grad():
+            pred = _call(f"{label}: predict", m.predict, held_x[k])
+        return np.array([float(task_loss(pred[i], held_y[k][i], spec.loss)) for i in range(S)]) / spec.null_loss[k]
+
+    def evaluate(block: int) -> tuple[np.ndarray, np.ndarray]:
+        """R0 and Rk rows (S, K) at the end of ``block``."""
+        r0 = np.stack([held_out_loss(net, k) for k in range(K)], axis=1)
+        rk = np.empty((S, K))
+        for k in range(K):
+            adapted = copy.deepcopy(net)
+            if rc.k_adapt:
+                batches = [envs[i].eval_batch(k, rc.k_adapt * B, seed=(eval_int[i], 1 + block, k)) for i in range(S)]
+                dim = 2 if sequence else 1                   # the sample dimension, after the seed's
+                xs = torch.chunk(tensor([b[0] for b in batches]), rc.k_adapt, dim=dim)
+                ys = torch.chunk(tensor([b[1] for b in batches]), rc.k_adapt, dim=dim)
+                for xb, yb in zip(xs, ys):
+                    if privileged:
+                        adapted.observe_task([k] * S)
+                    _learn(f"{label}: learn", adapted, xb, yb, S)
+            rk[:, k] = held_out_loss(adapted, k)
+        return r0, rk
+
+    scheds = [env.curriculum for env in envs]
+    sched, n_steps = scheds[0], scheds[0].n_steps
+    classification = spec.loss == "cross_entropy"
+    cols = [{k: [] for k in ("step", "block", "task", "phase", "switch", "loss")} for _ in seeds]
+    if classification:
+        for c in cols:
+            c["accuracy"] = []
+    probe_cols: list[dict[str, list]] = [{} for _ in seeds]
+    R0, Rk, probes, saved = [], [], {}, [[] for _ in seeds]
+    failed: dict[int, SwitchbenchError] = {}             # seed index -> why its run failed
+    train_time = 0.0
+    has_probe = hasattr(net, "probe")
+    has_params = len(net.parameters()) > 0
+    snapshot, before, changed = new_task_blocks(sched), None, []    # parameters changed per new task
+    bar = tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False)
+    for t in bar:
+        if snapshot[t] and has_params:
+            before = [p.detach().clone() for p in net.parameters()]
+        t0 = time.perf_counter()
+        if privileged:
+            net.observe_task([int(s.task[t]) for s in scheds])
+        x = tensor(obs)
+        with torch.no_grad():
+            pred = _call(f"{label}: predict", net.predict, x)
+        pred_cpu = pred.detach().cpu()
+        steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(envs)]
+        obs = [st[0] for st in steps]
+        infos = [st[4] for st in steps]
+        learned = _learn(f"{label}: learn", net, x, tensor([info["target"] for info in infos]), S)
+        train_time += time.perf_counter() - t0
+        for i, (_, reward, terminated, _, info) in enumerate(steps):
+            if i not in failed and not (math.isfinite(reward) and math.isfinite(learned[i])):
+                failed[i] = SwitchbenchError(f"{labels[i]}: non-finite loss at step {t} (a learning rate too large?)")
+            c = cols[i]
+            for k in ("step", "block", "task", "phase", "switch"):
+                c[k].append(info[k])
+            c["loss"].append(-reward)
+            if classification:
+                c["accuracy"].append(accuracy(pred_cpu[i], torch.from_numpy(info["target"])))
+            for k, v in envs[i].trial_columns(pred_cpu[i], info).items():   # the paradigm's own scores
+                c.setdefault(k, []).append(v)
+        if len(failed) == S:
+            break
+        if has_probe:
+            for name, v in net.probe().items():
+                v = v.detach().cpu()
+                for i in range(S):
+                    if v[i].numel() <= 16:
+                        for j, val in enumerate(v[i].reshape(-1).tolist()):
+                            probe_cols[i].setdefault(f"{name}_{j}", []).append(val)
+        if terminated or sched.block[t + 1] != sched.block[t]:   # end of a block: evaluate and probe
+            if before is not None:
+                changed.append(sum(((p.detach() != b).reshape(S, -1).sum(1).cpu().numpy()
+                                    for p, b in zip(net.parameters(), before)), np.zeros(S, int)))
+                before = None
+            r0, rk = evaluate(int(sched.block[t]))
+            R0.append(r0)
+            Rk.append(rk)
+            if has_probe:
+                for name, v in net.probe().items():
+                    probes.setdefault(name, []).append(v.detach().cpu().numpy())
+            if checkpoints:
+                for i, one in enumerate(net.unstack()):
+                    saved[i].append(_state(one))
+    bar.close()
+    if len(failed) == S:
+        return [failed[i] for i in range(S)]
+
+    # Per seed: the log, metrics, and the probes of its own trained learner.
+    R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)          # (S, n_blocks, K)
+    probes = {k: np.stack(v, axis=1) for k, v in probes.items()}  # (S, n_blocks, ...)
+    trained = net.unstack()
+    results = []
+    for i, seed in enumerate(seeds):
+        if i in failed:
+            results.append(failed[i])
+            continue
+        config, learner = rc.config(seed), trained[i]
+        log = pd.DataFrame({"paradigm": rc.paradigm, "model": models.label(rc.model), "seed": seed, **cols[i],
+                            **probe_cols[i]})
+        log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+        add_time(log, rc.model_params)
+        seed_probes = {k: v[i] for k, v in probes.items()}
+        metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, envs[i], config)
+        metrics["params"] = float(models.count_parameters(learner) or float("nan"))
+        metrics["params_changed_per_task"] = float(np.mean([n[i] for n in changed])) if changed else float("nan")
+        metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S     # amortised over the seeds of the call
+        robust = None
+        held_i = [(held_x[k][i], held_y[k][i]) for k in range(K)]
+        if callable(getattr(learner, "perturb", None)):
+            robust = robustness(learner, envs[i], [(x.cpu(), y.cpu()) for x, y in held_i], privileged, eval_int[i],
+                                labels[i])
+            metrics.update(M.robustness(robust))
+        cue_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i], metrics)
+        hidden = None
+        if record_hidden and callable(getattr(learner, "record_hidden", None)):
+            with torch.no_grad():
+                hidden = [learner.record_hidden(x).detach().cpu() for x, _ in held_i]
+        results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i], probes=seed_probes,
+                                 robustness=robust, cue_probes=cue_table, learner=learner,
+                                 checkpoints=saved[i] if checkpoints else None, hidden=hidden))
+    return results
+
+
+def _learn(what: str, net, x: torch.Tensor, y: torch.Tensor, S: int) -> np.ndarray:
+    """``net.learn(x, y)``: each seed's loss before the update, checked (S numbers)."""
+    out = _call(what, net.learn, x, y, batched=True)
+    if not isinstance(out, torch.Tensor) or out.shape != (S,):
+        raise SwitchbenchError(f"{what} returned {type(out).__name__} {tuple(getattr(out, 'shape', ()))}, "
+                               f"expected a tensor of {S} losses (one per seed)")
+    return out.detach().cpu().double().numpy()
+
+
+def _state(learner):
+    """A checkpoint of one seed's learner: its ``state_dict()`` where it has one, else a deep copy."""
+    state = getattr(learner, "state_dict", None)
+    return copy.deepcopy(state()) if callable(state) else copy.deepcopy(learner)
