@@ -17,7 +17,9 @@ from switchbench import paradigms  # noqa: E402  (registers the Gymnasium ids on
 
 
 def run(paradigm: str, model: str, seed: int = 0, **overrides):
-    """Run one model on one paradigm with one seed; see :func:`switchbench.benchmark.runner.run`."""
+    """Run one model on one paradigm with one seed (a ``RunResult``), or with ``seeds=[...]``
+    every seed at once through one run loop (a list of ``RunResult``, one per seed); see
+    :func:`switchbench.benchmark.runner.run`."""
     from switchbench.benchmark.runner import run as _run
 
     return _run(paradigm, model, seed=seed, **overrides)

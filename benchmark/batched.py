@@ -62,8 +62,6 @@ def decline_reason(learner, env) -> str | None:
     if not getattr(learner, "covariance_form", False):
         return (f"sampler 'wishart' runs learners with a covariance form (the gated linear networks, linear); "
                 f"not a {type(learner).__name__}")
-    if getattr(learner, "c", None) is not None and learner.c.ndim != 1:
-        return "sampler 'wishart' needs one gate per path"
     if env.ground_truth() is None:
         return f"sampler 'wishart' needs a paradigm with linear teachers, not {env.task_spec.name}"
     if env.cue:

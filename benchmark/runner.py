@@ -30,6 +30,7 @@ from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accu
 from switchbench.benchmark.storage import (CorruptEntry, RunResult, cache_root, load_cached, load_run,  # noqa: F401
                                            run_dir, save_run, slug, verify_entry, warn)
 from switchbench.errors import SwitchbenchError
+from switchbench.paradigms import PARADIGMS  # noqa: F401
 from switchbench.paradigms.cued import trial_stats  # noqa: F401
 
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -61,17 +61,18 @@ def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None,
 
 
 def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = None,
-              cache: bool | str = True, device: str = "cpu") -> list[RunResult | Failure]:
+              cache: bool | str = True, device: str = "cpu", rc=None) -> list[RunResult | Failure]:
     """Seeds of one configuration (specs that differ in their seed only) through one run
     loop call (:func:`~switchbench.benchmark.runner.run_group`), in a worker or this
     process, with ``threads`` torch threads (the caller's setting is restored) and the cache
-    folder ``cache_dir``; each seed is cached as soon as the call ends. Never raises: a
-    failure is recorded per seed with its reason."""
+    folder ``cache_dir``; each seed is cached as soon as the call ends (``rc``: the specs'
+    :class:`~switchbench.benchmark.config.RunConfig` when already prepared in this process).
+    Never raises: a failure is recorded per seed with its reason."""
     if cache_dir is not None:
         os.environ["SWITCHBENCH_CACHE"] = cache_dir
     first = specs[0]
     try:
-        rc = prepare(first.paradigm, first.model, **first.overrides)
+        rc = rc or prepare(first.paradigm, first.model, **first.overrides)
         out = run_group(rc, [check_seed(s.seed) for s in specs], cache=cache, progress=False, threads=threads,
                         device=device)
         return [Failure(s, str(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
@@ -119,17 +120,20 @@ def _indexed(i: int, specs: list[RunSpec], threads: int, cache: bool | str = Tru
     return i, run_chunk(specs, threads, None, cache, device)
 
 
-def plan(specs: list[RunSpec], results: list, jobs: int, cache: bool | str, bar) -> list[list[int]]:
-    """Group the specs by configuration (paradigm, model, overrides): cached seeds load here
+def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cache: bool | str,
+         bar) -> tuple[list[list[int]], dict]:
+    """Group the specs (those of indices ``unique``) by configuration (paradigm, model, overrides): cached seeds load here
     (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
     run loop call each. A model that stacks seeds runs each configuration in as few chunks as
-    keep ``jobs`` workers busy; any other model one seed per chunk."""
+    keep ``jobs`` workers busy; any other model one seed per chunk. Also returns each chunk's
+    prepared configuration (by chunk index; None where preparing failed)."""
     groups: dict[str, list[int]] = {}
-    for i, s in enumerate(specs):
+    for i in unique:
+        s = specs[i]
         groups.setdefault(json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str), []).append(i)
-    todo: list[tuple[list[int], bool]] = []
+    todo: list[tuple[list[int], bool, object]] = []
     for idx in groups.values():
-        s = specs[idx[0]]
+        s, rc = specs[idx[0]], None
         try:
             rc = prepare(s.paradigm, s.model, **s.overrides)
             stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
@@ -140,16 +144,18 @@ def plan(specs: list[RunSpec], results: list, jobs: int, cache: bool | str, bar)
                         results[i] = hit
                         bar.update()
         except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
-            stacks = False
+            stacks, rc = False, None
         rest = [i for i in idx if results[i] is None]
         if rest:
-            todo.append((rest, stacks))
-    chunks = []
+            todo.append((rest, stacks, rc))
+    chunks, prepared = [], {}
     per_group = max(1, -(-jobs // max(1, len(todo))))          # ceil(jobs / groups)
-    for rest, stacks in todo:
+    for rest, stacks, rc in todo:
         n = min(len(rest), per_group) if stacks else len(rest)
-        chunks += [rest[j::n] for j in range(n)]
-    return chunks
+        for j in range(n):
+            prepared[len(chunks)] = rc
+            chunks.append(rest[j::n])
+    return chunks, prepared
 
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
@@ -175,11 +181,13 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
-    chunks = plan(specs, results, jobs, cache, bar)
+    first: dict[str, int] = {}          # a spec listed twice runs once
+    same = {i: first.setdefault(json.dumps(asdict(s), sort_keys=True, default=str), i) for i, s in enumerate(specs)}
+    chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, cache, bar)
     if backend == "slurm" and chunks:
         done = _slurm(specs, chunks, jobs, threads, slurm or {}, cache)
     elif jobs == 1 or len(chunks) <= 1:
-        done = ((c, run_chunk([specs[i] for i in chunk], threads, None, cache, device))
+        done = ((c, run_chunk([specs[i] for i in chunk], threads, None, cache, device, prepared[c]))
                 for c, chunk in enumerate(chunks))
     else:
         par = Parallel(n_jobs=min(jobs, len(chunks)), return_as="generator_unordered")
@@ -189,6 +197,10 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
         for i, r in zip(chunks[c], res):
             results[i] = r
         bar.update(len(res))
+    for i, j in same.items():
+        if i != j:
+            results[i] = results[j]
+            bar.update()
     bar.close()
     return results
 

@@ -92,7 +92,7 @@ def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
 
 class GatedLinear:
     """P linear paths ``W_p`` mixed by gates ``c_p`` (see the module docstring)."""
-    covariance_form = True      # the covariance engine (benchmark.batched, sampler="wishart") can run it
+    covariance_form = property(lambda self: self.c.ndim == 1)   # one gate per path: benchmark.batched can run it
 
     def __init__(self, d_in: int, d_out: int, n_paths: int, *, dt: float, tau_w: float, tau_c: float, lam: float,
                  c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32",
