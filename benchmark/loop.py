@@ -204,9 +204,11 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     if len(failed) == S:
         return [failed[i] for i in range(S)]
 
-    # Per seed: the log, metrics, and the probes of its own trained learner.
+    # Per seed: the log, metrics, and the probes of its own trained learner (on the CPU).
     R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)          # (S, n_blocks, K)
     probes = {k: np.stack(v, axis=1) for k, v in probes.items()}  # (S, n_blocks, ...)
+    if device.type != "cpu":
+        net.to(torch.device("cpu"))
     trained = net.unstack()
     results = []
     for i, seed in enumerate(seeds):
@@ -224,10 +226,9 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
         metrics["params_changed_per_task"] = float(np.mean([n[i] for n in changed])) if changed else float("nan")
         metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S     # amortised over the seeds of the call
         robust = None
-        held_i = [(held_x[k][i], held_y[k][i]) for k in range(K)]
+        held_i = [(held_x[k][i].cpu(), held_y[k][i].cpu()) for k in range(K)]
         if callable(getattr(learner, "perturb", None)):
-            robust = robustness(learner, envs[i], [(x.cpu(), y.cpu()) for x, y in held_i], privileged, eval_int[i],
-                                labels[i])
+            robust = robustness(learner, envs[i], held_i, privileged, eval_int[i], labels[i])
             metrics.update(M.robustness(robust))
         cue_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i], metrics)
         hidden = None
