@@ -148,7 +148,7 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     failed: dict[int, SwitchbenchError] = {}             # seed index -> why its run failed
     train_time = 0.0
     has_probe = hasattr(net, "probe")
-    has_params = len(net.parameters()) > 0
+    has_params = len(list(net.parameters())) > 0
     snapshot, before, changed = new_task_blocks(sched), None, []    # parameters changed per new task
     bar = tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False)
     for t in bar:
