@@ -185,7 +185,7 @@ def _key(config: dict, code: dict) -> str:
 def make_config(short: str, gym_id: str, env_params: dict, model: str, model_params: dict, seed: int,
                 runner: dict) -> dict:
     """The full configuration of one run (its cache key); ``runner`` holds the runner's own
-    settings (k_adapt, n_eval, criterion, threshold; the batched engine adds its sampler)."""
+    settings (k_adapt, n_eval, criterion, threshold; sampler where set)."""
     return _jsonable({"paradigm": short, "paradigm_id": gym_id, "paradigm_params": env_params, "model": model,
                       "model_params": model_params, "seed": int(seed), "runner": runner})
 

@@ -103,7 +103,8 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
         net.to(device)
 
     def tensor(arrays) -> torch.Tensor:               # S numpy arrays -> (S, ...) on the device
-        return torch.from_numpy(np.stack(arrays)).to(device)
+        t = torch.from_numpy(arrays[0])[None] if S == 1 else torch.from_numpy(np.stack(arrays))
+        return t if device.type == "cpu" else t.to(device)
 
     # Held-out sets, one per task and seed, fixed for the whole run: (S, n_eval, ...) per task.
     held = [[envs[i].eval_batch(k, rc.n_eval, seed=(eval_int[i], 0, k)) for k in range(K)] for i in range(S)]
@@ -241,13 +242,13 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     return results
 
 
-def _learn(what: str, net, x: torch.Tensor, y: torch.Tensor, S: int) -> np.ndarray:
+def _learn(what: str, net, x: torch.Tensor, y: torch.Tensor, S: int) -> list[float]:
     """``net.learn(x, y)``: each seed's loss before the update, checked (S numbers)."""
     out = _call(what, net.learn, x, y, batched=True)
     if not isinstance(out, torch.Tensor) or out.shape != (S,):
         raise SwitchbenchError(f"{what} returned {type(out).__name__} {tuple(getattr(out, 'shape', ()))}, "
                                f"expected a tensor of {S} losses (one per seed)")
-    return out.detach().cpu().double().numpy()
+    return out.tolist()
 
 
 def _state(learner):
