@@ -151,10 +151,11 @@ class _NotVmappable(Exception):
 
 
 def _optimizer_state(opt: torch.optim.Optimizer, fn) -> dict:
-    """``opt.state_dict()`` with ``fn(tensor)`` applied to each per-element state tensor (not ``step``)."""
+    """``opt.state_dict()`` with ``fn(tensor)`` applied to each per-element state tensor and copies of
+    the rest (``step``: an optimiser increments it in place, so it must not be shared)."""
     sd = opt.state_dict()
-    sd["state"] = {i: {k: fn(v) if torch.is_tensor(v) and v.ndim and k != "step" else v for k, v in st.items()}
-                   for i, st in sd["state"].items()}
+    sd["state"] = {i: {k: fn(v) if torch.is_tensor(v) and v.ndim and k != "step" else copy.deepcopy(v)
+                       for k, v in st.items()} for i, st in sd["state"].items()}
     return sd
 
 
@@ -276,4 +277,82 @@ class LoopedLearners:
     def to(self, device) -> "LoopedLearners":
         for learner in self.learners:
             learner.to(device)
+        return self
+
+
+# --- the zoo's learners: nn.Modules whose arithmetic broadcasts over a leading seed dimension ----------
+
+def _set_tensor(module: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Replace the parameter or buffer ``name`` (dotted) of ``module`` by ``value`` (same kind)."""
+    prefix, _, leaf = name.rpartition(".")
+    owner = module.get_submodule(prefix) if prefix else module
+    if leaf in owner._parameters:
+        setattr(owner, leaf, torch.nn.Parameter(value, requires_grad=False))
+    else:
+        owner._buffers[leaf] = value
+
+
+class ZooModule(torch.nn.Module):
+    """Base of the zoo's learners: a ``torch.nn.Module`` (``state_dict``, ``to(device)``) that
+    learns by its own rule, so its parameters are registered with ``requires_grad=False``.
+
+    Its arithmetic broadcasts over a leading seed dimension: :meth:`stack` stacks S learners'
+    parameters and buffers into one learner of the same class with ``n_seeds = S``, whose
+    ``predict`` / ``learn`` take ``(S, ...)`` batches (``learn`` then returns the loss of each
+    seed, a tensor ``(S,)``). Tensors named in ``shared`` (frozen, equal across seeds) are
+    not stacked. A learner with an optimiser (``self.opt``, :class:`switchbench.models.gated_mlp.Adam`)
+    lists the tensors it optimises in ``_optimized()``; its state is stacked with them.
+    """
+
+    n_seeds: int | None = None                 # None: one seed; S: S seeds stacked
+    shared: tuple[str, ...] = ()
+
+    def _stacked_names(self) -> list[str]:
+        names = [k for k, _ in self.named_parameters()] + [k for k, _ in self.named_buffers()]
+        return [k for k in names if k not in self.shared]
+
+    def _optimized(self) -> list[torch.Tensor]:
+        """The tensors ``self.opt`` updates, in its order (none by default)."""
+        return []
+
+    def _loss_value(self, loss: torch.Tensor):
+        """What ``learn`` returns: a float for one seed, the detached losses ``(S,)`` for stacked seeds."""
+        return float(loss.detach()) if self.n_seeds is None else loss.detach()
+
+    @classmethod
+    def stack(cls, learners: Sequence["ZooModule"]) -> "ZooModule":
+        """One learner of S seeds (``n_seeds = S``) from S single-seed learners of one configuration."""
+        learners = list(learners)
+        if any(type(m) is not cls or m.n_seeds is not None for m in learners):
+            raise SwitchbenchError(f"{cls.__name__}.stack needs single-seed {cls.__name__} learners")
+        new = copy.deepcopy(learners[0])
+        tensors = [dict(m.named_parameters()) | dict(m.named_buffers()) for m in learners]
+        for name in new._stacked_names():
+            _set_tensor(new, name, torch.stack([t[name].detach() for t in tensors]))
+        if getattr(new, "opt", None) is not None:
+            new.opt = new.opt.stacked([m.opt for m in learners], new._optimized())
+        new.n_seeds = len(learners)
+        return new
+
+    def unstack(self) -> list["ZooModule"]:
+        """The S single-seed learners (independent copies, seed order)."""
+        if self.n_seeds is None:
+            return [self]
+        out = []
+        for s in range(self.n_seeds):
+            one = copy.deepcopy(self)
+            tensors = dict(one.named_parameters()) | dict(one.named_buffers())
+            for name in one._stacked_names():
+                _set_tensor(one, name, tensors[name][s].clone())
+            if getattr(one, "opt", None) is not None:
+                one.opt = self.opt.sliced(s, one._optimized())
+            one.n_seeds = None
+            out.append(one)
+        return out
+
+    def to(self, *args, **kwargs):
+        """Move parameters, buffers and the optimiser's state."""
+        super().to(*args, **kwargs)
+        if getattr(self, "opt", None) is not None:
+            self.opt.opt.load_state_dict(self.opt.opt.state_dict())
         return self
