@@ -82,15 +82,14 @@ def gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
 
 
 def l2_gate_penalty(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
-    """R(c) = (N + w M2) / (1 + w) with N = 10 sum relu(-c), M2 = 1/2 (||c||_2 - 1)^2 over all gates
-    ``(..., P, d_out)``; one value per leading index."""
-    norm = c.flatten(-2).norm(dim=-1)
-    return (10 * torch.relu(-c).sum((-2, -1)) + weight * 0.5 * (norm - 1) ** 2) / (1 + weight)
+    """R(c) = (N + w M2) / (1 + w) with N = 10 sum relu(-c), M2 = 1/2 (||c||_2 - 1)^2 over all gates."""
+    return (10 * torch.relu(-c).sum() + weight * 0.5 * (c.norm() - 1) ** 2) / (1 + weight)
 
 
-def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
-    """dR/dc of :func:`l2_gate_penalty`, written out."""
-    norm = c.flatten(-2).norm(dim=-1)[..., None, None].clamp_min(1e-12)
+def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """dR/dc of :func:`l2_gate_penalty`, written out; the norm is over ``dims`` (all gates by
+    default; ``(-2, -1)`` for each seed's (P, d_out) gates in a stack)."""
+    norm = (c.norm() if dims is None else c.square().sum(dims, keepdim=True).sqrt()).clamp_min(1e-12)
     return (-10 * (c < 0).to(c.dtype) + weight * (norm - 1) * c / norm) / (1 + weight)
 
 
@@ -180,7 +179,7 @@ class UnitwiseGatedLinear(GatedLinear):
         return self.c[..., :, None, :]
 
     def _penalty_grad(self) -> torch.Tensor:
-        return l2_gate_penalty_grad(self.c, self.manifold_weight)
+        return l2_gate_penalty_grad(self.c, self.manifold_weight, dims=(-2, -1))
 
 
 class OracleGates(GatedLinear):

@@ -311,6 +311,13 @@ class ZooModule(torch.nn.Module):
         names = [k for k, _ in self.named_parameters()] + [k for k, _ in self.named_buffers()]
         return [k for k in names if k not in self.shared]
 
+    def __setattr__(self, name: str, value) -> None:
+        # a plain tensor assigned to a parameter (``net.c = torch.tensor(...)``) becomes that parameter
+        if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) \
+                and name in self.__dict__.get("_parameters", {}):
+            value = torch.nn.Parameter(value, requires_grad=False)
+        super().__setattr__(name, value)
+
     def _optimized(self) -> list[torch.Tensor]:
         """The tensors ``self.opt`` updates, in its order (none by default)."""
         return []
