@@ -174,7 +174,8 @@ class StackedTorchLearner:
             raise SwitchbenchError("TorchLearner.stack: the learners' modules have different parameters")
         self.names = [k for k, _, _ in shapes[0]]
         params, _ = stack_module_state([learner.module for learner in learners])
-        self.params = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+        trained = {k: p.requires_grad for k, p in first.module.named_parameters()}   # frozen ones stay frozen
+        self.params = {k: v.detach().clone().requires_grad_(trained[k]) for k, v in params.items()}
         self.base = copy.deepcopy(first.module).to("meta")       # the structure only
         self.optimizer = self.make_optimizer(list(self.params.values()))
         states = [learner.optimizer.state_dict()["state"] for learner in learners]
@@ -262,7 +263,7 @@ class LoopedLearners:
         return torch.stack([learner.predict(xs) for learner, xs in zip(self.learners, x)])
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([learner.learn(xs, ys) for learner, xs, ys in zip(self.learners, x, y)])
+        return torch.tensor([learner.learn(xs, ys) for learner, xs, ys in zip(self.learners, x, y)], dtype=torch.float64)
 
     def observe_task(self, tasks: Sequence[int]) -> None:
         for learner, task in zip(self.learners, tasks):

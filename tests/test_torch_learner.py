@@ -127,9 +127,9 @@ def test_stacked_seeds_equal_single_seed_learners(module_cls, mode, tol):
     stacked = batching.stack([make(module_cls, s) for s in range(S)])
     assert stacked.mode == mode
     for x, y in seq_batches(S, 10):
-        want = torch.tensor([learner.learn(x[s], y[s]) for s, learner in enumerate(singles)])
+        want = torch.tensor([learner.learn(x[s], y[s]) for s, learner in enumerate(singles)], dtype=torch.float64)
         got = stacked.learn(x, y)
-        assert got.shape == (S,) and torch.allclose(got, want, rtol=0, atol=tol)
+        assert got.shape == (S,) and torch.allclose(got.double(), want, rtol=0, atol=tol)
     assert torch.allclose(stacked.predict(x), torch.stack([m.predict(x[s]) for s, m in enumerate(singles)]),
                           rtol=0, atol=tol)
     assert [p.shape[0] for p in stacked.parameters()] == [S] * len(list(singles[0].parameters()))
@@ -156,3 +156,16 @@ def test_stacked_seeds_do_not_leak_into_each_other():
 def test_an_optimiser_that_couples_elements_runs_the_seeds_in_a_loop():
     learners = [TorchLearner(torch.nn.Linear(4, 3), lambda p: torch.optim.LBFGS(p), spec=CLS) for _ in range(2)]
     assert not learners[0].stackable and batching.stack(learners).mode == "loop"
+
+
+def test_stacking_keeps_frozen_parameters_frozen():
+    def frozen(seed):
+        learner = make(HandRNN, seed)
+        learner.module.inp.weight.requires_grad_(False)
+        return learner
+    stacked = batching.stack([frozen(s) for s in range(2)])
+    before = {k: p.clone() for k, p in stacked.params.items()}
+    for x, y in seq_batches(2, 2):
+        stacked.learn(x, y)
+    assert stacked.mode == "vmap" and torch.equal(stacked.params["inp.weight"], before["inp.weight"])
+    assert not torch.equal(stacked.params["out.weight"], before["out.weight"])
