@@ -130,13 +130,13 @@ def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:
 
     first = learners[0]
     if isinstance(first, GatedLinear):
-        W = np.stack([m.W.numpy() for m in learners])
-        c = np.stack([m.c.numpy() for m in learners])
+        W = np.stack([m.W.detach().numpy() for m in learners])
+        c = np.stack([m.c.detach().numpy() for m in learners])
         hp = dict(lr_w=first.lr_w, lr_c=first.lr_c, lam=first.lam, learn_gates=first.learn_gates,
                   manifold_weight=first.manifold_weight)
         probes = True
     elif isinstance(first, DeepLinear) and len(first.layers) == 1:
-        W = np.stack([m.layers[0].numpy()[None] for m in learners])
+        W = np.stack([m.layers[0].detach().numpy()[None] for m in learners])
         c = np.ones((len(learners), 1), dtype=W.dtype)
         hp = dict(lr_w=first.lr, lr_c=0.0, lam=0.0, learn_gates=False)
         probes = False
@@ -203,7 +203,7 @@ def _run(rc, seeds, chunk, progress):
         told = copy.deepcopy(learners[0])
         for k in range(K):
             told.observe_task(k)
-            task_gates.append(told.c.numpy().copy())
+            task_gates.append(told.c.detach().numpy().copy())
     task_gates = np.asarray(task_gates, dtype=dtype)
 
     # Each seed's curriculum (one block layout for all; the tasks may differ, as when
