@@ -5,7 +5,8 @@ seed's stream; seeds whose curricula end their blocks at the same steps go throu
 :func:`train` together (the rest in further calls, one per block layout: a seed-dependent
 curriculum length never mixes two layouts in one call). :func:`train` builds each seed's
 learner with the model's factory, stacks them into one seed-batched learner
-(:mod:`switchbench.models.batching`) and then, step by step::
+(:mod:`switchbench.models.batching`; one seed runs as itself through ``Single``, so a lone
+seed's numbers are exactly its learner's) and then, step by step::
 
     predict(x)                      x: the S observations stacked, (S, *obs)
     env_s.step(prediction_s)        each seed's paradigm scores its own prediction
@@ -18,7 +19,8 @@ probes of each seed's own trained learner (``unstack()``).
 
 Seeds: ``numpy.random.SeedSequence(seed).spawn(3)`` gives three children that seed,
 separately, the paradigm stream, the model initialisation and the evaluation sets; a
-seed's numbers do not depend on which other seeds share its call.
+seed's numbers do not depend on which other seeds share its call (up to float rounding
+where the model's batched arithmetic sums in another order).
 """
 from __future__ import annotations
 
@@ -96,9 +98,10 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     model_int = [_seed_int(c[1]) for c in children]
     eval_int = [_seed_int(c[2]) for c in children]
 
-    # One learner per seed, exactly as a single-seed run builds it; then one batched learner.
+    # One learner per seed, exactly as a single-seed run builds it; then one batched learner
+    # (one seed: the learner itself through Single, so its numbers are exactly a lone run's).
     learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
-    net = _call(f"{label}: stack", batching.stack, learners)
+    net = batching.Single(learners[0]) if S == 1 else _call(f"{label}: stack", batching.stack, learners)
     if device.type != "cpu":
         net.to(device)
 

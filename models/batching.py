@@ -50,8 +50,10 @@ def loss_value(out) -> float:
 
 
 def can_stack(learner) -> bool:
-    """Whether ``learner``'s class stacks several seeds into one batched learner."""
-    return callable(getattr(type(learner), "stack", None))
+    """Whether ``learner``'s class stacks several seeds into one batched learner (not when
+    the instance replaces its class's ``predict`` or ``learn``: the stack would not call them)."""
+    own = getattr(learner, "__dict__", {})
+    return callable(getattr(type(learner), "stack", None)) and not ({"predict", "learn"} & set(own))
 
 
 def stack(learners: Sequence) -> object:

