@@ -629,6 +629,58 @@ class GatedRNN(LeakyRNN):
     def probe(self) -> dict[str, torch.Tensor]:
         return {"gates": self.c.clone()}
 
+    @classmethod
+    def stack(cls, learners) -> "StackedGatedRNN":
+        return StackedGatedRNN(learners)
+
+
+class StackedGatedRNN(StackedRNN):
+    """S :class:`GatedRNN` s as one seed-batched learner (:class:`StackedRNN`; gates ``c`` ``(S, P)``)."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        self.c = torch.stack([n.c for n in self.nets]).clone()
+        self.lr_c, self.lam = self.nets[0].lr_c, self.nets[0].lam
+
+    @staticmethod
+    def _config(net) -> tuple:
+        return StackedRNN._config(net) + (net.lr_c, net.lam)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params) + [self.c]
+
+    def readout(self, hs: torch.Tensor) -> torch.Tensor:
+        per_path = torch.einsum("stbh,spdh->sptbd", hs, self.w_out) + self.b_out[:, :, None, None, :]
+        return torch.einsum("sp,sptbd->stbd", self.c, per_path)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from switchbench.models.gated_linear import gate_penalty_grad
+
+        self.c.requires_grad_(True)
+        try:
+            losses = super().learn(x, y)
+            grad_c = self.c.grad.detach().clone()
+        finally:
+            self.c.grad = None
+            self.c.requires_grad_(False)
+        with torch.no_grad():
+            self.c -= self.lr_c * (grad_c + self.lam * gate_penalty_grad(self.c))
+        return losses
+
+    def probe(self) -> dict[str, torch.Tensor]:
+        return {"gates": self.c.clone()}
+
+    def unstack(self) -> list:
+        nets = super().unstack()
+        for net, c in zip(nets, self.c):
+            net.c.copy_(c)
+        return nets
+
+    def to(self, device) -> "StackedGatedRNN":
+        super().to(device)
+        self.c = self.c.to(device)
+        return self
+
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,

@@ -23,6 +23,7 @@ TIGHT = dict(rtol=1e-5, atol=1e-6)
 CASES = {
     "leaky-rnn": {"hidden": 8, "lr": 1e-2},
     "gru": {"hidden": 8, "lr": 1e-2},
+    "gated-rnn": {"hidden": 8, "lr": 1e-2},
 }
 TASKS = [0] * 5 + [1] * 5          # privileged models are told a switch half-way
 
@@ -65,7 +66,8 @@ def single_predict(singles, x):
 
 
 def adam_moments(opt, params):
-    return [opt.state[p][k] for p in params for k in ("exp_avg", "exp_avg_sq")]
+    """Adam's moments of ``params`` (those it trains: the gates have their own step)."""
+    return [opt.state[p][k] for p in params if p in opt.state for k in ("exp_avg", "exp_avg_sq")]
 
 
 def optimiser(net):
@@ -99,8 +101,9 @@ def test_stacked_seeds_learn_and_predict_as_single_seed_learners(model):
     # each seed's gradient is its own: the Adam moments are the single seeds' (a mean of the
     # seeds' losses would scale them by 1/S)
     for s, net in enumerate(stacked.unstack()):
-        torch.testing.assert_close(adam_moments(optimiser(net), net.parameters()),
-                                   adam_moments(optimiser(singles[s]), singles[s].parameters()), **TIGHT)
+        moments = adam_moments(optimiser(net), net.parameters())
+        assert moments
+        torch.testing.assert_close(moments, adam_moments(optimiser(singles[s]), singles[s].parameters()), **TIGHT)
 
 
 @pytest.mark.parametrize("model", list(CASES))
@@ -204,3 +207,14 @@ def test_to_device_moves_weights_and_optimiser_state(model):
     net = stacked.unstack()[0].to(device)
     assert all(v.device.type == device.type for st in optimiser(net).state.values()
                for k, v in st.items() if k != "step")
+
+
+def test_stacked_gates_follow_the_single_seeds_gates():
+    singles = build("gated-rnn")
+    stacked = batching.stack(build("gated-rnn"))
+    assert torch.equal(stacked.probe()["gates"], torch.full((S, 2), 0.5))
+    train(stacked, singles, "gated-rnn", batches(len(TASKS)))
+    gates = stacked.probe()["gates"]
+    torch.testing.assert_close(gates, torch.stack([net.probe()["gates"] for net in singles]), **TIGHT)
+    assert not torch.equal(gates, torch.full((S, 2), 0.5))
+    assert torch.equal(stacked.parameters()[-1], gates)
