@@ -569,6 +569,96 @@ class ConsolidatedRNN(LeakyRNN):
                 self.recent = (self.recent + [(x, y)])[-self.fisher_batches:]
         return float(loss.detach())
 
+    @classmethod
+    def stack(cls, learners) -> "StackedConsolidatedRNN":
+        return StackedConsolidatedRNN(learners)
+
+
+class StackedConsolidatedRNN(StackedRNN):
+    """S :class:`ConsolidatedRNN` s as one seed-batched learner (:class:`StackedRNN`): each seed
+    has its own task, boundaries and anchors. SI's path integrals and importances are stacked
+    ``(S, ...)``; EWC's anchors stay with each seed, its Fisher computed at that seed's boundary
+    by its single-seed code on its current weights."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        first = self.nets[0]
+        self.method, self.strength, self.xi = first.method, first.strength, first.xi
+        self.si = {name: [torch.stack([getattr(n, name)[i] for n in self.nets]).clone() for i in range(len(self.params))]
+                   for name in ("omega", "Omega", "start", "star")}
+
+    @staticmethod
+    def _config(net) -> tuple:
+        return StackedRNN._config(net) + (net.method, net.strength, net.xi, net.fisher_batches)
+
+    def observe_task(self, tasks) -> None:
+        for net, k in zip(self.nets, tasks, strict=True):
+            net.observe_task(int(k))
+
+    def _consolidate(self, s: int) -> None:
+        net = self.nets[s]
+        theta = [P[s].detach().clone() for P in self.params]
+        if self.method == "ewc":
+            with torch.no_grad():
+                for p, t in zip(net.params, theta):
+                    p.copy_(t)
+            net.anchors[net.last] = (net._fisher(), theta)
+            net.recent = []
+            return
+        si = self.si
+        for O, w, t, st, star in zip(si["Omega"], si["omega"], theta, si["start"], si["star"]):
+            O[s] += w[s] / ((t - st[s]).square() + self.xi)
+            w[s].zero_()
+            st[s], star[s] = t, t
+
+    def _penalty_grads(self) -> list[torch.Tensor]:
+        out = [torch.zeros_like(P) for P in self.params]
+        with torch.no_grad():
+            if self.method == "ewc":
+                for s, net in enumerate(self.nets):
+                    for fisher, star in (v for k, v in net.anchors.items() if k != net.task):
+                        for o, f, P, st in zip(out, fisher, self.params, star):
+                            o[s] += self.strength * f * (P[s] - st)
+            else:
+                for o, O, P, st in zip(out, self.si["Omega"], self.params, self.si["star"]):
+                    o += 2 * self.strength * O * (P - st)
+        return out
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for s, net in enumerate(self.nets):
+            if net.last is not None and net.task != net.last:
+                self._consolidate(s)
+            net.last = net.task
+        with torch.enable_grad():
+            losses = seed_losses(self.logits(x, noise=True), y)
+            self.opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        task_grads = [P.grad.detach().clone() for P in self.params]
+        before = [P.detach().clone() for P in self.params]
+        for P, g in zip(self.params, self._penalty_grads()):
+            P.grad += g
+        clip_and_step(self.opt, self.params)
+        with torch.no_grad():
+            if self.method == "si":
+                for w, g, P, b in zip(self.si["omega"], task_grads, self.params, before):
+                    w -= g * (P - b)
+            else:
+                for s, net in enumerate(self.nets):
+                    net.recent = (net.recent + [(x[s], y[s])])[-net.fisher_batches:]
+        return losses.detach()
+
+    def unstack(self) -> list:
+        nets = super().unstack()
+        for s, net in enumerate(nets):
+            for name, stacked in self.si.items():
+                setattr(net, name, [t[s].clone() for t in stacked])
+        return nets
+
+    def to(self, device) -> "StackedConsolidatedRNN":
+        super().to(device)
+        self.si = {name: [t.to(device) for t in ts] for name, ts in self.si.items()}
+        return self
+
 
 # --- gated readouts: the gated network's fast, non-negative, bounded gates on an RNN ---------
 

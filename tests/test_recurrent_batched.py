@@ -24,6 +24,8 @@ CASES = {
     "leaky-rnn": {"hidden": 8, "lr": 1e-2},
     "gru": {"hidden": 8, "lr": 1e-2},
     "gated-rnn": {"hidden": 8, "lr": 1e-2},
+    "leaky-rnn-ewc": {"hidden": 8, "lr": 1e-2, "lam": 1e3, "fisher_batches": 2},
+    "leaky-rnn-si": {"hidden": 8, "lr": 1e-2, "c": 1e2},
 }
 TASKS = [0] * 5 + [1] * 5          # privileged models are told a switch half-way
 
@@ -218,3 +220,29 @@ def test_stacked_gates_follow_the_single_seeds_gates():
     torch.testing.assert_close(gates, torch.stack([net.probe()["gates"] for net in singles]), **TIGHT)
     assert not torch.equal(gates, torch.full((S, 2), 0.5))
     assert torch.equal(stacked.parameters()[-1], gates)
+
+
+@pytest.mark.parametrize("model", ["leaky-rnn-ewc", "leaky-rnn-si"])
+def test_stacked_consolidation_anchors_each_seed_at_its_own_boundary(model):
+    """Seeds 0 and 2 switch to task 1 half-way, seed 1 stays on task 0: only they are
+    anchored, and every seed still matches its single-seed learner."""
+    singles = build(model)
+    stacked = batching.stack(build(model))
+    for step, (x, y) in enumerate(batches(len(TASKS))):
+        tasks = [TASKS[step], 0, TASKS[step]]
+        stacked.observe_task(tasks)
+        for net, k in zip(singles, tasks):
+            net.observe_task(k)
+        got = stacked.learn(x, y)
+        torch.testing.assert_close(got.double(), torch.tensor([n.learn(x[s], y[s]) for s, n in enumerate(singles)],
+                                                              dtype=torch.float64), **TIGHT)
+    parts = stacked.unstack()
+    if model == "leaky-rnn-ewc":
+        assert [set(n.anchors) for n in parts] == [{0}, set(), {0}]
+        for part, single in zip(parts, singles):
+            for a, b in zip(part.anchors.get(0, ([], []))[0], single.anchors.get(0, ([], []))[0]):
+                torch.testing.assert_close(a, b, **TIGHT)
+    else:
+        assert [bool(n.Omega[1].abs().sum() > 0) for n in parts] == [True, False, True]
+        for part, single in zip(parts, singles):
+            torch.testing.assert_close(part.Omega + part.omega, single.Omega + single.omega, **TIGHT)
