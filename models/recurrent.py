@@ -109,6 +109,16 @@ def generator_on(gen: torch.Generator, device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(seed)
 
 
+def stack_like(tensors) -> torch.Tensor:
+    """``torch.stack`` that keeps a transposed layout (the orthogonal ``W_rec`` comes out of QR
+    column-major): each seed's slice is laid out as the single-seed tensor, so products with it
+    take the same kernel and round the same."""
+    t0 = tensors[0]
+    if t0.dim() >= 2 and not t0.is_contiguous() and t0.mT.is_contiguous():
+        return torch.stack([t.mT for t in tensors]).mT
+    return torch.stack(list(tensors))
+
+
 def stack_adam(opts, singles: list[list[torch.Tensor]], stacked: list[torch.Tensor]) -> torch.optim.Adam:
     """One Adam over ``stacked`` (seed-first stacks of the ``singles``' parameters) with the
     settings and moments of the single-seed Adams ``opts``. Adam is elementwise, so with the sum
@@ -121,7 +131,7 @@ def stack_adam(opts, singles: list[list[torch.Tensor]], stacked: list[torch.Tens
             continue
         if not all(states) or len({float(st["step"]) for st in states}) > 1:
             raise SwitchbenchError("cannot stack learners that took different numbers of optimiser steps")
-        opt.state[p] = {k: v.clone() if k == "step" else torch.stack([st[k] for st in states])
+        opt.state[p] = {k: v.clone() if k == "step" else stack_like([st[k] for st in states])
                         for k, v in states[0].items()}
     return opt
 
@@ -282,7 +292,7 @@ class StackedRNN:
             raise SwitchbenchError(f"stack() needs learners of one class and configuration, got {len(self.nets)} "
                                    "that differ")
         self.alpha, self.sigma_rec, self.sigma_x, self.activation = key[:4]
-        self.params = [torch.nn.Parameter(torch.stack([n.params[i].detach() for n in self.nets]))
+        self.params = [torch.nn.Parameter(stack_like([n.params[i].detach() for n in self.nets]))
                        for i in range(len(first.params))]
         self.opt = stack_adam([n.opt for n in self.nets], [n.params for n in self.nets], self.params)
         masks = [n.unit_mask for n in self.nets]
@@ -293,12 +303,18 @@ class StackedRNN:
     def _config(net) -> tuple:
         return (net.alpha, net.sigma_rec, net.sigma_x, net.activation, [tuple(p.shape) for p in net.params])
 
-    # the stacked weights, (S, ...) each, in the single learner's order
-    w_in = property(lambda self: self.params[0])
-    w_rec = property(lambda self: self.params[1])
-    b = property(lambda self: self.params[2])
-    w_out = property(lambda self: self.params[3])
-    b_out = property(lambda self: self.params[4])
+    def _weight(self, i: int) -> torch.Tensor:
+        """The ``i``-th weight of the single learner's order, stacked ``(S, ...)``."""
+        return self.params[i]
+
+    def _gens(self) -> list[torch.Generator]:
+        return [n.gen for n in self.nets]
+
+    w_in = property(lambda self: self._weight(0))
+    w_rec = property(lambda self: self._weight(1))
+    b = property(lambda self: self._weight(2))
+    w_out = property(lambda self: self._weight(3))
+    b_out = property(lambda self: self._weight(4))
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params)
@@ -308,7 +324,7 @@ class StackedRNN:
         through input weights ``w_in`` ``(S, hidden, features)``; :meth:`LeakyRNN.hidden_states` per seed."""
         f = ACTIVATIONS[self.activation]
         S, T, B, _ = x.shape
-        gens = [n.gen for n in self.nets]
+        gens = self._gens()
         x = x.float()
         if noise and self.sigma_x > 0:
             x = x + seed_noise(gens, x.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_x)
@@ -382,6 +398,79 @@ def seed_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack([task_loss(logits[s], y[s], "cross_entropy") for s in range(len(logits))])
 
 
+class StackedTaskRNN(StackedRNN):
+    """Base of the seed-batched learners with per-task weights (``per-task-rnn``,
+    ``modular-primitives``), whose seeds may be told different tasks: the trained weights are
+    stacked ``(S, tasks, ...)`` and seed s computes with its task's slice. Each seed's update is
+    its own single-seed learner's clip and Adam step (the single-seed learners' weights are
+    views of the stacks), so the updates are those of the single seeds exactly."""
+
+    def __init__(self, learners):
+        self.models = [copy.deepcopy(n) for n in learners]
+        first = self.models[0]
+        if any(type(m) is not type(first) or self._config(m) != self._config(first) for m in self.models):
+            raise SwitchbenchError(f"stack() needs learners of one class and configuration, got {len(self.models)} "
+                                   "that differ")
+        self.tasks = [m.task for m in self.models]
+        per_task = [self._task_params(m) for m in self.models]
+        self.params = [torch.nn.Parameter(stack_like([stack_like([ps[i].detach() for ps in tp]) for tp in per_task]))
+                       for i in range(len(per_task[0][0]))]
+        self._link()
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        """A single-seed learner's trained tensors, task by task."""
+        raise NotImplementedError
+
+    def _optimiser(self, model, task: int) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+        """The single-seed learner's optimiser for ``task`` and the tensors it clips."""
+        raise NotImplementedError
+
+    def _link(self) -> None:
+        """Make the single-seed learners' weights views of the stacks."""
+        for s, m in enumerate(self.models):
+            for k, ps in enumerate(self._task_params(m)):
+                for p, P in zip(ps, self.params):
+                    p.data = P.data[s, k]
+
+    def _pick(self, P: torch.Tensor) -> torch.Tensor:
+        """Each seed's slice of its task: ``(S, tasks, ...) -> (S, ...)``."""
+        return P[torch.arange(len(self.tasks), device=P.device), torch.tensor(self.tasks, device=P.device)]
+
+    def observe_task(self, tasks) -> None:
+        for m, k in zip(self.models, tasks, strict=True):
+            m.observe_task(int(k))
+        self.tasks = [m.task for m in self.models]
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            losses = seed_losses(self.logits(x, noise=True), y)
+            for P in self.params:
+                P.grad = None
+            losses.sum().backward()
+        for s, (m, k) in enumerate(zip(self.models, self.tasks)):
+            ps = self._task_params(m)[k]
+            for p, P in zip(ps, self.params):
+                p.grad = P.grad[s, k]
+            clip_and_step(*self._optimiser(m, k))
+            for p in ps:
+                p.grad = None
+        for P in self.params:
+            P.grad = None
+        return losses.detach()
+
+    def unstack(self) -> list:
+        """Independent copies of the single-seed learners (their weights are the stacks' slices)."""
+        return [copy.deepcopy(m) for m in self.models]
+
+    def to(self, device) -> "StackedTaskRNN":
+        for m in self.models:
+            m.to(device)
+        for P in self.params:
+            P.data = P.data.to(device)
+        self._link()
+        return self
+
+
 class PerTaskRNN(torch.nn.Module):
     """One :class:`LeakyRNN` per task (``nets``, a module list); ``observe_task`` picks the active one."""
 
@@ -412,6 +501,44 @@ class PerTaskRNN(torch.nn.Module):
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
         return self.nets[self.task].learn(x, y)
+
+    @classmethod
+    def stack(cls, learners) -> "StackedPerTaskRNN":
+        return StackedPerTaskRNN(learners)
+
+
+class StackedPerTaskRNN(StackedTaskRNN):
+    """S :class:`PerTaskRNN` s as one seed-batched learner (:class:`StackedTaskRNN`): weights
+    ``(S, tasks, ...)``; seed s runs, with its own noise, the network of its task."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        net = self.models[0].nets[0]
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = net.alpha, net.sigma_rec, net.sigma_x, \
+            net.activation
+
+    @staticmethod
+    def _config(model) -> tuple:
+        return tuple(StackedRNN._config(net) for net in model.nets)
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        return [net.params for net in model.nets]
+
+    def _optimiser(self, model, task: int):
+        return model.nets[task].opt, model.nets[task].params
+
+    def _weight(self, i: int) -> torch.Tensor:
+        return self._pick(self.params[i])
+
+    def _gens(self) -> list[torch.Generator]:
+        return [m.nets[k].gen for m, k in zip(self.models, self.tasks)]
+
+    @property
+    def unit_mask(self) -> torch.Tensor | None:
+        nets = [m.nets[k] for m, k in zip(self.models, self.tasks)]
+        if all(n.unit_mask is None for n in nets):
+            return None
+        return torch.stack([torch.ones_like(n.b) if n.unit_mask is None else n.unit_mask for n in nets]).detach()
 
 
 def _classification_sequences(spec):
@@ -1120,6 +1247,56 @@ class ModularPrimitives(torch.nn.Module):
             loss.backward()
         clip_and_step(self.opt, self.parameters())
         return float(loss.detach())
+
+    @classmethod
+    def stack(cls, learners) -> "StackedModularPrimitives":
+        return StackedModularPrimitives(learners)
+
+
+class StackedModularPrimitives(StackedTaskRNN):
+    """S :class:`ModularPrimitives` as one seed-batched learner (:class:`StackedTaskRNN`): each
+    seed's frozen modules stacked ``(S, ...)``, its per-task input and output weights
+    ``(S, tasks, ...)``."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        rnn = self.models[0].rnn
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = rnn.alpha, rnn.sigma_rec, rnn.sigma_x, \
+            rnn.activation
+        self._frozen()
+
+    def _frozen(self) -> None:
+        self.frozen = [stack_like([getattr(m.rnn, name).detach() for m in self.models]) for name in ("w_rec", "b")]
+
+    @staticmethod
+    def _config(model) -> tuple:
+        return (StackedRNN._config(model.rnn), model.n_tasks, [tuple(p.shape) for p in model.parameters()])
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        return [list(io) for io in model.io]
+
+    def _optimiser(self, model, task: int):
+        return model.opt, model.parameters()
+
+    def _weight(self, i: int) -> torch.Tensor:
+        if i in (1, 2):
+            return self.frozen[i - 1]                       # the modules' W_rec and b
+        return self._pick(self.params[{0: 0, 3: 1, 4: 2}[i]])
+
+    def _gens(self) -> list[torch.Generator]:
+        return [m.rnn.gen for m in self.models]
+
+    @property
+    def unit_mask(self) -> torch.Tensor | None:
+        masks = [m.rnn.unit_mask for m in self.models]
+        if all(u is None for u in masks):
+            return None
+        return torch.stack([torch.ones_like(m.rnn.b) if u is None else u for m, u in zip(self.models, masks)])
+
+    def to(self, device) -> "StackedModularPrimitives":
+        super().to(device)
+        self._frozen()
+        return self
 
 
 def _neurogym_tasks(spec):

@@ -26,12 +26,24 @@ CASES = {
     "gated-rnn": {"hidden": 8, "lr": 1e-2},
     "leaky-rnn-ewc": {"hidden": 8, "lr": 1e-2, "lam": 1e3, "fisher_batches": 2},
     "leaky-rnn-si": {"hidden": 8, "lr": 1e-2, "c": 1e2},
+    "per-task-rnn": {"hidden": 8, "lr": 1e-2},
+    # random frozen modules (no neurogym corpus, no disk cache): the learner is the same
+    "modular-primitives": {"n_modules": 2, "module_size": 4, "lr": 1e-2, "pretrain": "none", "pretrain_cache": False},
 }
+#: another configuration of each model (stack() refuses to mix them)
+OTHER = {"modular-primitives": {"module_size": 2}}
+PER_TASK = ("per-task-rnn", "modular-primitives")      # per-task weights, each seed stepped by its own Adam
 TASKS = [0] * 5 + [1] * 5          # privileged models are told a switch half-way
 
 
+def make(model, seed, **kw):
+    """The model's learner for the toy spec (through its factory: modular-primitives otherwise
+    declines paradigms other than CognitiveSwitch-v0, for its pretraining corpus)."""
+    return models.get(model).factory(SPEC, seed, **{**CASES[model], **kw})
+
+
 def build(model, seeds=range(S)):
-    return [models.get(model).build(SPEC, seed=s, **CASES[model]) for s in seeds]
+    return [make(model, s) for s in seeds]
 
 
 def batches(n, seed=0):
@@ -67,13 +79,17 @@ def single_predict(singles, x):
     return torch.stack([net.predict(x[s]) for s, net in enumerate(singles)])
 
 
-def adam_moments(opt, params):
-    """Adam's moments of ``params`` (those it trains: the gates have their own step)."""
-    return [opt.state[p][k] for p in params if p in opt.state for k in ("exp_avg", "exp_avg_sq")]
+def optimisers(net) -> list:
+    """A single-seed learner's torch Adams (per-task-rnn: one per task; gru wraps torch's Adam)."""
+    if hasattr(net, "nets"):
+        return [opt for n in net.nets for opt in optimisers(n)]
+    return [net.opt.opt if hasattr(net.opt, "opt") else net.opt]
 
 
-def optimiser(net):
-    return net.opt.opt if hasattr(net.opt, "opt") else net.opt       # gru wraps torch's Adam
+def adam_moments(net) -> list[torch.Tensor]:
+    """Adam's moments of the learner's parameters (those it trains: the gates have their own step)."""
+    return [opt.state[p][k] for opt in optimisers(net) for p in net.parameters() if p in opt.state
+            for k in ("exp_avg", "exp_avg_sq")]
 
 
 @pytest.mark.parametrize("model", list(CASES))
@@ -81,7 +97,7 @@ def test_zoo_models_are_modules_with_a_state_dict_and_the_same_parameter_count(m
     net = build(model)[0]
     assert isinstance(net, torch.nn.Module) and batching.can_stack(net)
     assert all(isinstance(p, torch.Tensor) for p in net.parameters())
-    fresh = models.get(model).build(SPEC, seed=99, **CASES[model])
+    fresh = make(model, 99)
     x, y = batches(1)[0]
     net.learn(x[0], y[0])
     fresh.load_state_dict(copy.deepcopy(net.state_dict()))
@@ -92,7 +108,9 @@ def test_zoo_models_are_modules_with_a_state_dict_and_the_same_parameter_count(m
 def test_stacked_seeds_learn_and_predict_as_single_seed_learners(model):
     singles = build(model)
     stacked = batching.stack(build(model))
-    assert [tuple(p.shape) for p in stacked.parameters()] == [(S, *p.shape) for p in singles[0].parameters()]
+    params = stacked.parameters()                       # per-task models: (S, tasks, ...)
+    assert all(len(p) == S for p in params)
+    assert sum(p[0].numel() for p in params) == sum(p.numel() for p in singles[0].parameters())
     data = batches(len(TASKS))
     got, want = train(stacked, singles, model, data)
     assert got.shape == (len(TASKS), S) and not got.requires_grad
@@ -103,9 +121,9 @@ def test_stacked_seeds_learn_and_predict_as_single_seed_learners(model):
     # each seed's gradient is its own: the Adam moments are the single seeds' (a mean of the
     # seeds' losses would scale them by 1/S)
     for s, net in enumerate(stacked.unstack()):
-        moments = adam_moments(optimiser(net), net.parameters())
+        moments = adam_moments(net)
         assert moments
-        torch.testing.assert_close(moments, adam_moments(optimiser(singles[s]), singles[s].parameters()), **TIGHT)
+        torch.testing.assert_close(moments, adam_moments(singles[s]), **TIGHT)
 
 
 @pytest.mark.parametrize("model", list(CASES))
@@ -154,12 +172,17 @@ def test_unstacked_learners_predict_and_continue_as_the_stacked_one(model):
     copy_.learn(x[1], data[0][1][1])
     torch.testing.assert_close(stacked.predict(x), before, rtol=0, atol=0)
     # a state_dict round trip into a fresh learner of another seed
-    fresh = models.get(model).build(SPEC, seed=42, **CASES[model])
+    fresh = make(model, 42)
     if privileged(model):
         fresh.observe_task(1)
         parts[2].observe_task(1)
     fresh.load_state_dict(parts[2].state_dict())
     torch.testing.assert_close(fresh.predict(x[2]), parts[2].predict(x[2]), rtol=0, atol=0)
+
+
+def generator_states(stacked) -> list[torch.Tensor]:
+    """The states of the noise generators of the stacked learner's seeds (as unstack() copies them)."""
+    return [m.gen.get_state() for net in stacked.unstack() for m in net.modules() if hasattr(m, "gen")]
 
 
 @pytest.mark.parametrize("model", list(CASES))
@@ -171,25 +194,28 @@ def test_record_hidden_gives_the_noiseless_states_without_side_effects(model):
         stacked.observe_task([0] * S)
         for net in singles:
             net.observe_task(0)
-    gens = [net.gen.get_state() for net in stacked.nets] if hasattr(singles[0], "gen") else []
+    gens = generator_states(stacked)
     hs = stacked.record_hidden(x)
     assert hs.shape == (S, T, B, CASES[model].get("hidden", 8))
     torch.testing.assert_close(hs, torch.stack([net.record_hidden(x[s]) for s, net in enumerate(singles)]), **TIGHT)
     torch.testing.assert_close(stacked.record_hidden(x), hs, rtol=0, atol=0)
-    assert all(torch.equal(g, net.gen.get_state()) for g, net in zip(gens, stacked.nets))
+    assert all(torch.equal(a, b) for a, b in zip(gens, generator_states(stacked), strict=True))
     assert not hs.requires_grad
 
 
 @pytest.mark.parametrize("model", list(CASES))
 def test_stack_refuses_learners_that_differ(model):
     a, b = build(model, seeds=[0, 1])
-    other = models.get(model).build(SPEC, seed=2, **{**CASES[model], "hidden": 4})
+    other = make(model, 2, **OTHER.get(model, {"hidden": 4}))
     with pytest.raises(SwitchbenchError, match="one"):
         batching.stack([a, other])
     x, y = batches(1)[0]
     if privileged(model):
         a.observe_task(0)
     a.learn(x[0], y[0])
+    if model in PER_TASK:                      # each seed keeps its own Adams: any step counts stack
+        assert len(batching.stack([a, b]).unstack()) == 2
+        return
     with pytest.raises(SwitchbenchError, match="different numbers of optimiser steps"):
         batching.stack([a, b])
 
@@ -207,7 +233,7 @@ def test_to_device_moves_weights_and_optimiser_state(model):
     assert loss.shape == (S,) and torch.isfinite(loss).all()
     assert all(p.device.type == device.type for p in stacked.parameters())
     net = stacked.unstack()[0].to(device)
-    assert all(v.device.type == device.type for st in optimiser(net).state.values()
+    assert all(v.device.type == device.type for opt in optimisers(net) for st in opt.state.values()
                for k, v in st.items() if k != "step")
 
 
@@ -222,13 +248,14 @@ def test_stacked_gates_follow_the_single_seeds_gates():
     assert torch.equal(stacked.parameters()[-1], gates)
 
 
-@pytest.mark.parametrize("model", ["leaky-rnn-ewc", "leaky-rnn-si"])
-def test_stacked_consolidation_anchors_each_seed_at_its_own_boundary(model):
-    """Seeds 0 and 2 switch to task 1 half-way, seed 1 stays on task 0: only they are
-    anchored, and every seed still matches its single-seed learner."""
+@pytest.mark.parametrize("model", [m for m in CASES if privileged(m)])
+def test_stacked_seeds_may_be_told_different_tasks(model):
+    """Seeds 0 and 2 switch to task 1 half-way, seed 1 stays on task 0: every seed still
+    matches its single-seed learner, and consolidating models anchor only seeds 0 and 2."""
     singles = build(model)
     stacked = batching.stack(build(model))
-    for step, (x, y) in enumerate(batches(len(TASKS))):
+    data = batches(len(TASKS))
+    for step, (x, y) in enumerate(data):
         tasks = [TASKS[step], 0, TASKS[step]]
         stacked.observe_task(tasks)
         for net, k in zip(singles, tasks):
@@ -236,13 +263,31 @@ def test_stacked_consolidation_anchors_each_seed_at_its_own_boundary(model):
         got = stacked.learn(x, y)
         torch.testing.assert_close(got.double(), torch.tensor([n.learn(x[s], y[s]) for s, n in enumerate(singles)],
                                                               dtype=torch.float64), **TIGHT)
+    for k in (0, 1):
+        stacked.observe_task([k] * S)
+        for net in singles:
+            net.observe_task(k)
+        torch.testing.assert_close(stacked.predict(data[0][0]), single_predict(singles, data[0][0]), **TIGHT)
     parts = stacked.unstack()
     if model == "leaky-rnn-ewc":
         assert [set(n.anchors) for n in parts] == [{0}, set(), {0}]
         for part, single in zip(parts, singles):
             for a, b in zip(part.anchors.get(0, ([], []))[0], single.anchors.get(0, ([], []))[0]):
                 torch.testing.assert_close(a, b, **TIGHT)
-    else:
+    elif model == "leaky-rnn-si":
         assert [bool(n.Omega[1].abs().sum() > 0) for n in parts] == [True, False, True]
         for part, single in zip(parts, singles):
             torch.testing.assert_close(part.Omega + part.omega, single.Omega + single.omega, **TIGHT)
+
+
+@pytest.mark.parametrize("model", PER_TASK)
+def test_per_task_weights_of_a_task_a_seed_is_not_told_stay_put(model):
+    """Seed 1 never learns task 1: its task-1 weights keep their values; seed 0's move."""
+    stacked = batching.stack(build(model))
+    start = [P[:, 1].clone() for P in stacked.parameters()]
+    for x, y in batches(3):
+        stacked.observe_task([1, 0, 1])
+        stacked.learn(x, y)
+    after = [P[:, 1] for P in stacked.parameters()]
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(start, after))
+    assert all(not torch.equal(a[0], b[0]) for a, b in zip(start, after))
