@@ -252,8 +252,8 @@ class LeakyRNN(torch.nn.Module):
             drive = drive + scale * torch.randn(drive.shape, generator=self.gen, device=self.gen.device)
         h = x.new_zeros(x.shape[1], self.w_rec.shape[0])
         hs = []
-        for t in range(x.shape[0]):
-            h = (1 - self.alpha) * h + self.alpha * f(h @ self.w_rec.T + drive[t])
+        for drive_t in drive.unbind(0):         # unbind, not drive[t]: its backward is one stack, not T zero-filled copies
+            h = (1 - self.alpha) * h + self.alpha * f(h @ self.w_rec.T + drive_t)
             if self.unit_mask is not None:
                 h = h * self.unit_mask
             hs.append(h)
@@ -335,8 +335,8 @@ class StackedRNN:
         w_rec_t = self.w_rec.mT
         mask = None if self.unit_mask is None else self.unit_mask[:, None]
         hs = []
-        for t in range(T):
-            h = (1 - self.alpha) * h + self.alpha * f(torch.bmm(h, w_rec_t) + drive[:, t])
+        for drive_t in drive.unbind(1):
+            h = (1 - self.alpha) * h + self.alpha * f(torch.bmm(h, w_rec_t) + drive_t)
             if mask is not None:
                 h = h * mask
             hs.append(h)

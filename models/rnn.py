@@ -119,9 +119,9 @@ class StackedGRU:
         gi = torch.baddbmm(b_ih[:, None], x.float().reshape(S, T * B, -1), w_ih.mT).reshape(S, T, B, -1)
         h = gi.new_zeros(S, B, w_hh.shape[-1])
         hs = []
-        for t in range(T):
+        for gi_t in gi.unbind(1):
             gh = torch.baddbmm(b_hh[:, None], h, w_hh.mT)
-            ir, iz, in_ = gi[:, t].chunk(3, -1)
+            ir, iz, in_ = gi_t.chunk(3, -1)
             hr, hz, hn = gh.chunk(3, -1)
             r, z = torch.sigmoid(hr + ir), torch.sigmoid(hz + iz)
             n = torch.tanh(in_ + hn * r)
