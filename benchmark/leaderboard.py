@@ -391,10 +391,13 @@ def protocol_text(tuning: pd.DataFrame | None) -> str:
     """One line stating the tuning budget and validation seeds (or that there was none)."""
     if tuning is None:
         return "No tuning table: only the published view (every model at its card's defaults)."
+    from switchbench.benchmark.tuning import LEARNED_RATIO
+
     b = int(tuning["budget"].max())
     seeds = "; ".join(f"{p}: {v}" for p, v in tuning.groupby("paradigm", sort=False)["validation_seeds"].first().items())
     return (f"Tuned view: every (paradigm, model) searched over its card's grid, at most {b} configurations each, "
-            f"on validation seeds ({seeds}) disjoint from the scored seeds, selected by {PRIMARY} (ties: {TIEBREAK}).")
+            f"on validation seeds ({seeds}) disjoint from the scored seeds, selected by {PRIMARY} (ties: {TIEBREAK}) "
+            f"among the configurations that learned ({TIEBREAK} at most {LEARNED_RATIO:g}x the model's best).")
 
 
 def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame | None = None) -> dict:

@@ -7,7 +7,15 @@ grid where it is that size; otherwise the default and a seeded draw of the rest)
 *validation* seeds (``first_seed``, ``first_seed + 1``, ...; disjoint from the scored seeds
 0..N-1), with the suite's paradigm settings. The configuration with the best mean primary
 metric over the validation seeds is selected (ties: the lower final loss; then the
-default); a configuration with a failed seed (diverged, declined) is never selected.
+default) among the *eligible* ones:
+
+- a configuration with a failed seed (diverged, declined) is never eligible;
+- a configuration must have learned: its mean final loss at most ``LEARNED_RATIO`` (2) times
+  the lowest among the model's configurations. Switch time alone rewards a criterion met
+  early by a network that barely learns (a tiny step size that neither learns nor forgets);
+  this rule was added after seeing exactly that in the first full tuning run (cued-switch,
+  ``lr_w`` 1e-4 selected for three models ending at a normalised loss of about 0.6 while
+  ``lr_w`` 1e-2 reached 0.03), so it is a rule chosen after seeing a result, and says so.
 
 The protocol's settings come from the suite file's optional ``[tuning]`` table (``budget``,
 ``seeds``, ``first_seed``; a ``[[paradigm]]`` may set its own ``tune_seeds``), else the
@@ -38,8 +46,9 @@ BUDGET = 3          # configurations per (paradigm, model)
 VALIDATION_SEEDS = 2
 FIRST_SEED = 1000   # validation seeds start here (scored seeds are 0..N-1)
 TIEBREAK = "final_loss"
+LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
-           "selected"]
+           "eligible", "selected"]
 
 
 def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:
@@ -108,14 +117,24 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
-    """Mark, per (paradigm, model), the selected configuration: best mean primary metric
-    (ties: lower final loss, then the default) among those without a failed seed; the
-    default where every configuration failed."""
+    """Mark, per (paradigm, model), the ``eligible`` configurations (no failed seed, a primary
+    metric, final loss <= ``LEARNED_RATIO`` x the model's lowest) and the ``selected`` one:
+    best mean primary metric among the eligible (ties: lower final loss, then the default);
+    the default where every configuration failed.
+
+    >>> t = pd.DataFrame({"paradigm": "p", "model": "m", "config": ["{}", '{"lr": 1e-4}'], "default": [True, False],
+    ...                   "switch_time_late": [6.0, 3.0], "final_loss": [0.03, 0.6], "failed": ""})
+    >>> select(t)[["config", "eligible", "selected"]].values.tolist()   # fast switches, but it never learned
+    [['{}', True, True], ['{"lr": 1e-4}', False, False]]
+    """
     sign = -1 if METRICS[PRIMARY].higher_is_better else 1
     table = table.copy()
     table["selected"] = False
+    ran = (table["failed"] == "") & table[PRIMARY].notna()
+    best_loss = table[ran].groupby(["paradigm", "model"])[TIEBREAK].transform("min").reindex(table.index)
+    table["eligible"] = ran & ~(table[TIEBREAK] > LEARNED_RATIO * best_loss)
     for _, g in table.groupby(["paradigm", "model"], sort=False):
-        ok = g[(g["failed"] == "") & g[PRIMARY].notna()]
+        ok = g[g["eligible"]]
         if ok.empty:
             best = g.index[g["default"]][0]
         else:
@@ -141,7 +160,8 @@ def read_tuning(path: Path) -> pd.DataFrame:
     if missing:
         raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")
     table["failed"] = table["failed"].fillna("").astype(str)
-    table["selected"] = table["selected"].astype(str).str.lower().eq("true")
+    for flag in ("selected", "eligible"):
+        table[flag] = table[flag].astype(str).str.lower().eq("true")
     table["default"] = table["default"].astype(str).str.lower().eq("true")
     return table
 

@@ -187,3 +187,17 @@ def test_the_page_shows_each_findings_status_from_the_last_reproduce():
     site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False)]))
     status = {f["name"]: f["status"] for f in site._findings()}
     assert status[name] == "FAIL"
+
+
+def test_selection_excludes_configurations_that_did_not_learn():
+    # a tiny step size meets the switch criterion early without learning (the cued-switch case):
+    # it must lose to a configuration that learned, even with a slower switch time
+    t = pd.DataFrame({"paradigm": "p", "model": "m", "config": ["{}", '{"lr": 0.0001}', '{"lr": 0.01}'],
+                      "default": [True, False, False], "budget": 3, "validation_seeds": "1000-1000",
+                      "switch_time_late": [9.0, 3.0, 7.0], "final_loss": [0.67, 0.86, 0.03], "failed": ""})
+    out = tuning.select(t)
+    assert out["eligible"].tolist() == [False, False, True]
+    assert tuning.selected(out) == {("p", "m"): {"lr": 0.01}}
+    # with every configuration alike, the fastest switch wins as before
+    t["final_loss"] = [0.5, 0.6, 0.55]
+    assert tuning.selected(tuning.select(t)) == {("p", "m"): {"lr": 0.0001}}

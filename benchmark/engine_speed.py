@@ -1,0 +1,111 @@
+"""Whole-process wall times of the commands users type, from a fresh cache, side by side::
+
+    python -m switchbench.benchmark.engine_speed [--parts fig2,cognitive] [--jobs 2]
+        [--compare OTHER_VENV/bin/switchbench ...] [--repeats 1]
+
+Each part is a command line run as its own process into an empty ``$SWITCHBENCH_CACHE``
+(so the cognitive trial pools are generated inside the timed command, as on a user's first
+run); with ``--compare`` every part is also run by
+each other installation's ``switchbench`` (e.g. a checkout of an older commit), in
+alternating order within each repeat, so a noisy shared machine affects both alike.
+
+Parts and the targets of the one-engine issue:
+
+- ``fig2``: ``switchbench run --paradigm blocked-linear --model gated-linear --seeds 10``,
+  the gated-network paper's Fig. 2 configuration (the paradigm's defaults: 20 blocks of
+  1000 steps, batch 200), target <= 4 s;
+- ``cognitive``: ``switchbench suite`` on the cognitive part of the full suite
+  (``cognitive-switch``, every model that runs it, 5 seeds, 6 blocks of 300 batches at
+  dt = 100 ms), target <= 1/4 of the time before the one engine;
+- ``leaderboard``: ``switchbench leaderboard`` (the full suite, both views when a tuning
+  table is given with ``--tuning``), target <= 4 min on 2 cores.
+
+Prints one row per (part, installation): the median wall time, every repeat and the command.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COGNITIVE_SUITE = """\
+name = "cognitive-part"
+seeds = 5
+
+[[paradigm]]
+name = "cognitive-switch"
+models = "*"
+set = { n_blocks = 6, block_size = 300, dt = 100 }
+"""
+TARGETS = {"fig2": "<= 4 s", "cognitive": "<= 1/4 of before", "leaderboard": "<= 240 s"}
+
+
+def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None) -> list[str]:
+    """The command line of one part run by the installation whose console script is ``exe``."""
+    if part == "fig2":
+        return [exe, "run", "--paradigm", "blocked-linear", "--model", "gated-linear", "--seeds", "10",
+                "--jobs", str(jobs)]
+    if part == "cognitive":
+        suite = work / "cognitive-part.toml"
+        suite.write_text(COGNITIVE_SUITE)
+        return [exe, "suite", str(suite), "--jobs", str(jobs)]
+    if part == "leaderboard":
+        cmd = [exe, "leaderboard", "--jobs", str(jobs), "--out", str(work / "out")]
+        if tuning:
+            cmd += ["--tuning", tuning]
+        return cmd
+    raise SystemExit(f"unknown part {part!r}; valid: {', '.join(TARGETS)}")
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    """Wall seconds of one process (its output discarded; a failure stops the benchmark)."""
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode not in (0, 1):        # 1: a suite with a failed run still reports the rest
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m switchbench.benchmark.engine_speed",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--parts", default="fig2,cognitive", help="comma-separated: fig2, cognitive, leaderboard")
+    p.add_argument("--jobs", type=int, default=2, help="--jobs of every command (default 2)")
+    p.add_argument("--repeats", type=int, default=1, help="timed repeats per part and installation (median)")
+    p.add_argument("--compare", nargs="*", default=[], metavar="EXE",
+                   help="other installations' switchbench console scripts to time side by side")
+    p.add_argument("--tuning", default=None, help="a tuning table for the leaderboard part (both views)")
+    args = p.parse_args(argv)
+    here = shutil.which("switchbench") or str(Path(sys.executable).with_name("switchbench"))
+    exes = [here] + list(args.compare)
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}; each command in a fresh cache")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="switchbench-engine-speed-") as scratch:
+        times: dict[tuple[str, str], list[float]] = {}
+        for r in range(args.repeats):
+            for part in parts:
+                order = exes if r % 2 == 0 else exes[::-1]
+                for exe in order:
+                    work = Path(tempfile.mkdtemp(dir=scratch))
+                    env = {**os.environ, "SWITCHBENCH_CACHE": str(work / "cache")}
+                    cmd = commands(part, exe, args.jobs, work, args.tuning)
+                    times.setdefault((part, exe), []).append(timed(cmd, env))
+                    print(f"  {part} by {exe}: {times[(part, exe)][-1]:.1f} s", flush=True)
+        for (part, exe), ts in times.items():
+            rows.append((part, exe, statistics.median(ts), ts))
+    print(f"\n{'part':<12} {'median (s)':>11}  {'target':<18} installation / repeats")
+    for part, exe, med, ts in rows:
+        print(f"{part:<12} {med:>11.1f}  {TARGETS[part]:<18} {exe}  [{', '.join(f'{t:.1f}' for t in ts)}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
