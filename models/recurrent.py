@@ -149,7 +149,15 @@ def unstack_adam(opt: torch.optim.Adam, stacked: list[torch.Tensor], single_opt,
 def seed_noise(gens: list[torch.Generator], shape, scale: float) -> torch.Tensor:
     """``scale`` times standard normal noise ``(S, *shape)``: seed ``s``'s slice from ``gens[s]``,
     drawn as the single-seed learner draws it."""
-    return torch.stack([scale * torch.randn(shape, generator=g, device=g.device) for g in gens])
+    out = torch.empty((len(gens), *shape), device=gens[0].device)
+    for o, g in zip(out, gens):
+        torch.randn(shape, generator=g, out=o)
+    return out.mul_(scale)
+
+
+def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1 - alpha) h + alpha r``; at ``alpha = 1`` (dt = tau) just ``r``, the same numbers in fewer operations."""
+    return r if alpha == 1 else (1 - alpha) * h + alpha * r
 
 
 class LeakyRNN(torch.nn.Module):
@@ -253,7 +261,7 @@ class LeakyRNN(torch.nn.Module):
         h = x.new_zeros(x.shape[1], self.w_rec.shape[0])
         hs = []
         for drive_t in drive.unbind(0):         # unbind, not drive[t]: its backward is one stack, not T zero-filled copies
-            h = (1 - self.alpha) * h + self.alpha * f(h @ self.w_rec.T + drive_t)
+            h = leak(h, f(h @ self.w_rec.T + drive_t), self.alpha)
             if self.unit_mask is not None:
                 h = h * self.unit_mask
             hs.append(h)
@@ -336,7 +344,7 @@ class StackedRNN:
         mask = None if self.unit_mask is None else self.unit_mask[:, None]
         hs = []
         for drive_t in drive.unbind(1):
-            h = (1 - self.alpha) * h + self.alpha * f(torch.bmm(h, w_rec_t) + drive_t)
+            h = leak(h, f(torch.bmm(h, w_rec_t) + drive_t), self.alpha)
             if mask is not None:
                 h = h * mask
             hs.append(h)
