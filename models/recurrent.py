@@ -29,6 +29,18 @@ first (as their code; every model here does so).
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
 never transfers: the upper bound on retention and the lower bound on sharing.
 
+**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``;
+``.to(device)`` moves the Adam state too, and gives the noise a generator on that device
+seeded from the model's own) used through ``predict`` / ``learn``; ``parameters()`` are the
+tensors it trains; ``record_hidden(x)`` returns the noiseless hidden states. Each class's
+``stack(learners)`` makes S single-seed learners one seed-batched learner
+(:mod:`switchbench.models.batching`): weights stacked seed-first and multiplied batched,
+each seed's noise from its own generator in the single-seed order, each seed's update its
+own (one Adam over the stacks on the sum of the seeds' losses, or, for the per-task models,
+each seed's own Adam on views of the stacks), so a stacked seed agrees with its single-seed
+learner to float rounding (a batched product may round differently from the single ``mm``).
+On a CPU the step is dominated by the matrix products, which stacking does not reduce.
+
 >>> import torch
 >>> from switchbench import models
 >>> from switchbench.paradigms.base import TaskSpec
@@ -171,6 +183,7 @@ class LeakyRNN(torch.nn.Module):
 
     def __init__(self, d_in: int, d_out: int, *, hidden: int, alpha: float, sigma_rec: float, activation: str,
                  lr: float, seed: int, sigma_x: float = 0.0, w_rec_gain: float = W_REC_GAIN):
+        super().__init__()
         if not (isinstance(hidden, int) and hidden > 0):
             raise SwitchbenchError(f"hidden must be a positive integer, got {hidden!r}")
         if not 0 < alpha <= 1:
@@ -182,7 +195,6 @@ class LeakyRNN(torch.nn.Module):
             raise SwitchbenchError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         self.alpha, self.sigma_rec, self.sigma_x, self.activation = float(alpha), float(sigma_rec), float(sigma_x), \
             activation
-        super().__init__()
         self.gen = torch.Generator().manual_seed(int(seed))
         g = self.gen
         w_rec = w_rec_gain * random_orthogonal(hidden, g)
