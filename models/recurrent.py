@@ -131,6 +131,11 @@ def stack_like(tensors) -> torch.Tensor:
     return torch.stack(list(tensors))
 
 
+def adam_settings(opt: torch.optim.Optimizer) -> list:
+    """The optimiser's settings (learning rate, betas, ...): learners stacked under one Adam must share them."""
+    return [(k, repr(v)) for k, v in sorted(opt.param_groups[0].items()) if k != "params"]
+
+
 def stack_adam(opts, singles: list[list[torch.Tensor]], stacked: list[torch.Tensor]) -> torch.optim.Adam:
     """One Adam over ``stacked`` (seed-first stacks of the ``singles``' parameters) with the
     settings and moments of the single-seed Adams ``opts``. Adam is elementwise, so with the sum
@@ -321,7 +326,8 @@ class StackedRNN:
 
     @staticmethod
     def _config(net) -> tuple:
-        return (net.alpha, net.sigma_rec, net.sigma_x, net.activation, [tuple(p.shape) for p in net.params])
+        return (net.alpha, net.sigma_rec, net.sigma_x, net.activation, [tuple(p.shape) for p in net.params],
+                adam_settings(net.opt))
 
     def _weight(self, i: int) -> torch.Tensor:
         """The ``i``-th weight of the single learner's order, stacked ``(S, ...)``."""

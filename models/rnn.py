@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 from switchbench.models.gated_mlp import Adam
-from switchbench.models.recurrent import apply_to_optimiser, seed_losses, stack_adam, unstack_adam
+from switchbench.models.recurrent import adam_settings, apply_to_optimiser, seed_losses, stack_adam, unstack_adam
 from switchbench.models.registry import register
 
 
@@ -98,11 +98,11 @@ class StackedGRU:
 
     def __init__(self, learners):
         self.nets = [copy.deepcopy(n) for n in learners]
-        shapes = [[tuple(p.shape) for p in n.params] for n in self.nets]
-        if any(type(n) is not type(self.nets[0]) for n in self.nets) or any(s != shapes[0] for s in shapes):
-            raise SwitchbenchError("stack() needs GRUs of one configuration")
+        configs = [([tuple(p.shape) for p in n.params], adam_settings(n.opt.opt)) for n in self.nets]
+        if any(type(n) is not type(self.nets[0]) for n in self.nets) or any(c != configs[0] for c in configs):
+            raise SwitchbenchError("stack() needs GRUs of one configuration (sizes and optimiser settings)")
         self.params = [torch.nn.Parameter(torch.stack([n.params[i].detach() for n in self.nets]))
-                       for i in range(len(shapes[0]))]
+                       for i in range(len(self.nets[0].params))]
         self.opt = stack_adam([n.opt.opt for n in self.nets], [n.params for n in self.nets], self.params)
 
     def parameters(self) -> list[torch.Tensor]:

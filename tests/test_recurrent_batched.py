@@ -209,6 +209,9 @@ def test_stack_refuses_learners_that_differ(model):
     other = make(model, 2, **OTHER.get(model, {"hidden": 4}))
     with pytest.raises(SwitchbenchError, match="one"):
         batching.stack([a, other])
+    if model not in PER_TASK:                  # one Adam over the stacks: one learning rate
+        with pytest.raises(SwitchbenchError, match="one"):
+            batching.stack([a, make(model, 2, lr=1e-3)])
     x, y = batches(1)[0]
     if privileged(model):
         a.observe_task(0)
