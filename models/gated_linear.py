@@ -48,6 +48,7 @@ import torch
 
 from switchbench.errors import SwitchbenchError
 from switchbench.models.registry import register
+from switchbench.models.torch_learner import ZooModule
 
 CITATION = ("Sandbrink, Bauer, Proca, Saxe, Summerfield & Hummos (2024). Flexible task abstractions emerge in "
             "linear networks with fast and bounded units. NeurIPS.")
@@ -66,9 +67,10 @@ def check_manifold_weight(weight) -> float:
 
 
 def gate_penalty(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
-    """R(c) = (N + w M) / (1 + w) with N = 10 sum relu(-c), M = 5 (|c|_1 - 1)^2, w = ``weight``."""
-    n = 10 * torch.relu(-c).sum()
-    m = 5 * (c.abs().sum() - 1) ** 2
+    """R(c) = (N + w M) / (1 + w) with N = 10 sum relu(-c), M = 5 (|c|_1 - 1)^2, w = ``weight``;
+    one value per row of a stack of gate vectors ``(..., P)``."""
+    n = 10 * torch.relu(-c).sum(-1)
+    m = 5 * (c.abs().sum(-1) - 1) ** 2
     return (n + weight * m) / (1 + weight)
 
 
@@ -84,18 +86,25 @@ def l2_gate_penalty(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
     return (10 * torch.relu(-c).sum() + weight * 0.5 * (c.norm() - 1) ** 2) / (1 + weight)
 
 
-def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
-    """dR/dc of :func:`l2_gate_penalty`, written out."""
-    norm = c.norm().clamp_min(1e-12)
+def l2_gate_penalty_grad(c: torch.Tensor, weight: float = 10.0, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """dR/dc of :func:`l2_gate_penalty`, written out; the norm is over ``dims`` (all gates by
+    default; ``(-2, -1)`` for each seed's (P, d_out) gates in a stack)."""
+    norm = (c.norm() if dims is None else c.square().sum(dims, keepdim=True).sqrt()).clamp_min(1e-12)
     return (-10 * (c < 0).to(c.dtype) + weight * (norm - 1) * c / norm) / (1 + weight)
 
 
-class GatedLinear:
-    """P linear paths ``W_p`` mixed by gates ``c_p`` (see the module docstring)."""
+class GatedLinear(ZooModule):
+    """P linear paths ``W_p`` mixed by gates ``c_p`` (see the module docstring).
+
+    Tensors: ``W`` (P, d_out, d_in) and ``c`` (P,), parameters (``c`` a buffer where the gates
+    do not learn); learning rates ``lr_w = dt / tau_w``, ``lr_c = dt / tau_c``; ``dtype``.
+    Stacked seeds (:meth:`stack`) put a seed dimension first: ``W`` (S, P, d_out, d_in).
+    """
 
     def __init__(self, d_in: int, d_out: int, n_paths: int, *, dt: float, tau_w: float, tau_c: float, lam: float,
                  c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32",
                  manifold_weight: float = 10.0):
+        super().__init__()
         if dtype not in DTYPES:
             raise SwitchbenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         for name, v in (("dt", dt), ("tau_w", tau_w), ("tau_c", tau_c)):
@@ -104,68 +113,80 @@ class GatedLinear:
         self.manifold_weight = check_manifold_weight(manifold_weight)
         self.dtype = DTYPES[dtype]
         g = torch.Generator().manual_seed(int(seed))
-        self.W = torch.randn(n_paths, d_out, d_in, generator=g, dtype=torch.float64).to(self.dtype)
-        self.W *= w_init / math.sqrt(d_in)
-        self.c = torch.full((n_paths,), float(c_init), dtype=self.dtype)
+        W = torch.randn(n_paths, d_out, d_in, generator=g, dtype=torch.float64).to(self.dtype)
+        W *= w_init / math.sqrt(d_in)
+        self.W = torch.nn.Parameter(W, requires_grad=False)
+        c = torch.full(self._gate_shape(n_paths, d_out), float(c_init), dtype=self.dtype)
+        if learn_gates:
+            self.c = torch.nn.Parameter(c, requires_grad=False)
+        else:
+            self.register_buffer("c", c)
         self.lr_w, self.lr_c, self.lam, self.learn_gates = dt / tau_w, dt / tau_c, lam, learn_gates
 
-    def parameters(self):
+    _gate_sum = (-2, -1)                  # dL/dc_p sums over the batch and the outputs
+
+    @staticmethod
+    def _gate_shape(n_paths: int, d_out: int) -> tuple[int, ...]:
+        return (n_paths,)
+
+    def _gates(self) -> torch.Tensor:
+        """The gates shaped against the paths' outputs ``(..., P, B, d_out)``."""
+        return self.c[..., None, None]
+
+    def _penalty_grad(self) -> torch.Tensor:
+        return gate_penalty_grad(self.c, self.manifold_weight)
+
+    def parameters(self, recurse: bool = True) -> list[torch.Tensor]:
         return [self.W, self.c] if self.learn_gates else [self.W]
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.to(self.dtype) @ self.W.transpose(1, 2)         # (P, B, d_out): each path's output
-        return torch.tensordot(self.c, h, dims=1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.to(self.W).unsqueeze(-3) @ self.W.transpose(-1, -2)         # (..., P, B, d_out): each path's output
+        return (self._gates() * h).sum(-3)
 
-    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        x, y = x.to(self.dtype), y.to(self.dtype)
-        h = x @ self.W.transpose(1, 2)                         # (P, B, d_out)
-        err = torch.tensordot(self.c, h, dims=1) - y            # (B, d_out)
-        n = x.shape[0]
-        loss = 0.5 * err.square().sum() / n
-        grad_w = self.c[:, None, None] * (err.T @ x / n)        # dL/dW_p = c_p e^T x / B
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
+        x, y = x.to(self.W), y.to(self.W)
+        h = x.unsqueeze(-3) @ self.W.transpose(-1, -2)                    # (..., P, B, d_out)
+        gates = self._gates()
+        err = (gates * h).sum(-3) - y                                      # (..., B, d_out)
+        n = x.shape[-2]
+        loss = 0.5 * err.square().sum((-2, -1)) / n
+        grad_w = (gates * err.unsqueeze(-3)).transpose(-1, -2) @ x.unsqueeze(-3) / n   # (c_p * e)^T x / B
         if self.learn_gates:
-            grad_c = (h * err).sum(dim=(1, 2)) / n               # dL/dc_p = <h_p, e> / B
+            grad_c = (h * err.unsqueeze(-3)).sum(self._gate_sum) / n        # <h_p(o), e(_o)> / B
             if self.lam:
-                grad_c = grad_c + self.lam * gate_penalty_grad(self.c, self.manifold_weight)
+                grad_c = grad_c + self.lam * self._penalty_grad()
             self.c -= self.lr_c * grad_c
         self.W -= self.lr_w * grad_w
-        return float(loss)
+        return self._loss_value(loss)
 
     def probe(self) -> dict[str, torch.Tensor]:
         return {"gates": self.c.clone(), "modules": self.W.clone()}
 
 
 class UnitwiseGatedLinear(GatedLinear):
-    """One gate per (path, output unit): ``y_o = sum_p c_po (W_p x)_o``."""
+    """One gate per (path, output unit): ``y_o = sum_p c_po (W_p x)_o``; ``c`` is (P, d_out)."""
 
-    def __init__(self, d_in: int, d_out: int, n_paths: int, **kw):
-        super().__init__(d_in, d_out, n_paths, **kw)
-        self.c = self.c[:, None].repeat(1, d_out)          # (P, d_out)
+    _gate_sum = (-2,)                     # dL/dc_po sums over the batch
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.c[:, None, :] * (x.to(self.dtype) @ self.W.transpose(1, 2))).sum(0)
+    @staticmethod
+    def _gate_shape(n_paths: int, d_out: int) -> tuple[int, ...]:
+        return (n_paths, d_out)
 
-    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        x, y = x.to(self.dtype), y.to(self.dtype)
-        h = x @ self.W.transpose(1, 2)                         # (P, B, d_out)
-        err = (self.c[:, None, :] * h).sum(0) - y               # (B, d_out)
-        n = x.shape[0]
-        loss = 0.5 * err.square().sum() / n
-        grad_w = (self.c[:, None, :] * err).transpose(1, 2) @ x / n      # dL/dW_p = (c_p * e)^T x / B
-        grad_c = (h * err).sum(dim=1) / n                                 # dL/dc_po = <h_po, e_o> / B
-        if self.lam:
-            grad_c = grad_c + self.lam * l2_gate_penalty_grad(self.c, self.manifold_weight)
-        self.c -= self.lr_c * grad_c
-        self.W -= self.lr_w * grad_w
-        return float(loss)
+    def _gates(self) -> torch.Tensor:
+        return self.c[..., :, None, :]
+
+    def _penalty_grad(self) -> torch.Tensor:
+        return l2_gate_penalty_grad(self.c, self.manifold_weight, dims=(-2, -1))
 
 
 class OracleGates(GatedLinear):
-    """Gates clamped to the one-hot of the task the runner announces."""
+    """Gates clamped to the one-hot of the task the runner announces (one task per seed when stacked)."""
 
-    def observe_task(self, task: int) -> None:
-        self.c.zero_()
-        self.c[task] = 1.0
+    def observe_task(self, task) -> None:
+        self.c.copy_(torch.nn.functional.one_hot(torch.as_tensor(task), self.c.shape[-1]))
 
 
 def _linear_only(spec):

@@ -72,6 +72,7 @@ from switchbench.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXE
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, gate_penalty
 from switchbench.models.registry import register
+from switchbench.models.torch_learner import ZooModule
 
 FEATURE_VERSION = 1      # bump when the pretraining recipe changes: old cache files are then not reused
 HIDDEN = (100, 100)
@@ -80,11 +81,12 @@ HIDDEN = (100, 100)
 # --- the frozen feature network ---------------------------------------------------------
 
 def _mlp_forward(layers, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
-    """ReLU MLP; ``upto`` = number of layers to apply (ReLU after each hidden one)."""
+    """ReLU MLP; ``upto`` = number of layers to apply (ReLU after each hidden one); weights
+    ``(..., out, in)`` and biases ``(..., out)`` may carry a leading seed dimension."""
     layers = layers[:upto] if upto is not None else layers
     h = x
     for i, (w, b) in enumerate(layers):
-        h = h @ w.T + b
+        h = h @ w.transpose(-1, -2) + b.unsqueeze(-2)      # a leading seed dimension broadcasts
         if upto is not None or i < len(layers) - 1:
             h = torch.relu(h)
     return h
@@ -201,7 +203,10 @@ def _check(optimizer: str, **positive):
 
 
 class Adam:
-    """``torch.optim.Adam`` over tensors whose gradients are computed by hand (``step(params, grads)``)."""
+    """``torch.optim.Adam`` over tensors whose gradients are computed by hand (``step(params, grads)``).
+
+    Adam is elementwise: the Adam of S stacked seeds (:meth:`stacked`) updates each seed as its
+    own Adam would; :meth:`sliced` is one seed's Adam again."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.opt = torch.optim.Adam(list(params), lr=lr, betas=betas, eps=eps)
@@ -213,66 +218,121 @@ class Adam:
         for p in params:
             p.grad = None
 
+    def _like(self, params, state: dict) -> "Adam":
+        d = self.opt.defaults
+        new = Adam(params, d["lr"], d["betas"], d["eps"])
+        sd = self.opt.state_dict()
+        new.opt.load_state_dict({**sd, "state": state})
+        return new
 
-class GatedMLP:
-    """Frozen features, P readouts ``W_p`` mixed by gates ``c_p`` (see the module docstring)."""
+    def stacked(self, adams: list["Adam"], params) -> "Adam":
+        """The Adam of ``params`` stacked over seeds (a leading dimension), from each seed's Adam."""
+        states = [a.opt.state_dict()["state"] for a in adams]
+        return self._like(params, {i: {k: v.clone() if k == "step" else torch.stack([st[i][k] for st in states])
+                                       for k, v in states[0][i].items()} for i in states[0]})
+
+    def sliced(self, s: int, params) -> "Adam":
+        """Seed ``s``'s Adam over its own ``params``, from the Adam of stacked seeds."""
+        state = self.opt.state_dict()["state"]
+        return self._like(params, {i: {k: (v if k == "step" else v[s]).clone() for k, v in st.items()}
+                                   for i, st in state.items()})
+
+
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the batch (the last dimension of ``y``), one value per seed."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+    return ce.reshape(y.shape).mean(-1)
+
+
+class GatedMLP(ZooModule):
+    """Frozen features, P readouts ``W_p`` mixed by gates ``c_p`` (see the module docstring).
+
+    Tensors: the frozen feature layers (buffers ``feature_w{i}``, ``feature_b{i}``, shared by
+    stacked seeds), ``W`` (P, n_classes, d) and ``c`` (P,), parameters; ``lr_w``, ``lr_c`` (the
+    gate step, ``dt * lr_c``), ``lam``; ``opt`` (Adam, or None for plain steps)."""
 
     def __init__(self, spec, seed: int, *, n_paths: int, lr_w: float, lr_c: float, dt: float, lam: float,
                  c_init: float | None, w_init: float, optimizer: str, feature_seed: int, learn_gates: bool = True):
+        super().__init__()
         _check(lr_w=lr_w, dt=dt, optimizer=optimizer)
         if not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
             raise SwitchbenchError(f"n_paths must be a positive integer, got {n_paths!r}")
         if lr_c < 0 or lam < 0:
             raise SwitchbenchError(f"lr_c and lam must be >= 0, got lr_c={lr_c!r}, lam={lam!r}")
-        self.features, self.feature_accuracy = feature_network(feature_config(feature_seed))
-        self.features = self.features[:-1]        # drop the pretraining classifier: phi = last hidden layer
+        features, self.feature_accuracy = feature_network(feature_config(feature_seed))
+        features = features[:-1]                  # drop the pretraining classifier: phi = last hidden layer
+        for i, (w, b) in enumerate(features):
+            self.register_buffer(f"feature_w{i}", w)
+            self.register_buffer(f"feature_b{i}", b)
+        self.n_features = len(features)
+        self.shared = tuple(k for i in range(len(features)) for k in (f"feature_w{i}", f"feature_b{i}"))
         d = HIDDEN[-1] + (spec.input_size - N_PIXELS) + 1
         g = torch.Generator().manual_seed(int(seed))
-        self.W = torch.randn(n_paths, spec.output_size, d, generator=g) * (w_init / math.sqrt(d))
-        self.c = torch.full((n_paths,), 1.0 / n_paths if c_init is None else float(c_init))
+        self.W = torch.nn.Parameter(torch.randn(n_paths, spec.output_size, d, generator=g) * (w_init / math.sqrt(d)),
+                                    requires_grad=False)
+        c = torch.full((n_paths,), 1.0 / n_paths if c_init is None else float(c_init))
+        if learn_gates:
+            self.c = torch.nn.Parameter(c, requires_grad=False)
+        else:
+            self.register_buffer("c", c)
         self.lr_w, self.lr_c, self.lam, self.learn_gates = lr_w, dt * lr_c, lam, learn_gates
         self.opt = Adam([self.W], lr_w) if optimizer == "adam" else None
 
-    def parameters(self):
+    @property
+    def features(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The frozen feature layers ``[(weight, bias), ...]``."""
+        return [(getattr(self, f"feature_w{i}"), getattr(self, f"feature_b{i}")) for i in range(self.n_features)]
+
+    def parameters(self, recurse: bool = True) -> list[torch.Tensor]:
         return [self.W, self.c] if self.learn_gates else [self.W]
 
+    def _optimized(self) -> list[torch.Tensor]:
+        return [self.W]
+
     def _z(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        phi = _mlp_forward(self.features, x[:, :N_PIXELS], upto=len(self.features))
-        return torch.cat([phi, x[:, N_PIXELS:], torch.ones(len(x), 1)], dim=1)
+        x = x.to(self.W)
+        phi = _mlp_forward(self.features, x[..., :N_PIXELS], upto=self.n_features)
+        return torch.cat([phi, x[..., N_PIXELS:], x.new_ones(*x.shape[:-1], 1)], dim=-1)
 
     @staticmethod
     def _logits(z, W, c):
-        return torch.einsum("p,pbo->bo", c, torch.einsum("bd,pod->pbo", z, W))
+        return torch.einsum("...p,...pbo->...bo", c, torch.einsum("...bd,...pod->...pbo", z, W))
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._logits(self._z(x), self.W, self.c)
 
-    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        z = self._z(x)
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
+        z, y = self._z(x), y.to(self.W.device)
         W, c = self.W.clone().requires_grad_(), self.c.clone().requires_grad_()
-        task = F.cross_entropy(self._logits(z, W, c), y)
-        total = task + self.lam * gate_penalty(c) if (self.learn_gates and self.lam) else task
-        gW, gc = torch.autograd.grad(total, (W, c))
+        with torch.enable_grad():
+            task = _cross_entropy(self._logits(z, W, c), y)               # one per seed
+            total = task + self.lam * gate_penalty(c) if (self.learn_gates and self.lam) else task
+            gW, gc = torch.autograd.grad(total.sum(), (W, c))          # seeds are independent: each its own gradient
         if self.learn_gates:
             self.c -= self.lr_c * gc
         if self.opt is not None:
             self.opt.step([self.W], [gW])
         else:
             self.W -= self.lr_w * gW
-        return float(task.detach())
+        return self._loss_value(task)
 
     def probe(self) -> dict[str, torch.Tensor]:
         return {"gates": self.c.clone()}
 
 
-class MLP:
+class MLP(ZooModule):
     """The feature MLP (initialised from the pretrained network, trainable) with one readout,
     no gates; with ``cue=True`` the cue, if the input has one, enters the first layer, else the
-    input is cut to its pixels (the network never sees the cue)."""
+    input is cut to its pixels (the network never sees the cue).
+
+    Tensors: ``layers`` (weight, bias, weight, bias, ...), parameters; ``lr_w``; ``opt``."""
 
     def __init__(self, spec, seed: int, *, lr_w: float, optimizer: str, feature_seed: int, pretrained: bool,
                  cue: bool = True):
+        super().__init__()
         _check(lr_w=lr_w, optimizer=optimizer)
         g = torch.Generator().manual_seed(int(seed))
         self.n_in = spec.input_size if cue else N_PIXELS
@@ -283,29 +343,36 @@ class MLP:
             w0[:, :N_PIXELS] = feats[0][0]
             w0[:, N_PIXELS:] *= 0.1                     # small random cue weights
             fresh = [(w0, feats[0][1].clone())] + [(w.clone(), b.clone()) for w, b in feats[1:]] + fresh[-1:]
-        self.layers = [p for wb in fresh for p in wb]
+        self.layers = torch.nn.ParameterList(torch.nn.Parameter(p, requires_grad=False) for wb in fresh for p in wb)
         self.lr_w = lr_w
         self.opt = Adam(self.layers, lr_w) if optimizer == "adam" else None
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True) -> list[torch.Tensor]:
+        return list(self.layers)
+
+    def _optimized(self) -> list[torch.Tensor]:
         return list(self.layers)
 
     def _forward(self, x, flat):
-        return _mlp_forward(list(zip(flat[::2], flat[1::2])), x[..., :self.n_in].float())
+        return _mlp_forward(list(zip(flat[::2], flat[1::2])), x[..., :self.n_in].to(flat[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, list(self.layers))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(x, self.layers)
+        return self.forward(x)
 
-    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
         params = [p.clone().requires_grad_() for p in self.layers]
-        loss = F.cross_entropy(self._forward(x, params), y)
-        grads = torch.autograd.grad(loss, params)
+        with torch.enable_grad():
+            loss = _cross_entropy(self._forward(x, params), y.to(params[0].device))
+            grads = torch.autograd.grad(loss.sum(), params)
         if self.opt is not None:
-            self.opt.step(self.layers, grads)
+            self.opt.step(list(self.layers), grads)
         else:
             for p, g in zip(self.layers, grads):
                 p -= self.lr_w * g
-        return float(loss.detach())
+        return self._loss_value(loss)
 
 
 # --- registration -----------------------------------------------------------------------

@@ -26,45 +26,53 @@ import torch
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, DTYPES
 from switchbench.models.registry import register
+from switchbench.models.torch_learner import ZooModule
 
 
-class DeepLinear:
-    """A product of linear layers ``y = W_L ... W_1 x`` trained by plain gradient descent (autograd)."""
+class DeepLinear(ZooModule):
+    """A product of linear layers ``y = W_L ... W_1 x`` trained by plain gradient descent
+    (hand-written backprop). ``layers``: the matrices ``W_l`` (out, in), parameters; ``lr``;
+    ``dtype``. Stacked seeds (:meth:`stack`) put a seed dimension first: (S, out, in)."""
 
     def __init__(self, sizes: list[int], *, lr: float, w_init: float, seed: int, dtype: str = "float32"):
+        super().__init__()
         if dtype not in DTYPES:
             raise SwitchbenchError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         g = torch.Generator().manual_seed(int(seed))
         self.dtype = DTYPES[dtype]
-        self.layers = [(torch.randn(o, i, generator=g, dtype=torch.float64) * w_init / math.sqrt(i)).to(self.dtype)
-                       for i, o in zip(sizes[:-1], sizes[1:])]
+        self.layers = torch.nn.ParameterList(
+            torch.nn.Parameter((torch.randn(o, i, generator=g, dtype=torch.float64) * w_init / math.sqrt(i))
+                               .to(self.dtype), requires_grad=False)
+            for i, o in zip(sizes[:-1], sizes[1:]))
         self.lr = lr
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True) -> list[torch.Tensor]:
         return list(self.layers)
 
-    def _forward(self, x, layers):
-        h = x.to(self.dtype)
-        for w in layers:
-            h = h @ w.T
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.to(self.layers[0])
+        for w in self.layers:
+            h = h @ w.transpose(-1, -2)
         return h
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(x, self.layers)
+        return self.forward(x)
 
-    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        acts = [x.to(self.dtype)]                      # h_0 = x, h_l = h_{l-1} W_l^T
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
+        acts = [x.to(self.layers[0])]                  # h_0 = x, h_l = h_{l-1} W_l^T
         for w in self.layers:
-            acts.append(acts[-1] @ w.T)
-        err = acts[-1] - y.to(self.dtype)
-        loss = 0.5 * err.square().sum() / len(err)
-        g = err / len(err)                             # dL/dh_L
+            acts.append(acts[-1] @ w.transpose(-1, -2))
+        err = acts[-1] - y.to(acts[-1])
+        n = err.shape[-2]
+        loss = 0.5 * err.square().sum((-2, -1)) / n
+        g = err / n                                    # dL/dh_L
         grads = []
         for w, h in zip(reversed(self.layers), reversed(acts[:-1])):
-            grads.append(g.T @ h)                      # dL/dW_l = g_l^T h_{l-1}
+            grads.append(g.transpose(-1, -2) @ h)      # dL/dW_l = g_l^T h_{l-1}
             g = g @ w                                  # dL/dh_{l-1}
-        self.layers = [w - self.lr * gw for w, gw in zip(self.layers, reversed(grads))]
-        return float(loss)
+        for w, gw in zip(self.layers, reversed(grads)):
+            w -= self.lr * gw
+        return self._loss_value(loss)
 
 
 def _regression_only(spec):
