@@ -893,8 +893,10 @@ class StackedGatedRNN(StackedRNN):
         return list(self.params) + [self.c]
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
-        per_path = torch.einsum("stbh,spdh->sptbd", hs, self.w_out) + self.b_out[:, :, None, None, :]
-        return torch.einsum("sp,sptbd->stbd", self.c, per_path)
+        S, T, B, H = hs.shape
+        P, D = self.w_out.shape[1:3]
+        per_path = torch.bmm(hs.reshape(S, T * B, H), self.w_out.reshape(S, P * D, H).mT).reshape(S, T, B, P, D)
+        return torch.einsum("sp,stbpd->stbd", self.c, per_path + self.b_out[:, None, None])
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         from switchbench.models.gated_linear import gate_penalty_grad
