@@ -16,7 +16,7 @@ Parts and the targets of the one-engine issue:
   1000 steps, batch 200), target <= 4 s;
 - ``cognitive``: ``switchbench suite`` on the cognitive part of the full suite
   (``cognitive-switch``, every model that runs it, 5 seeds, 6 blocks of 300 batches at
-  dt = 100 ms), target <= 1/4 of the time before the one engine;
+  dt = 100 ms; ``--short``: 2 blocks of 100), target <= 1/4 of the time before the one engine;
 - ``leaderboard``: ``switchbench leaderboard`` (the full suite, both views when a tuning
   table is given with ``--tuning``), target <= 4 min on 2 cores.
 
@@ -41,19 +41,22 @@ seeds = 5
 [[paradigm]]
 name = "cognitive-switch"
 models = "*"
-set = { n_blocks = 6, block_size = 300, dt = 100 }
+set = {{ n_blocks = {n_blocks}, block_size = {block_size}, dt = 100 }}
 """
+FULL = (6, 300)          # the full suite's cognitive curriculum: 6 blocks of 300 batches
+SHORT = (2, 100)         # --short: the same part with 2 blocks of 100 batches
 TARGETS = {"fig2": "<= 4 s", "cognitive": "<= 1/4 of before", "leaderboard": "<= 240 s"}
 
 
-def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None) -> list[str]:
+def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, short: bool = False) -> list[str]:
     """The command line of one part run by the installation whose console script is ``exe``."""
     if part == "fig2":
         return [exe, "run", "--paradigm", "blocked-linear", "--model", "gated-linear", "--seeds", "10",
                 "--jobs", str(jobs)]
     if part == "cognitive":
         suite = work / "cognitive-part.toml"
-        suite.write_text(COGNITIVE_SUITE)
+        n_blocks, block_size = SHORT if short else FULL
+        suite.write_text(COGNITIVE_SUITE.format(n_blocks=n_blocks, block_size=block_size))
         return [exe, "suite", str(suite), "--jobs", str(jobs)]
     if part == "leaderboard":
         cmd = [exe, "leaderboard", "--jobs", str(jobs), "--out", str(work / "out")]
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", nargs="*", default=[], metavar="EXE",
                    help="other installations' switchbench console scripts to time side by side")
     p.add_argument("--tuning", default=None, help="a tuning table for the leaderboard part (both views)")
+    p.add_argument("--short", action="store_true",
+                   help="the cognitive part with 2 blocks of 100 batches instead of 6 of 300 (a quicker comparison)")
     args = p.parse_args(argv)
     here = shutil.which("switchbench") or str(Path(sys.executable).with_name("switchbench"))
     exes = [here] + list(args.compare)
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 for exe in order:
                     work = Path(tempfile.mkdtemp(dir=scratch))
                     env = {**os.environ, "SWITCHBENCH_CACHE": str(work / "cache")}
-                    cmd = commands(part, exe, args.jobs, work, args.tuning)
+                    cmd = commands(part, exe, args.jobs, work, args.tuning, args.short)
                     times.setdefault((part, exe), []).append(timed(cmd, env))
                     print(f"  {part} by {exe}: {times[(part, exe)][-1]:.1f} s", flush=True)
         for (part, exe), ts in times.items():

@@ -29,6 +29,18 @@ first (as their code; every model here does so).
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
 never transfers: the upper bound on retention and the lower bound on sharing.
 
+**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``;
+``.to(device)`` moves the Adam state too, and gives the noise a generator on that device
+seeded from the model's own) used through ``predict`` / ``learn``; ``parameters()`` are the
+tensors it trains; ``record_hidden(x)`` returns the noiseless hidden states. Each class's
+``stack(learners)`` makes S single-seed learners one seed-batched learner
+(:mod:`switchbench.models.batching`): weights stacked seed-first and multiplied batched,
+each seed's noise from its own generator in the single-seed order, each seed's update its
+own (one Adam over the stacks on the sum of the seeds' losses, or, for the per-task models,
+each seed's own Adam on views of the stacks), so a stacked seed agrees with its single-seed
+learner to float rounding (a batched product may round differently from the single ``mm``).
+On a CPU the step is dominated by the matrix products, which stacking does not reduce.
+
 >>> import torch
 >>> from switchbench import models
 >>> from switchbench.paradigms.base import TaskSpec
@@ -39,6 +51,7 @@ never transfers: the upper bound on retention and the lower bound on sharing.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -88,11 +101,94 @@ def clip_and_step(opt: torch.optim.Optimizer, params) -> None:
     opt.step()
 
 
-class LeakyRNN:
-    """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring)."""
+# --- devices and seed stacks: helpers shared by the zoo's modules ------------------------------
+
+def apply_to_optimiser(opt: torch.optim.Optimizer, fn) -> None:
+    """Apply ``fn`` (a :meth:`torch.nn.Module._apply` function: ``.to(device)``, ...) to the
+    optimiser's state tensors (Adam's moments; its ``step`` count stays where Adam keeps it)."""
+    for state in opt.state.values():
+        for k, v in state.items():
+            if torch.is_tensor(v) and k != "step":
+                state[k] = fn(v)
+
+
+def generator_on(gen: torch.Generator, device: torch.device) -> torch.Generator:
+    """``gen`` if it draws on ``device``, else a generator there seeded from it: the noise on
+    another device is a different stream, reproducible per seed on that device."""
+    if gen.device == device or (gen.device.type == device.type and device.index is None):
+        return gen
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen, device=gen.device))
+    return torch.Generator(device).manual_seed(seed)
+
+
+def stack_like(tensors) -> torch.Tensor:
+    """``torch.stack`` that keeps a transposed layout (the orthogonal ``W_rec`` comes out of QR
+    column-major): each seed's slice is laid out as the single-seed tensor, so products with it
+    take the same kernel and round the same."""
+    t0 = tensors[0]
+    if t0.dim() >= 2 and not t0.is_contiguous() and t0.mT.is_contiguous():
+        return torch.stack([t.mT for t in tensors]).mT
+    return torch.stack(list(tensors))
+
+
+def adam_settings(opt: torch.optim.Optimizer) -> list:
+    """The optimiser's settings (learning rate, betas, ...): learners stacked under one Adam must share them."""
+    return [(k, repr(v)) for k, v in sorted(opt.param_groups[0].items()) if k != "params"]
+
+
+def stack_adam(opts, singles: list[list[torch.Tensor]], stacked: list[torch.Tensor]) -> torch.optim.Adam:
+    """One Adam over ``stacked`` (seed-first stacks of the ``singles``' parameters) with the
+    settings and moments of the single-seed Adams ``opts``. Adam is elementwise, so with the sum
+    of the seeds' losses as objective each seed's update is its single-seed update."""
+    group = {k: v for k, v in opts[0].param_groups[0].items() if k != "params"}
+    opt = torch.optim.Adam(stacked, **group)
+    for i, p in enumerate(stacked):
+        states = [o.state.get(ps[i], {}) for o, ps in zip(opts, singles)]
+        if not any(states):
+            continue
+        if not all(states) or len({float(st["step"]) for st in states}) > 1:
+            raise SwitchbenchError("cannot stack learners that took different numbers of optimiser steps")
+        opt.state[p] = {k: v.clone() if k == "step" else stack_like([st[k] for st in states])
+                        for k, v in states[0].items()}
+    return opt
+
+
+def unstack_adam(opt: torch.optim.Adam, stacked: list[torch.Tensor], single_opt, single: list[torch.Tensor],
+                 s: int) -> None:
+    """Seed ``s``'s slice of the stacked Adam's state into the single-seed ``single_opt``."""
+    for P, p in zip(stacked, single):
+        state = opt.state.get(P)
+        single_opt.state.pop(p, None)
+        if state:
+            single_opt.state[p] = {k: v.clone() if k == "step" else v[s].clone() for k, v in state.items()}
+
+
+def seed_noise(gens: list[torch.Generator], shape, scale: float) -> torch.Tensor:
+    """``scale`` times standard normal noise ``(S, *shape)``: seed ``s``'s slice from ``gens[s]``,
+    drawn as the single-seed learner draws it."""
+    out = torch.empty((len(gens), *shape), device=gens[0].device)
+    for o, g in zip(out, gens):
+        torch.randn(shape, generator=g, out=o)
+    return out.mul_(scale)
+
+
+def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1 - alpha) h + alpha r``; at ``alpha = 1`` (dt = tau) just ``r``, the same numbers in fewer operations."""
+    return r if alpha == 1 else (1 - alpha) * h + alpha * r
+
+
+class LeakyRNN(torch.nn.Module):
+    """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring).
+
+    A :class:`torch.nn.Module` (weights in ``state_dict()``; ``.to(device)`` also moves the Adam
+    state and gives the noise a generator on that device, seeded from this one), but not called
+    as one: ``predict``, ``learn`` and ``record_hidden`` are the learner. ``parameters()`` are
+    the trained tensors. :meth:`stack` makes S seeds one seed-batched learner
+    (:class:`StackedRNN`)."""
 
     def __init__(self, d_in: int, d_out: int, *, hidden: int, alpha: float, sigma_rec: float, activation: str,
                  lr: float, seed: int, sigma_x: float = 0.0, w_rec_gain: float = W_REC_GAIN):
+        super().__init__()
         if not (isinstance(hidden, int) and hidden > 0):
             raise SwitchbenchError(f"hidden must be a positive integer, got {hidden!r}")
         if not 0 < alpha <= 1:
@@ -115,11 +211,28 @@ class LeakyRNN:
         self.b_out = torch.nn.Parameter(torch.zeros(d_out))
         self.params = [self.w_in, self.w_rec, self.b, self.w_out, self.b_out]
         self.opt = torch.optim.Adam(self.params, lr=lr)
-        self.unit_mask: torch.Tensor | None = None     # robustness: silenced units (0) stay at 0
+        self.register_buffer("unit_mask", None, persistent=False)   # robustness: silenced units (0) stay at 0
         self.module_size: int | None = None            # set by modular models: units per module
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True):
+        """The trained tensors (what the runner counts and compares)."""
         return list(self.params)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        apply_to_optimiser(self.opt, fn)
+        self.gen = generator_on(self.gen, self.w_rec.device)
+        return self
+
+    @classmethod
+    def stack(cls, learners) -> "StackedRNN":
+        """S single-seed networks of one configuration as one seed-batched learner."""
+        return StackedRNN(learners)
+
+    def record_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden states ``(time, batch, hidden)`` for inputs ``x``, without noise or side effects."""
+        with torch.no_grad():
+            return self.hidden_states(x, self.w_in, noise=False)
 
     def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
         """Damage this network in place (call it on a copy; :mod:`switchbench.benchmark.metrics`,
@@ -131,10 +244,10 @@ class LeakyRNN:
         - ``module_silencing``: ``level`` random modules silenced (modular networks only).
         """
         hidden = self.w_rec.shape[0]
-        mask = torch.ones(hidden) if self.unit_mask is None else self.unit_mask.clone()
+        mask = torch.ones(hidden) if self.unit_mask is None else self.unit_mask.cpu()
         if kind == "weight_noise":
             with torch.no_grad():
-                self.w_rec.mul_(1 + level * torch.randn(self.w_rec.shape, generator=gen))
+                self.w_rec.mul_(1 + level * torch.randn(self.w_rec.shape, generator=gen).to(self.w_rec.device))
             return True
         if kind == "unit_ablation":
             mask[torch.randperm(hidden, generator=gen)[:round(level * hidden)]] = 0
@@ -143,7 +256,7 @@ class LeakyRNN:
                 mask[m * self.module_size:(m + 1) * self.module_size] = 0
         else:
             return False
-        self.unit_mask = mask
+        self.unit_mask = mask.to(self.w_rec.device)
         return True
 
     def forward(self, x: torch.Tensor, noise: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,15 +269,16 @@ class LeakyRNN:
         f = ACTIVATIONS[self.activation]
         x = x.float()
         if noise and self.sigma_x > 0:
-            x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen)
+            x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen,
+                                                                            device=self.gen.device)
         drive = x @ w_in.T + self.b                                # the input part, all steps at once
         if noise and self.sigma_rec > 0:
             scale = math.sqrt(2 / self.alpha) * self.sigma_rec
-            drive = drive + scale * torch.randn(drive.shape, generator=self.gen)
+            drive = drive + scale * torch.randn(drive.shape, generator=self.gen, device=self.gen.device)
         h = x.new_zeros(x.shape[1], self.w_rec.shape[0])
         hs = []
-        for t in range(x.shape[0]):
-            h = (1 - self.alpha) * h + self.alpha * f(h @ self.w_rec.T + drive[t])
+        for drive_t in drive.unbind(0):         # unbind, not drive[t]: its backward is one stack, not T zero-filled copies
+            h = leak(h, f(h @ self.w_rec.T + drive_t), self.alpha)
             if self.unit_mask is not None:
                 h = h * self.unit_mask
             hs.append(h)
@@ -187,12 +301,209 @@ class LeakyRNN:
         return float(loss.detach())
 
 
-class PerTaskRNN:
-    """One :class:`LeakyRNN` per task; ``observe_task`` picks the active one."""
+class StackedRNN:
+    """S :class:`LeakyRNN` s of one configuration (seed order) as one seed-batched learner
+    (:mod:`switchbench.models.batching`): inputs ``(S, time, batch, features)``, weights stacked
+    seed-first and multiplied batched (``torch.bmm``), one Adam over the stacks whose objective
+    is the *sum* of the seeds' losses (so each seed's gradient, clip and update are its own),
+    each seed's noise drawn from that seed's generator in the single-seed order. It agrees with
+    the S single-seed learners to float rounding (a batched product may sum in another order)."""
+
+    def __init__(self, learners):
+        self.nets = [copy.deepcopy(n) for n in learners]    # each seed's generator, settings and other state
+        first = self.nets[0]
+        key = self._config(first)
+        if any(type(n) is not type(first) or self._config(n) != key for n in self.nets):
+            raise SwitchbenchError(f"stack() needs learners of one class and configuration, got {len(self.nets)} "
+                                   "that differ")
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = key[:4]
+        self.params = [torch.nn.Parameter(stack_like([n.params[i].detach() for n in self.nets]))
+                       for i in range(len(first.params))]
+        self.opt = stack_adam([n.opt for n in self.nets], [n.params for n in self.nets], self.params)
+        masks = [n.unit_mask for n in self.nets]
+        self.unit_mask = None if all(m is None for m in masks) else \
+            torch.stack([torch.ones_like(first.b) if m is None else m for m in masks]).detach()
+
+    @staticmethod
+    def _config(net) -> tuple:
+        return (net.alpha, net.sigma_rec, net.sigma_x, net.activation, [tuple(p.shape) for p in net.params],
+                adam_settings(net.opt))
+
+    def _weight(self, i: int) -> torch.Tensor:
+        """The ``i``-th weight of the single learner's order, stacked ``(S, ...)``."""
+        return self.params[i]
+
+    def _gens(self) -> list[torch.Generator]:
+        return [n.gen for n in self.nets]
+
+    w_in = property(lambda self: self._weight(0))
+    w_rec = property(lambda self: self._weight(1))
+    b = property(lambda self: self._weight(2))
+    w_out = property(lambda self: self._weight(3))
+    b_out = property(lambda self: self._weight(4))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params)
+
+    def hidden_states(self, x: torch.Tensor, w_in: torch.Tensor, noise: bool) -> torch.Tensor:
+        """Hidden states ``(S, time, batch, hidden)`` of inputs ``(S, time, batch, features)``
+        through input weights ``w_in`` ``(S, hidden, features)``; :meth:`LeakyRNN.hidden_states` per seed."""
+        f = ACTIVATIONS[self.activation]
+        S, T, B, _ = x.shape
+        gens = self._gens()
+        x = x.float()
+        if noise and self.sigma_x > 0:
+            x = x + seed_noise(gens, x.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_x)
+        drive = torch.bmm(x.reshape(S, T * B, -1), w_in.mT).reshape(S, T, B, -1) + self.b[:, None, None]
+        if noise and self.sigma_rec > 0:
+            drive = drive + seed_noise(gens, drive.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_rec)
+        h = x.new_zeros(S, B, drive.shape[-1])
+        w_rec_t = self.w_rec.mT
+        mask = None if self.unit_mask is None else self.unit_mask[:, None]
+        hs = []
+        for drive_t in drive.unbind(1):
+            h = leak(h, f(torch.bmm(h, w_rec_t) + drive_t), self.alpha)
+            if mask is not None:
+                h = h * mask
+            hs.append(h)
+        return torch.stack(hs, 1)
+
+    def readout(self, hs: torch.Tensor) -> torch.Tensor:
+        S, T, B, H = hs.shape
+        return torch.bmm(hs.reshape(S, T * B, H), self.w_out.mT).reshape(S, T, B, -1) + self.b_out[:, None, None]
+
+    def logits(self, x: torch.Tensor, noise: bool) -> torch.Tensor:
+        return self.readout(self.hidden_states(x, self.w_in, noise))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.logits(x, noise=False)
+
+    def record_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(S, time, batch, hidden)`` of inputs ``x``, without noise or side effects."""
+        with torch.no_grad():
+            return self.hidden_states(x, self.w_in, noise=False)
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            losses = seed_losses(self.logits(x, noise=True), y)
+            self.opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        clip_and_step(self.opt, self.params)
+        return losses.detach()
+
+    def unstack(self) -> list:
+        """Independent single-seed learners (seed order) with the current weights, Adam state and generators."""
+        out = []
+        for s, net in enumerate(self.nets):
+            net = copy.deepcopy(net)
+            with torch.no_grad():
+                for p, P in zip(net.params, self.params):
+                    p.copy_(P[s])
+            unstack_adam(self.opt, self.params, net.opt, net.params, s)
+            net.unit_mask = None if self.unit_mask is None else self.unit_mask[s].clone()
+            out.append(net)
+        return out
+
+    def to(self, device) -> "StackedRNN":
+        """Move the stacked weights, Adam state, masks and each seed's generator to ``device``."""
+        device = torch.device(device)
+        for net in self.nets:
+            net.to(device)
+        for p in self.params:
+            p.data = p.data.to(device)
+        apply_to_optimiser(self.opt, lambda t: t.to(device))
+        if self.unit_mask is not None:
+            self.unit_mask = self.unit_mask.to(device)
+        return self
+
+
+def seed_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each seed's cross-entropy ``(S,)`` of ``logits`` ``(S, ..., classes)`` against ``y`` ``(S, ...)``,
+    computed per seed exactly as a single-seed learner computes its loss."""
+    return torch.stack([task_loss(logits[s], y[s], "cross_entropy") for s in range(len(logits))])
+
+
+class StackedTaskRNN(StackedRNN):
+    """Base of the seed-batched learners with per-task weights (``per-task-rnn``,
+    ``modular-primitives``), whose seeds may be told different tasks: the trained weights are
+    stacked ``(S, tasks, ...)`` and seed s computes with its task's slice. Each seed's update is
+    its own single-seed learner's clip and Adam step (the single-seed learners' weights are
+    views of the stacks), so the updates are those of the single seeds exactly."""
+
+    def __init__(self, learners):
+        self.models = [copy.deepcopy(n) for n in learners]
+        first = self.models[0]
+        if any(type(m) is not type(first) or self._config(m) != self._config(first) for m in self.models):
+            raise SwitchbenchError(f"stack() needs learners of one class and configuration, got {len(self.models)} "
+                                   "that differ")
+        self.tasks = [m.task for m in self.models]
+        per_task = [self._task_params(m) for m in self.models]
+        self.params = [torch.nn.Parameter(stack_like([stack_like([ps[i].detach() for ps in tp]) for tp in per_task]))
+                       for i in range(len(per_task[0][0]))]
+        self._link()
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        """A single-seed learner's trained tensors, task by task."""
+        raise NotImplementedError
+
+    def _optimiser(self, model, task: int) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+        """The single-seed learner's optimiser for ``task`` and the tensors it clips."""
+        raise NotImplementedError
+
+    def _link(self) -> None:
+        """Make the single-seed learners' weights views of the stacks."""
+        for s, m in enumerate(self.models):
+            for k, ps in enumerate(self._task_params(m)):
+                for p, P in zip(ps, self.params):
+                    p.data = P.data[s, k]
+
+    def _pick(self, P: torch.Tensor) -> torch.Tensor:
+        """Each seed's slice of its task: ``(S, tasks, ...) -> (S, ...)``."""
+        return P[torch.arange(len(self.tasks), device=P.device), torch.tensor(self.tasks, device=P.device)]
+
+    def observe_task(self, tasks) -> None:
+        for m, k in zip(self.models, tasks, strict=True):
+            m.observe_task(int(k))
+        self.tasks = [m.task for m in self.models]
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            losses = seed_losses(self.logits(x, noise=True), y)
+            for P in self.params:
+                P.grad = None
+            losses.sum().backward()
+        for s, (m, k) in enumerate(zip(self.models, self.tasks)):
+            ps = self._task_params(m)[k]
+            for p, P in zip(ps, self.params):
+                p.grad = P.grad[s, k]
+            clip_and_step(*self._optimiser(m, k))
+            for p in ps:
+                p.grad = None
+        for P in self.params:
+            P.grad = None
+        return losses.detach()
+
+    def unstack(self) -> list:
+        """Independent copies of the single-seed learners (their weights are the stacks' slices)."""
+        return [copy.deepcopy(m) for m in self.models]
+
+    def to(self, device) -> "StackedTaskRNN":
+        for m in self.models:
+            m.to(device)
+        for P in self.params:
+            P.data = P.data.to(device)
+        self._link()
+        return self
+
+
+class PerTaskRNN(torch.nn.Module):
+    """One :class:`LeakyRNN` per task (``nets``, a module list); ``observe_task`` picks the active one."""
 
     def __init__(self, n_tasks: int, seed: int, **kw):
+        super().__init__()
         seeds = torch.randint(0, 2 ** 62, (n_tasks,), generator=torch.Generator().manual_seed(int(seed))).tolist()
-        self.nets = [LeakyRNN(**kw, seed=s) for s in seeds]
+        self.nets = torch.nn.ModuleList([LeakyRNN(**kw, seed=s) for s in seeds])
         self.task = 0
 
     def observe_task(self, task: int) -> None:
@@ -200,7 +511,8 @@ class PerTaskRNN:
             raise SwitchbenchError(f"task {task} out of range 0..{len(self.nets) - 1}")
         self.task = int(task)
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True):
+        """Every task's network's trained tensors, task by task."""
         return [p for net in self.nets for p in net.parameters()]
 
     def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
@@ -209,8 +521,50 @@ class PerTaskRNN:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets[self.task].predict(x)
 
+    def record_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The active task's network's hidden states (see :meth:`LeakyRNN.record_hidden`)."""
+        return self.nets[self.task].record_hidden(x)
+
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
         return self.nets[self.task].learn(x, y)
+
+    @classmethod
+    def stack(cls, learners) -> "StackedPerTaskRNN":
+        return StackedPerTaskRNN(learners)
+
+
+class StackedPerTaskRNN(StackedTaskRNN):
+    """S :class:`PerTaskRNN` s as one seed-batched learner (:class:`StackedTaskRNN`): weights
+    ``(S, tasks, ...)``; seed s runs, with its own noise, the network of its task."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        net = self.models[0].nets[0]
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = net.alpha, net.sigma_rec, net.sigma_x, \
+            net.activation
+
+    @staticmethod
+    def _config(model) -> tuple:
+        return tuple(StackedRNN._config(net) for net in model.nets)
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        return [net.params for net in model.nets]
+
+    def _optimiser(self, model, task: int):
+        return model.nets[task].opt, model.nets[task].params
+
+    def _weight(self, i: int) -> torch.Tensor:
+        return self._pick(self.params[i])
+
+    def _gens(self) -> list[torch.Generator]:
+        return [m.nets[k].gen for m, k in zip(self.models, self.tasks)]
+
+    @property
+    def unit_mask(self) -> torch.Tensor | None:
+        nets = [m.nets[k] for m, k in zip(self.models, self.tasks)]
+        if all(n.unit_mask is None for n in nets):
+            return None
+        return torch.stack([torch.ones_like(n.b) if n.unit_mask is None else n.unit_mask for n in nets]).detach()
 
 
 def _classification_sequences(spec):
@@ -299,6 +653,14 @@ class ConsolidatedRNN(LeakyRNN):
     def observe_task(self, task: int) -> None:
         self.task = int(task)
 
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name in ("omega", "Omega", "start", "star"):
+            setattr(self, name, [fn(t) for t in getattr(self, name)])
+        self.anchors = {k: ([fn(f) for f in F], [fn(t) for t in theta]) for k, (F, theta) in self.anchors.items()}
+        self.recent = [(fn(x), fn(y)) for x, y in self.recent]
+        return self
+
     def _fisher(self) -> list[torch.Tensor]:
         F = [torch.zeros_like(p) for p in self.params]
         n = 0
@@ -360,6 +722,96 @@ class ConsolidatedRNN(LeakyRNN):
                 self.recent = (self.recent + [(x, y)])[-self.fisher_batches:]
         return float(loss.detach())
 
+    @classmethod
+    def stack(cls, learners) -> "StackedConsolidatedRNN":
+        return StackedConsolidatedRNN(learners)
+
+
+class StackedConsolidatedRNN(StackedRNN):
+    """S :class:`ConsolidatedRNN` s as one seed-batched learner (:class:`StackedRNN`): each seed
+    has its own task, boundaries and anchors. SI's path integrals and importances are stacked
+    ``(S, ...)``; EWC's anchors stay with each seed, its Fisher computed at that seed's boundary
+    by its single-seed code on its current weights."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        first = self.nets[0]
+        self.method, self.strength, self.xi = first.method, first.strength, first.xi
+        self.si = {name: [torch.stack([getattr(n, name)[i] for n in self.nets]).clone() for i in range(len(self.params))]
+                   for name in ("omega", "Omega", "start", "star")}
+
+    @staticmethod
+    def _config(net) -> tuple:
+        return StackedRNN._config(net) + (net.method, net.strength, net.xi, net.fisher_batches)
+
+    def observe_task(self, tasks) -> None:
+        for net, k in zip(self.nets, tasks, strict=True):
+            net.observe_task(int(k))
+
+    def _consolidate(self, s: int) -> None:
+        net = self.nets[s]
+        theta = [P[s].detach().clone() for P in self.params]
+        if self.method == "ewc":
+            with torch.no_grad():
+                for p, t in zip(net.params, theta):
+                    p.copy_(t)
+            net.anchors[net.last] = (net._fisher(), theta)
+            net.recent = []
+            return
+        si = self.si
+        for O, w, t, st, star in zip(si["Omega"], si["omega"], theta, si["start"], si["star"]):
+            O[s] += w[s] / ((t - st[s]).square() + self.xi)
+            w[s].zero_()
+            st[s], star[s] = t, t
+
+    def _penalty_grads(self) -> list[torch.Tensor]:
+        out = [torch.zeros_like(P) for P in self.params]
+        with torch.no_grad():
+            if self.method == "ewc":
+                for s, net in enumerate(self.nets):
+                    for fisher, star in (v for k, v in net.anchors.items() if k != net.task):
+                        for o, f, P, st in zip(out, fisher, self.params, star):
+                            o[s] += self.strength * f * (P[s] - st)
+            else:
+                for o, O, P, st in zip(out, self.si["Omega"], self.params, self.si["star"]):
+                    o += 2 * self.strength * O * (P - st)
+        return out
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        for s, net in enumerate(self.nets):
+            if net.last is not None and net.task != net.last:
+                self._consolidate(s)
+            net.last = net.task
+        with torch.enable_grad():
+            losses = seed_losses(self.logits(x, noise=True), y)
+            self.opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+        task_grads = [P.grad.detach().clone() for P in self.params]
+        before = [P.detach().clone() for P in self.params]
+        for P, g in zip(self.params, self._penalty_grads()):
+            P.grad += g
+        clip_and_step(self.opt, self.params)
+        with torch.no_grad():
+            if self.method == "si":
+                for w, g, P, b in zip(self.si["omega"], task_grads, self.params, before):
+                    w -= g * (P - b)
+            else:
+                for s, net in enumerate(self.nets):
+                    net.recent = (net.recent + [(x[s], y[s])])[-net.fisher_batches:]
+        return losses.detach()
+
+    def unstack(self) -> list:
+        nets = super().unstack()
+        for s, net in enumerate(nets):
+            for name, stacked in self.si.items():
+                setattr(net, name, [t[s].clone() for t in stacked])
+        return nets
+
+    def to(self, device) -> "StackedConsolidatedRNN":
+        super().to(device)
+        self.si = {name: [t.to(device) for t in ts] for name, ts in self.si.items()}
+        return self
+
 
 # --- gated readouts: the gated network's fast, non-negative, bounded gates on an RNN ---------
 
@@ -387,10 +839,11 @@ class GatedRNN(LeakyRNN):
         self.b_out = torch.nn.Parameter(torch.zeros(n_paths, d_out))
         self.params = [self.w_in, self.w_rec, self.b, self.w_out, self.b_out]
         self.opt = torch.optim.Adam(self.params, lr=self.opt.defaults["lr"])
-        self.c = torch.full((n_paths,), 1.0 / n_paths)
+        self.register_buffer("c", torch.full((n_paths,), 1.0 / n_paths))
         self.lr_c, self.lam = float(lr_c), float(lam)
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True):
+        """The trained tensors and the gates ``c`` (learned by their own step)."""
         return list(self.params) + [self.c]
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
@@ -418,6 +871,60 @@ class GatedRNN(LeakyRNN):
 
     def probe(self) -> dict[str, torch.Tensor]:
         return {"gates": self.c.clone()}
+
+    @classmethod
+    def stack(cls, learners) -> "StackedGatedRNN":
+        return StackedGatedRNN(learners)
+
+
+class StackedGatedRNN(StackedRNN):
+    """S :class:`GatedRNN` s as one seed-batched learner (:class:`StackedRNN`; gates ``c`` ``(S, P)``)."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        self.c = torch.stack([n.c for n in self.nets]).clone()
+        self.lr_c, self.lam = self.nets[0].lr_c, self.nets[0].lam
+
+    @staticmethod
+    def _config(net) -> tuple:
+        return StackedRNN._config(net) + (net.lr_c, net.lam)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params) + [self.c]
+
+    def readout(self, hs: torch.Tensor) -> torch.Tensor:
+        S, T, B, H = hs.shape
+        P, D = self.w_out.shape[1:3]
+        per_path = torch.bmm(hs.reshape(S, T * B, H), self.w_out.reshape(S, P * D, H).mT).reshape(S, T, B, P, D)
+        return torch.einsum("sp,stbpd->stbd", self.c, per_path + self.b_out[:, None, None])
+
+    def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from switchbench.models.gated_linear import gate_penalty_grad
+
+        self.c.requires_grad_(True)
+        try:
+            losses = super().learn(x, y)
+            grad_c = self.c.grad.detach().clone()
+        finally:
+            self.c.grad = None
+            self.c.requires_grad_(False)
+        with torch.no_grad():
+            self.c -= self.lr_c * (grad_c + self.lam * gate_penalty_grad(self.c))
+        return losses
+
+    def probe(self) -> dict[str, torch.Tensor]:
+        return {"gates": self.c.clone()}
+
+    def unstack(self) -> list:
+        nets = super().unstack()
+        for net, c in zip(nets, self.c):
+            net.c.copy_(c)
+        return nets
+
+    def to(self, device) -> "StackedGatedRNN":
+        super().to(device)
+        self.c = self.c.to(device)
+        return self
 
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
@@ -507,7 +1014,7 @@ def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
     return ids
 
 
-class ModularPrimitives:
+class ModularPrimitives(torch.nn.Module):
     """MoLaP-style learner: frozen pretrained recurrent modules, per-task input and output weights.
 
     The MoLaP abstract (no public code): modules "pre-trained on the statistics of the full
@@ -570,11 +1077,13 @@ class ModularPrimitives:
             raise SwitchbenchError(f"pretrain_steps must be an integer >= 0, got {pretrain_steps!r}")
         if pretrain not in PRETRAIN:
             raise SwitchbenchError(f"unknown pretrain {pretrain!r}; valid: {', '.join(PRETRAIN)}")
+        super().__init__()
         hidden = n_modules * module_size
         self.net_kw = dict(hidden=hidden, alpha=alpha, sigma_rec=sigma_rec, sigma_x=sigma_x, w_rec_gain=w_rec_gain,
                            activation=activation)
         self.rnn = LeakyRNN(spec.input_size, spec.output_size, **self.net_kw, lr=lr, seed=seed)
-        self.block_mask = torch.block_diag(*[torch.ones(module_size, module_size)] * n_modules)
+        self.register_buffer("block_mask", torch.block_diag(*[torch.ones(module_size, module_size)] * n_modules),
+                             persistent=False)
         self.rnn.module_size = module_size
         self.n_modules, self.module_size, self.pcs_per_module = n_modules, module_size, pcs_per_module
         self.n_tasks, self.d_in, self.d_out, self.hidden = spec.n_tasks, spec.input_size, spec.output_size, hidden
@@ -598,7 +1107,7 @@ class ModularPrimitives:
         self.opt = torch.optim.Adam([p for io in self.io for p in io], lr=lr)
 
     # --- pretraining ------------------------------------------------------------------
-    def _modules(self, gen: torch.Generator, lr: float) -> LeakyRNN:
+    def _fresh_modules(self, gen: torch.Generator, lr: float) -> LeakyRNN:
         """Fresh block-diagonal modules: an orthogonal matrix per module times the gain."""
         net = LeakyRNN(self.d_in, self.d_out, **self.net_kw, lr=lr, seed=0)
         net.gen = gen
@@ -629,7 +1138,7 @@ class ModularPrimitives:
             except (OSError, ValueError, KeyError):
                 pass                                 # unreadable: pretrain again and overwrite
         gen = torch.Generator().manual_seed(settings["seed"])
-        net = self._modules(gen, settings["lr"])
+        net = self._fresh_modules(gen, settings["lr"])
         if settings["pretrain"] != "none" and settings["steps"]:
             data = _neurogym_corpus(self.corpus, settings["corpus_dt"], settings["corpus_trials"], settings["seed"],
                                     self.d_in, self.d_out)
@@ -656,12 +1165,14 @@ class ModularPrimitives:
                 raise
         return w_rec, b
 
-    def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> list[list[torch.nn.Parameter]]:
+    def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> torch.nn.ModuleList:
+        """``n`` tasks' ``[W_in, W_out, b_out]`` (a module list of parameter lists)."""
         d_out = d_out or self.d_out
         limit = math.sqrt(6 / (self.hidden + d_out))
-        return [[torch.nn.Parameter(torch.randn(self.hidden, self.d_in, generator=gen) / math.sqrt(self.d_in)),
-                 torch.nn.Parameter((2 * torch.rand(d_out, self.hidden, generator=gen) - 1) * limit),
-                 torch.nn.Parameter(torch.zeros(d_out))] for _ in range(n)]
+        return torch.nn.ModuleList(torch.nn.ParameterList([
+            torch.randn(self.hidden, self.d_in, generator=gen) / math.sqrt(self.d_in),
+            (2 * torch.rand(d_out, self.hidden, generator=gen) - 1) * limit,
+            torch.zeros(d_out)]) for _ in range(n))
 
     def _fit_tasks(self, net: LeakyRNN, corpus, settings: dict, mask) -> None:
         """Train ``net``'s recurrence (kept block-diagonal by ``mask``) with per-corpus-task I/O on the tasks' loss."""
@@ -735,9 +1246,19 @@ class ModularPrimitives:
             raise SwitchbenchError(f"task {task} out of range 0..{self.n_tasks - 1}")
         self.task = int(task)
 
-    def parameters(self):
+    def parameters(self, recurse: bool = True):
         """The trainable parameters: every task's input and output weights (modules are frozen)."""
         return [p for io in self.io for p in io]
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        apply_to_optimiser(self.opt, fn)
+        return self
+
+    def record_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The modules' hidden states driven by the active task's input weights (no noise, no side effects)."""
+        with torch.no_grad():
+            return self.rnn.hidden_states(x, self.io[self.task][0], noise=False)
 
     def perturb(self, kind: str, level: float, gen: torch.Generator) -> bool:
         """As :meth:`LeakyRNN.perturb` on the modules (``module_silencing`` silences whole modules)."""
@@ -754,6 +1275,56 @@ class ModularPrimitives:
             loss.backward()
         clip_and_step(self.opt, self.parameters())
         return float(loss.detach())
+
+    @classmethod
+    def stack(cls, learners) -> "StackedModularPrimitives":
+        return StackedModularPrimitives(learners)
+
+
+class StackedModularPrimitives(StackedTaskRNN):
+    """S :class:`ModularPrimitives` as one seed-batched learner (:class:`StackedTaskRNN`): each
+    seed's frozen modules stacked ``(S, ...)``, its per-task input and output weights
+    ``(S, tasks, ...)``."""
+
+    def __init__(self, learners):
+        super().__init__(learners)
+        rnn = self.models[0].rnn
+        self.alpha, self.sigma_rec, self.sigma_x, self.activation = rnn.alpha, rnn.sigma_rec, rnn.sigma_x, \
+            rnn.activation
+        self._frozen()
+
+    def _frozen(self) -> None:
+        self.frozen = [stack_like([getattr(m.rnn, name).detach() for m in self.models]) for name in ("w_rec", "b")]
+
+    @staticmethod
+    def _config(model) -> tuple:
+        return (StackedRNN._config(model.rnn), model.n_tasks, [tuple(p.shape) for p in model.parameters()])
+
+    def _task_params(self, model) -> list[list[torch.Tensor]]:
+        return [list(io) for io in model.io]
+
+    def _optimiser(self, model, task: int):
+        return model.opt, model.parameters()
+
+    def _weight(self, i: int) -> torch.Tensor:
+        if i in (1, 2):
+            return self.frozen[i - 1]                       # the modules' W_rec and b
+        return self._pick(self.params[{0: 0, 3: 1, 4: 2}[i]])
+
+    def _gens(self) -> list[torch.Generator]:
+        return [m.rnn.gen for m in self.models]
+
+    @property
+    def unit_mask(self) -> torch.Tensor | None:
+        masks = [m.rnn.unit_mask for m in self.models]
+        if all(u is None for u in masks):
+            return None
+        return torch.stack([torch.ones_like(m.rnn.b) if u is None else u for m, u in zip(self.models, masks)])
+
+    def to(self, device) -> "StackedModularPrimitives":
+        super().to(device)
+        self._frozen()
+        return self
 
 
 def _neurogym_tasks(spec):
