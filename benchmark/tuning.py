@@ -117,10 +117,10 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
-    """Mark, per (paradigm, model), the ``eligible`` configurations (no failed seed, a primary
-    metric, final loss <= ``LEARNED_RATIO`` x the model's lowest) and the ``selected`` one:
-    best mean primary metric among the eligible (ties: lower final loss, then the default);
-    the default where every configuration failed.
+    """Mark, per (paradigm, model), the ``eligible`` configurations (no failed seed, final loss
+    <= ``LEARNED_RATIO`` x the model's lowest) and the ``selected`` one: best mean primary
+    metric among the eligible (ties, or a paradigm without the metric, e.g. one block and no
+    switch: lower final loss; then the default); the default where every configuration failed.
 
     >>> t = pd.DataFrame({"paradigm": "p", "model": "m", "config": ["{}", '{"lr": 1e-4}'], "default": [True, False],
     ...                   "switch_time_late": [6.0, 3.0], "final_loss": [0.03, 0.6], "failed": ""})
@@ -130,15 +130,16 @@ def select(table: pd.DataFrame) -> pd.DataFrame:
     sign = -1 if METRICS[PRIMARY].higher_is_better else 1
     table = table.copy()
     table["selected"] = False
-    ran = (table["failed"] == "") & table[PRIMARY].notna()
+    ran = (table["failed"] == "") & (table[PRIMARY].notna() | table[TIEBREAK].notna())
     best_loss = table[ran].groupby(["paradigm", "model"])[TIEBREAK].transform("min").reindex(table.index)
     table["eligible"] = ran & ~(table[TIEBREAK] > LEARNED_RATIO * best_loss)
     for _, g in table.groupby(["paradigm", "model"], sort=False):
         ok = g[g["eligible"]]
         if ok.empty:
             best = g.index[g["default"]][0]
-        else:
-            order = ok.assign(_p=sign * ok[PRIMARY], _t=ok[TIEBREAK].fillna(np.inf), _d=~ok["default"])
+        else:   # no primary metric (a paradigm without switches): the final loss decides
+            order = ok.assign(_p=(sign * ok[PRIMARY]).fillna(np.inf), _t=ok[TIEBREAK].fillna(np.inf),
+                              _d=~ok["default"])
             best = order.sort_values(["_p", "_t", "_d"], kind="stable").index[0]
         table.loc[best, "selected"] = True
     return table

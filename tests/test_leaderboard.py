@@ -201,3 +201,13 @@ def test_selection_excludes_configurations_that_did_not_learn():
     # with every configuration alike, the fastest switch wins as before
     t["final_loss"] = [0.5, 0.6, 0.55]
     assert tuning.selected(tuning.select(t)) == {("p", "m"): {"lr": 0.0001}}
+
+
+def test_selection_by_final_loss_where_a_paradigm_has_no_switch_time():
+    # one block, no switch (cognitive-compose): the primary metric is NaN for every configuration
+    t = pd.DataFrame({"paradigm": "p", "model": "m", "config": ["{}", '{"lr": 0.0001}', '{"lr": 0.01}'],
+                      "default": [True, False, False], "budget": 3, "validation_seeds": "1000-1000",
+                      "switch_time_late": float("nan"), "final_loss": [0.23, 0.93, 0.003], "failed": ""})
+    out = tuning.select(t)
+    assert out["eligible"].tolist() == [False, False, True]
+    assert tuning.selected(out) == {("p", "m"): {"lr": 0.01}}
