@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import conftest
+
 from switchbench.benchmark import batched, runner
 from switchbench.benchmark.batched import sample_cov, wishart_cov
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
@@ -20,20 +22,7 @@ def wishart(model, seeds, **kw):
 
 def assert_same_run(a, b, rtol=2e-5, atol=1e-7):
     """Same log (exact for the bookkeeping columns, within tolerance for the numbers), R0/Rk, probes, metrics."""
-    assert list(a.log.columns) == list(b.log.columns)
-    num = [c for c in b.log.columns if b.log[c].dtype.kind == "f"]
-    pd.testing.assert_frame_equal(a.log.drop(columns=num), b.log.drop(columns=num))
-    for c in num:
-        np.testing.assert_allclose(a.log[c], b.log[c], rtol=rtol, atol=atol, err_msg=c)
-    np.testing.assert_allclose(a.R0, b.R0, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(a.Rk, b.Rk, rtol=rtol, atol=atol)
-    assert a.probes.keys() == b.probes.keys()
-    for k in b.probes:
-        np.testing.assert_allclose(a.probes[k], b.probes[k], rtol=rtol, atol=atol, err_msg=k)
-    assert a.metrics.keys() == b.metrics.keys()
-    for k in b.metrics:
-        if k != "wall_ms_per_step":
-            np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    conftest.assert_same_run(a, b, rtol, atol, metric_rtol=1e-4, metric_atol=1e-5)
 
 
 def test_a_composed_curriculum_has_the_run_loops_blocks_and_phases():

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+import conftest
+
 import switchbench
 from switchbench.benchmark import loop, runner
 from switchbench.benchmark.cli import main
@@ -97,17 +99,8 @@ def model_seed(seed: int) -> int:
 
 
 def assert_same(a, b, rtol=1e-9, atol=1e-12):
-    num = [c for c in b.log.columns if b.log[c].dtype.kind == "f"]
-    pd.testing.assert_frame_equal(a.log.drop(columns=num), b.log.drop(columns=num))
-    for c in num:
-        np.testing.assert_allclose(a.log[c], b.log[c], rtol=rtol, atol=atol, err_msg=c)
-    np.testing.assert_allclose(a.R0, b.R0, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(a.Rk, b.Rk, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(a.probes["norm"], b.probes["norm"], rtol=rtol, atol=atol)
+    conftest.assert_same_run(a, b, rtol, atol, metric_rtol=max(rtol, 1e-7), metric_atol=1e-9)
     assert a.config == b.config
-    for k in b.metrics:
-        if k != "wall_ms_per_step":
-            np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=max(rtol, 1e-7), atol=1e-9, err_msg=k)
 
 
 @pytest.mark.parametrize("paradigm, kw", [("blocked-linear", {}), ("blocked-linear", {"schedule": "interleaved"}),
