@@ -8,7 +8,7 @@ digits, a small MLP stands in for the CNN.
 
 **Feature network** (``feature_network``): ``64 -> 100 -> 100 -> 10`` ReLU MLP pretrained
 on digit identity with Adam on the *train* part of the digit split only (the same seeded
-stratified split the paradigms use, :mod:`switchbench.digits`; the test part is never
+stratified split the paradigms use, :mod:`switchbench.data.digits`; the test part is never
 seen), seeded by ``feature_seed``, then frozen. Its last hidden layer ``phi(x)`` (100
 units) is the feature vector. It is trained once per configuration and cached on disk
 under ``$SWITCHBENCH_CACHE/features`` (default ``.cache/features``), keyed by a hash of its
@@ -68,7 +68,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from switchbench.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
+from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, gate_penalty
 from switchbench.models.registry import register

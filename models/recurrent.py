@@ -972,9 +972,9 @@ PRETRAIN_FORMAT = 1      # bump when pretraining changes: cached modules are the
 def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int, classes: int):
     """``n`` end-aligned trials per neurogym task: inputs ``(T, n, width)`` (zero-padded), targets ``(T, n)``.
 
-    Made by :func:`switchbench.tasksets.generate_trials` (seeded through the task's own
+    Made by :func:`switchbench.data.tasksets.generate_trials` (seeded through the task's own
     ``seed()``: neurogym 2.3.1 ignores ``reset(seed=)``), task ``i`` from ``seed + 7919 i``."""
-    from switchbench.tasksets import generate_trials, pack_trials
+    from switchbench.data.tasksets import generate_trials, pack_trials
 
     out = []
     for i, env_id in enumerate(env_ids):
@@ -995,7 +995,7 @@ def _neurogym_corpus(env_ids, dt, n: int, seed: int, width: int, classes: int):
 def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
     """The neurogym ids of a pretraining corpus: ``corpus`` (a named set, one id or a list;
     None: ``own``, the paradigm's tasks), less ``own`` when ``hold_out``; never empty."""
-    from switchbench.tasksets import NAMED_SETS
+    from switchbench.data.tasksets import NAMED_SETS
 
     if corpus is None:
         ids = list(own)
@@ -1120,7 +1120,7 @@ class ModularPrimitives(torch.nn.Module):
 
     def _pretrained(self, spec, settings: dict, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen modules' ``(W_rec, b)``: from the disk cache when its key matches, else pretrained."""
-        from switchbench.tasksets import cache_dir, import_neurogym
+        from switchbench.data.tasksets import cache_dir, import_neurogym
 
         blob = json.dumps({**settings, **self.net_kw, "modules": [self.n_modules, self.module_size],
                            "io": [self.d_in, self.d_out], "format": PRETRAIN_FORMAT, "torch": torch.__version__,

@@ -32,7 +32,7 @@ unpadded steps). A padded class is never a target.
 - ``env.reset(seed=...)`` does not seed a neurogym task's own ``rng``; only
   ``env.seed(n)`` does (and for wrapped tasks such as ``yang19.go``, the outermost
   neurogym object's ``seed``, which also seeds its sub-tasks and their scheduler). Pools
-  are generated after that call (:func:`switchbench.tasksets.generate_trials`, which the
+  are generated after that call (:func:`switchbench.data.tasksets.generate_trials`, which the
   corpus-pretrained models share), so a pool is a function of its seed.
 - ``neurogym.Dataset`` has no seed, returns views into its cache that later calls
   overwrite, and is slow (tens of ms per 64 x 100 batch). It is not used: each task's
@@ -113,7 +113,7 @@ from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
 from switchbench.paradigms.schedules import make_schedule
-from switchbench.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
+from switchbench.data.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
 SWITCH_CRITERION = ("norm_loss", 0.2)

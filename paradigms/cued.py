@@ -1,7 +1,7 @@
 """``switchbench/CuedSwitch-v0``: cued trial-by-trial switching between parity and magnitude.
 
 The task-switching paradigm of cognitive psychology (Rogers & Monsell 1995; Monsell 2003)
-on the bundled 8x8 digits (:mod:`switchbench.digits`): on every trial a cue says which
+on the bundled 8x8 digits (:mod:`switchbench.data.digits`): on every trial a cue says which
 task to do with the digit, task 0 = parity (response 0 = even, 1 = odd), task 1 =
 magnitude (0 = < 5, 1 = >= 5). Both tasks use the same two responses, so a digit is
 *congruent* when both tasks give the same response (0, 2, 4, 5, 7, 9) and incongruent
@@ -58,7 +58,7 @@ from typing import Sequence
 import gymnasium as gym
 import numpy as np
 
-from switchbench.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, LABELINGS, N_PIXELS, congruent
+from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, LABELINGS, N_PIXELS, congruent
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
 from switchbench.paradigms.digits import ACCURACY_CRITERION, DigitData

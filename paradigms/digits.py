@@ -2,7 +2,7 @@
 
 The non-linear task-switching experiment of Sandbrink, Bauer, Proca, Saxe, Summerfield &
 Hummos (NeurIPS 2024, Sec. 6), on scikit-learn's bundled 8x8 digits instead of MNIST
-(see :mod:`switchbench.digits`: 1797 images, shipped with scikit-learn, nothing downloaded).
+(see :mod:`switchbench.data.digits`: 1797 images, shipped with scikit-learn, nothing downloaded).
 
 - ``tasks="identity-relabel"`` (default, as in the paper): task A = digit identity, task B
   = the relabeling ``y -> y // 2 + 5 * (y % 2)``; 10 classes each.
@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from switchbench.digits import (DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, LABELINGS, N_CLASSES, N_PIXELS,
+from switchbench.data.digits import (DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, LABELINGS, N_CLASSES, N_PIXELS,
                                 digit_split)
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import class_entropy

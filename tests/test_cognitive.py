@@ -16,7 +16,7 @@ import switchbench
 from switchbench import models
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
-from switchbench import tasksets
+from switchbench.data import tasksets
 from switchbench.paradigms import cognitive
 from switchbench.paradigms.cognitive import generate_trials, null_loss, performance, performance_strict
 

@@ -11,7 +11,7 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.runner import trial_stats
-from switchbench.digits import LABELINGS, congruent, digit_split
+from switchbench.data.digits import LABELINGS, congruent, digit_split
 from switchbench.errors import SwitchbenchError
 from switchbench.models import gated_mlp
 from switchbench.paradigms.base import TaskSpec

@@ -2,7 +2,8 @@
 
 Paradigms live in :mod:`switchbench.paradigms` (Gymnasium environments, registered on
 import), models in :mod:`switchbench.models` (a registry of learner factories), and the
-runner, metrics, reproductions and command line in :mod:`switchbench.benchmark`.
+runner, metrics, reproductions and command line in :mod:`switchbench.benchmark`; data that
+paradigms and models share (the digit split, neurogym task sets) in :mod:`switchbench.data`.
 
 >>> import switchbench
 >>> res = switchbench.run("blocked-linear", "gated-linear", seed=0, n_blocks=2, block_size=20, cache=False, progress=False)

@@ -3,7 +3,7 @@ paradigm (its trial pools) and the models that pretrain on a task corpus
 (``modular-primitives``), so that neither imports the other. neurogym itself is imported
 only when trials are made (seconds: it imports torch).
 
->>> from switchbench.tasksets import NAMED_SETS
+>>> from switchbench.data.tasksets import NAMED_SETS
 >>> len(NAMED_SETS["yang19"]), NAMED_SETS["yang19-pair"]
 (20, ('yang19.go-v0', 'yang19.anti-v0'))
 """
