@@ -117,10 +117,28 @@ class Batched:
 
 def gate_penalty_grad(c: np.ndarray, weight: float = 10.0) -> np.ndarray:
     """dR/dc of each row of ``c`` (N, P): the model's own :func:`~switchbench.models.gated_linear.gate_penalty_grad`
-    (``weight``: its manifold weight w)."""
-    from switchbench.models.gated_linear import gate_penalty_grad as grad
+    (``weight``: its manifold weight w), bit for bit, in numpy: the same operations in the same
+    order and dtype, without a torch call per step. The row sum ``|c|_1`` is the one operation
+    whose order a reduction kernel chooses: for P <= 2 every order gives the same sum, so
+    numpy adds; for P > 2 torch sums, as the model does.
 
-    return grad(torch.from_numpy(c), weight).numpy()
+    >>> import torch
+    >>> from switchbench.models.gated_linear import gate_penalty_grad as model_grad
+    >>> c = np.array([[0.5, -0.25, 0.0], [1.5, 0.25, 2.0]], dtype=np.float32)
+    >>> np.array_equal(gate_penalty_grad(c, 5.0), model_grad(torch.from_numpy(c), 5.0).numpy())
+    True
+    """
+    weight = float(weight)                       # a Python scalar, as the model gets: the arithmetic stays in c's dtype
+    a = np.abs(c)
+    if c.shape[-1] == 1:
+        norm = a
+    elif c.shape[-1] == 2:
+        norm = a[..., :1] + a[..., 1:]
+    else:
+        norm = torch.from_numpy(a).sum(-1, keepdim=True).numpy()
+    dn = -10 * (c < 0).astype(c.dtype)
+    dm = 10 * (norm - 1) * np.sign(c)
+    return (dn + weight * dm) / (1 + weight)
 
 
 def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:

@@ -152,3 +152,23 @@ def test_bad_input_is_a_clear_error():
         wishart("deep-linear", [0])
     with pytest.raises(SwitchbenchError, match="cue=False"):
         wishart("gated-linear", [0], cue=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("P", [1, 2, 3, 4, 5, 8, 9, 16, 33])
+def test_the_gate_penalty_gradient_is_the_models_bit_for_bit(dtype, P):
+    """The engine's numpy gradient of the gate penalty equals the model's torch one exactly
+    (every bit, the sign of zeros included), for any number of paths and manifold weight."""
+    import torch
+
+    from switchbench.models.gated_linear import gate_penalty_grad
+
+    rng = np.random.default_rng(P)
+    for weight in (10.0, 5.0, 0.0, 0.1, 1 / 3, 2.7):
+        for scale in (1e-3, 0.3, 1.0, 5.0):
+            c = (scale * rng.standard_normal((64, P))).astype(dtype)
+            c[rng.random(c.shape) < 0.05] = 0.0
+            c[rng.random(c.shape) < 0.05] = -0.0
+            ours, model = batched.gate_penalty_grad(c, weight), gate_penalty_grad(torch.from_numpy(c), weight).numpy()
+            assert ours.dtype == model.dtype == dtype
+            np.testing.assert_array_equal(ours.view(f"u{ours.itemsize}"), model.view(f"u{model.itemsize}"))
