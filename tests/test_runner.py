@@ -1,13 +1,17 @@
 """The runner: determinism, the run cache, parameter routing and one-line errors."""
+import gzip
+
 import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import switchbench
 from switchbench import models
-from switchbench.benchmark import runner
+from switchbench.benchmark import runner, storage
 from switchbench.errors import SwitchbenchError
 
 SMALL = dict(n_blocks=4, block_size=30, progress=False)
@@ -134,3 +138,31 @@ def test_linear_models_report_parameters_changed_per_new_task():
                           progress=False)
     assert res.metrics["params_changed_per_task"] == res.metrics["params"] == 2 * 10 * 20 + 2
     assert res.robustness is None and not any(k.startswith("perf_drop") for k in res.metrics)
+
+
+_PLAIN = st.text(st.sampled_from(list("ab-_.:; 0é")), min_size=1, max_size=4)    # written as they are
+_ANY = st.text(st.sampled_from(list("ab ,\"\n\r")), max_size=3)                   # quoting, or empty
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 6), floats=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=6, max_size=6),
+       ints=st.lists(st.integers(-2**63, 2**63 - 1), min_size=6, max_size=6), odd=st.booleans(), data=st.data())
+def test_a_logs_csv_text_is_exactly_what_pandas_writes(n, floats, ints, odd, data):
+    """The cache writes a run's log with storage.csv_text where it has a text: then it is
+    pandas' own ``to_csv`` text, character for character (floats of any magnitude, NaN, inf,
+    -0.0, integers, booleans, strings); fields that would need quoting fall back to pandas."""
+    words = data.draw(st.lists(_ANY if odd else _PLAIN, min_size=n, max_size=n))
+    name = data.draw(_ANY if odd else _PLAIN)
+    df = pd.DataFrame({"step": np.array(ints[:n], dtype=np.int64), "x": np.array(floats[:n], dtype=np.float64),
+                       "switch": [i % 2 == 0 for i in range(n)], "phase": words, f"{name}": [0.25] * n})
+    if not odd:
+        assert storage.csv_text(df) is not None
+    text = storage.csv_text(df)
+    assert text is None or text == df.to_csv(index=False)
+
+
+def test_a_run_log_is_written_by_the_fast_path_and_reads_back(_cache):
+    (r,) = runner.run_seeds("blocked-linear", "gated-linear", [0], sampler="wishart", cache=True, **SMALL)
+    assert storage.csv_text(r.log) is not None
+    assert gzip.decompress((r.path / "log.csv.gz").read_bytes()) == r.log.to_csv(index=False).encode()
+    assert storage.load_run(r.path).log.shape == r.log.shape
