@@ -1,6 +1,6 @@
 """Whole-process wall times of the commands users type, from a fresh cache, side by side::
 
-    python -m switchbench.benchmark.engine_speed [--parts fig2,cognitive] [--jobs 2]
+    python -m switchbench.benchmark.engine_speed [--parts fig2,fig2-wishart,cognitive] [--jobs 2]
         [--compare OTHER_VENV/bin/switchbench ...] [--repeats 1]
 
 Each part is a command line run as its own process into an empty ``$SWITCHBENCH_CACHE``
@@ -14,6 +14,9 @@ Parts and the targets of the one-engine issue:
 - ``fig2``: ``switchbench run --paradigm blocked-linear --model gated-linear --seeds 10``,
   the gated-network paper's Fig. 2 configuration (the paradigm's defaults: 20 blocks of
   1000 steps, batch 200), target <= 4 s;
+- ``fig2-wishart``: the same configuration on the covariance engine,
+  ``switchbench run --paradigm blocked-linear --model gated-linear --seeds 10 --set sampler=wishart --no-cache``
+  (one process: its seeds run as one batched program, so ``--jobs`` is not passed), target <= 4 s;
 - ``cognitive``: ``switchbench suite`` on the cognitive part of the full suite
   (``cognitive-switch``, every model that runs it, 5 seeds, 6 blocks of 300 batches at
   dt = 100 ms; ``--short``: 2 blocks of 100), target <= 1/4 of the time before the one engine;
@@ -45,7 +48,7 @@ set = {{ n_blocks = {n_blocks}, block_size = {block_size}, dt = 100 }}
 """
 FULL = (6, 300)          # the full suite's cognitive curriculum: 6 blocks of 300 batches
 SHORT = (2, 100)         # --short: the same part with 2 blocks of 100 batches
-TARGETS = {"fig2": "<= 4 s", "cognitive": "<= 1/4 of before", "leaderboard": "<= 240 s"}
+TARGETS = {"fig2": "<= 4 s", "fig2-wishart": "<= 4 s", "cognitive": "<= 1/4 of before", "leaderboard": "<= 240 s"}
 
 
 def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, short: bool = False) -> list[str]:
@@ -53,6 +56,9 @@ def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, sho
     if part == "fig2":
         return [exe, "run", "--paradigm", "blocked-linear", "--model", "gated-linear", "--seeds", "10",
                 "--jobs", str(jobs)]
+    if part == "fig2-wishart":
+        return [exe, "run", "--paradigm", "blocked-linear", "--model", "gated-linear", "--seeds", "10",
+                "--set", "sampler=wishart", "--no-cache"]
     if part == "cognitive":
         suite = work / "cognitive-part.toml"
         n_blocks, block_size = SHORT if short else FULL
@@ -79,7 +85,7 @@ def timed(cmd: list[str], env: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m switchbench.benchmark.engine_speed",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="fig2,cognitive", help="comma-separated: fig2, cognitive, leaderboard")
+    p.add_argument("--parts", default="fig2,cognitive", help="comma-separated: fig2, fig2-wishart, cognitive, leaderboard")
     p.add_argument("--jobs", type=int, default=2, help="--jobs of every command (default 2)")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats per part and installation (median)")
     p.add_argument("--compare", nargs="*", default=[], metavar="EXE",
