@@ -259,12 +259,21 @@ def _run(rc, seeds, chunk, progress):
     # Held-out covariances (S, K, d, d): the identity (the exact expectation).
     held = np.broadcast_to(np.eye(d, dtype=dtype), (S, K, d, d))
 
-    def adapt_covs(block):
-        """(k_adapt, S*K, d, d): the adaptation batches of every seed and task after ``block``."""
+    adapt_jobs = {}
+
+    def draw_adapt(block):
+        """Start drawing the adaptation batches of ``block`` in the pool (each from its own
+        generator, so when they are drawn does not matter): done while the block trains."""
         def one(sk):
             e, k = eval_int[sk // K], sk % K
             return wishart_cov(np.random.default_rng((e, 1 + block, k)), rc.k_adapt, d, B, dtype)
-        return np.stack(list(pool.map(one, range(S * K))), axis=1)
+        if rc.k_adapt and block not in adapt_jobs:
+            adapt_jobs[block] = [pool.submit(one, sk) for sk in range(S * K)]
+
+    def adapt_covs(block):
+        """(k_adapt, S*K, d, d): the adaptation batches of every seed and task after ``block``."""
+        draw_adapt(block)
+        return np.stack([j.result() for j in adapt_jobs.pop(block)], axis=1)
 
     def held_loss(m: Batched, tasks: np.ndarray, sig: np.ndarray) -> np.ndarray:
         return m.loss(sig, teachers[tasks]) / null[tasks]
@@ -296,6 +305,8 @@ def _run(rc, seeds, chunk, progress):
     train_time, t = 0.0, 0
     bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
     block_end = np.append(sched.block[1:] != sched.block[:-1], True)
+    block_start = np.append(True, block_end[:-1])
+    new_tasks = np.append(True, (step_tasks[1:] != step_tasks[:-1]).any(1))   # some seed's task changes
     new_task, before, changed = R.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
     failed = {}                                                   # seed index -> why its run failed
     try:
@@ -304,11 +315,15 @@ def _run(rc, seeds, chunk, progress):
             for sigmas in train_covs():
                 for sig in sigmas:
                     task = step_tasks[t]
+                    if new_tasks[t]:
+                        targets = teachers[task]
+                    if block_start[t]:
+                        draw_adapt(int(sched.block[t]))
                     if privileged:
                         net.c[:] = task_gates[task]
                     if new_task[t]:
                         before = (net.W.copy(), net.c.copy())
-                    loss[t] = net.learn(sig, teachers[task])
+                    loss[t] = net.learn(sig, targets)
                     if gates is not None:
                         gates[t] = net.c
                     if mods is not None:
