@@ -14,7 +14,8 @@ one-layer linear map) on a paradigm with linear teachers
 
 so one step of all S seeds is a few batched products of (S, d_out, d_in) and
 (S, d_in, d_in) arrays. The step loop runs in numpy (small arrays: less overhead per
-operation than torch); the covariances are drawn in chunks of steps beforehand, in threads.
+operation than torch); the covariances are drawn in chunks of steps beforehand, in threads
+(the adaptation batches of a block while it trains).
 
 ``B Sigma ~ Wishart(B, I)`` is drawn directly by the Bartlett decomposition
 ``B Sigma = A A^T``, ``A`` lower triangular, ``A_ii = sqrt(chi2(B - i))`` (i = 0..d-1),

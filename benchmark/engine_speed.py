@@ -23,12 +23,14 @@ Parts and the targets of the one-engine issue:
 - ``leaderboard``: ``switchbench leaderboard`` (the full suite, both views when a tuning
   table is given with ``--tuning``), target <= 4 min on 2 cores.
 
-Prints one row per (part, installation): the median wall time, every repeat and the command.
+Prints one row per (part, installation): the median wall time, the median CPU time (user +
+system, the steadier measure on a shared machine), every repeat's wall time and the command.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -72,14 +74,18 @@ def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, sho
     raise SystemExit(f"unknown part {part!r}; valid: {', '.join(TARGETS)}")
 
 
-def timed(cmd: list[str], env: dict) -> float:
-    """Wall seconds of one process (its output discarded; a failure stops the benchmark)."""
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, of the process and the children it waited for) of
+    one process (its output discarded; a failure stops the benchmark). On a shared machine the
+    CPU time is the steadier of the two."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):        # 1: a suite with a failed run still reports the rest
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="switchbench-engine-speed-") as scratch:
         times: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[float]] = {}
         for r in range(args.repeats):
             for part in parts:
                 order = exes if r % 2 == 0 else exes[::-1]
@@ -108,13 +115,15 @@ def main(argv: list[str] | None = None) -> int:
                     work = Path(tempfile.mkdtemp(dir=scratch))
                     env = {**os.environ, "SWITCHBENCH_CACHE": str(work / "cache")}
                     cmd = commands(part, exe, args.jobs, work, args.tuning, args.short)
-                    times.setdefault((part, exe), []).append(timed(cmd, env))
-                    print(f"  {part} by {exe}: {times[(part, exe)][-1]:.1f} s", flush=True)
+                    wall, cpu = timed(cmd, env)
+                    times.setdefault((part, exe), []).append(wall)
+                    cpus.setdefault((part, exe), []).append(cpu)
+                    print(f"  {part} by {exe}: {wall:.1f} s (CPU {cpu:.1f} s)", flush=True)
         for (part, exe), ts in times.items():
-            rows.append((part, exe, statistics.median(ts), ts))
-    print(f"\n{'part':<12} {'median (s)':>11}  {'target':<18} installation / repeats")
-    for part, exe, med, ts in rows:
-        print(f"{part:<12} {med:>11.1f}  {TARGETS[part]:<18} {exe}  [{', '.join(f'{t:.1f}' for t in ts)}]")
+            rows.append((part, exe, statistics.median(ts), statistics.median(cpus[(part, exe)]), ts))
+    print(f"\n{'part':<12} {'median (s)':>11} {'CPU (s)':>8}  {'target':<18} installation / repeats")
+    for part, exe, med, cpu, ts in rows:
+        print(f"{part:<12} {med:>11.1f} {cpu:>8.1f}  {TARGETS[part]:<18} {exe}  [{', '.join(f'{t:.1f}' for t in ts)}]")
     return 0
 
 
