@@ -30,6 +30,7 @@ import switchbench
 from switchbench import models
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import resolve
+from switchbench.params import Param, signature_params, typed_by_default
 
 DEFAULT_K_ADAPT = 50
 DEFAULT_N_EVAL = 1000
@@ -42,26 +43,33 @@ def resolve_paradigm(name: str) -> tuple[str, str, type]:
     return resolve(name)
 
 
+def paradigm_params(env_cls: type) -> dict[str, Param]:
+    """A paradigm's parameters, typed by its constructor's annotations (:mod:`switchbench.params`)."""
+    return signature_params(env_cls.__init__, skip=1)
+
+
 def _defaults(fn, skip: int = 0) -> dict[str, Any]:
-    params = list(inspect.signature(fn).parameters.values())[skip:]
-    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: p.default for k, p in signature_params(fn, skip).items()}
 
 
 def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str, Any]):
     """Split ``key=value`` overrides into paradigm and model parameters (``paradigm.key`` /
-    ``model.key`` force a side); a key both accept, or neither, is an error."""
-    env_params, model_params = _defaults(env_cls.__init__, skip=1), entry.hparams()
+    ``model.key`` force a side); a key both accept, or neither, is an error; each value must
+    have its parameter's declared type (:meth:`~switchbench.params.Param.check`)."""
+    env_params, model_params = paradigm_params(env_cls), entry.params()
     env_kw, model_kw = {}, {}
     for key, value in overrides.items():
         side, _, bare = key.rpartition(".")
         if side == "paradigm" or (not side and bare in env_params and bare not in model_params):
             if bare not in env_params:
                 raise SwitchbenchError(f"paradigm has no parameter {bare!r}; valid: {', '.join(sorted(env_params))}")
+            env_params[bare].check(value)
             env_kw[bare] = value
         elif side == "model" or (not side and bare in model_params and bare not in env_params):
             if bare not in model_params:
                 raise SwitchbenchError(f"model {entry.card.name!r} has no parameter {bare!r}; "
                                        f"valid: {', '.join(sorted(model_params)) or '(none)'}")
+            model_params[bare].check(value)
             model_kw[bare] = value
         elif not side and bare in env_params:
             raise SwitchbenchError(f"{bare!r} is both a paradigm and a model parameter; "
@@ -69,27 +77,15 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
         else:
             raise SwitchbenchError(f"unknown parameter {key!r}; paradigm: {', '.join(sorted(env_params))}; "
                                    f"model: {', '.join(sorted(model_params)) or '(none)'}")
-    for kw, defaults in ((env_kw, env_params), (model_kw, model_params)):
-        for key, value in kw.items():
-            check_type(key, value, defaults[key])
-    return {**env_params, **env_kw}, {**model_params, **model_kw}
+    return ({**{k: p.default for k, p in env_params.items()}, **env_kw},
+            {**{k: p.default for k, p in model_params.items()}, **model_kw})
 
 
 def check_type(key: str, value, default) -> None:
-    """A parameter's value must have its default's type: a bool for a bool, an integer for
-    an integer, a number for a float (other defaults, such as None or a string, are left to
-    the paradigm or model to check)."""
-    if isinstance(default, bool):
-        ok, what = isinstance(value, (bool, np.bool_)), "true or false"
-    elif _is_int(default):
-        ok, what = _is_int(value), "an integer"
-    elif isinstance(default, float):
-        ok, what = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
-    else:
-        return
-    if not ok:
-        raise SwitchbenchError(f"{key} must be {what}, got {value!r}")
-
+    """A value of a parameter typed by its default (:func:`~switchbench.params.typed_by_default`:
+    a bool for a bool, an integer for an integer, a number for a float, a string for a string;
+    a default of None leaves it to the paradigm or model)."""
+    Param(key, typed_by_default(default), default).check(value)
 
 
 def _jsonable(v):

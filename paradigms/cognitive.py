@@ -567,7 +567,7 @@ class CognitiveComposeEnv(CognitiveSwitchEnv):
         super().__init__(**{**COMPOSE_PRESET, **kwargs})
 
 
-_parent = inspect.signature(CognitiveSwitchEnv.__init__)
+_parent = inspect.signature(CognitiveSwitchEnv.__init__, eval_str=True)     # the types, not their text
 CognitiveComposeEnv.__init__.__signature__ = _parent.replace(parameters=[
     p.replace(default=COMPOSE_PRESET.get(p.name, p.default), kind=p.KEYWORD_ONLY) if i else p
     for i, p in enumerate(_parent.parameters.values())])
