@@ -80,8 +80,9 @@ def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | 
     seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise SwitchbenchError("seeds must list at least one seed")
-    out = run_group(prepare(paradigm, model, build=False, **kwargs), seeds, cache=cache, progress=progress, threads=threads,
-                    device=device, checkpoints=checkpoints, record_hidden=record_hidden)
+    rc = prepare(paradigm, model, build=False, **kwargs)     # cached seeds load without building the paradigm
+    out = run_group(rc, seeds, cache=cache, progress=progress, threads=threads, device=device,
+                    checkpoints=checkpoints, record_hidden=record_hidden)
     for r in out:
         if isinstance(r, SwitchbenchError):
             raise r
