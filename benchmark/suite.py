@@ -301,7 +301,9 @@ def _check_fields(table: dict, fields: dict, where: str) -> None:
 def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     """Read and check a suite file (TOML) against its schema (every field's type and range,
     unknown keys refused), expand it into run specs and check every run's parameters before
-    any work: ``(name, specs, text)``; a bad file is one clear error line."""
+    any work, from the paradigms' data-free specs (``spec_for``: no data built; what only
+    the data can check fails that run when it builds it): ``(name, specs, text)``; a bad
+    file is one clear error line."""
     from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
                                               split_overrides)
 

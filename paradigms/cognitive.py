@@ -70,6 +70,9 @@ last step *and* fixation kept at every step whose target is fixation) is kept un
 name, :func:`performance_strict` (``info["performance_strict"]``, column
 ``performance_strict``); it is not Yang et al.'s. ``accuracy`` counts all unmasked steps.
 
+**Spec without the pools**: ``CognitiveSwitchEnv.task_spec_for(**params)`` makes each
+neurogym task (its spaces and ``dt``: neurogym is imported, no trial generated) but no pool.
+
 **Null loss**: per task, the cross-entropy of the best constant predictor: class
 frequencies per time step (of the end-aligned training pool). **Switch criterion**:
 normalised loss <= 0.2. Not accuracy: the runner's accuracy counts every unmasked time
