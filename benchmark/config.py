@@ -126,6 +126,27 @@ def _distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+@lru_cache(maxsize=None)
+def distributions_of(top: str) -> list[str]:
+    """The distributions that install the top-level package ``top``, sorted and without
+    repeats: exactly ``sorted(set(importlib.metadata.packages_distributions().get(top, [])))``,
+    without building that whole map (it parses the file list of every distribution that
+    declares no ``top_level.txt``, a few tenths of a second) unless such a distribution's
+    file list (``RECORD``) mentions ``top`` or is missing: the only case where such a
+    distribution can install ``top``."""
+    names = set()
+    for dist in importlib.metadata.distributions():
+        declared = (dist.read_text("top_level.txt") or "").split()
+        if declared:
+            if top in declared:
+                names.add(dist.metadata["Name"])
+            continue
+        record = dist.read_text("RECORD")
+        if not record or top in record:
+            return sorted(set(_distributions().get(top, [])))
+    return sorted(names)
+
+
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -149,7 +170,7 @@ def model_source(model: str) -> dict:
     except (OSError, TypeError):
         out["source"] = None   # no source to read (a built-in or a compiled factory): the version below
     top = (name or "").split(".")[0]
-    dists = sorted(set(_distributions().get(top, [])))
+    dists = distributions_of(top)
     if dists:
         out["distribution"] = {d: _version(d) for d in dists}
     return out

@@ -89,6 +89,19 @@ def test_the_cache_key_holds_the_model_source_and_library_versions(monkeypatch):
     assert R.run_key(config) != key
 
 
+
+def test_the_distributions_in_the_cache_key_are_packages_distributions_own():
+    """config.distributions_of(top) answers without the full map where it can, and always as
+    importlib.metadata.packages_distributions() would: every installed top-level name, and
+    names no distribution installs."""
+    import importlib.metadata
+
+    full = importlib.metadata.packages_distributions()
+    for top in sorted(set(full) | {"switchbench", "torch", "numpy", "no_such_package_xyz"}):
+        assert C.distributions_of(top) == sorted(set(full.get(top, []))), top
+    assert C.distributions_of("switchbench") == ["switchbench"]
+
+
 # --- 2. a cache entry is verified ---------------------------------------------------------
 
 def _truncate(f: Path):
