@@ -94,8 +94,8 @@ _PLAIN = re.compile(r'[^,"\r\n]+\Z')      # a CSV field written as it is (no quo
 
 
 def csv_text(df: pd.DataFrame) -> str | None:
-    """The text of ``df.to_csv(index=False)``, built column by column (several times faster for
-    a run's log: the time of writing a cache entry is mostly spent there), or None where a
+    """The text of ``df.to_csv(index=False)``, built column by column (two to four times faster
+    for a run's log: the time of writing a cache entry is mostly spent there), or None where a
     column is not one whose text this knows exactly: float64 (``repr``, which is numpy's
     shortest round-trip text; NaN empty, as pandas writes it), numpy integers and booleans, and
     strings that need no quoting. A None means: write with pandas.
