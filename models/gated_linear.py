@@ -201,7 +201,7 @@ DT_GRID = (1e-4, 1e-3, 1e-2)
 
 @register("gated-linear", description="Gated linear network: fast, non-negative, bounded gates over P linear paths",
           citation=CITATION, supports=_linear_only, tunable={"dt": DT_GRID})
-def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
+def make_gated_linear(spec, seed, n_paths: int | None = None, dt=1e-3, tau_w=1.3, tau_c=0.03, lam=0.1, c_init=0.5, w_init=0.01,
                       dtype="float32", manifold_weight=10.0):
     """Gated linear network with fast, non-negative, bounded gates (paper Fig. 2 defaults;
     ``manifold_weight`` w weighs the penalty terms, ``R = (N + w M) / (1 + w)``)."""
@@ -212,7 +212,7 @@ def make_gated_linear(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=0.03, 
 @register("gated-linear-forgetful", description="Control: the gated network with slow gates (tau_c = tau_w) and no "
           "gate penalty (lam = 0)", citation=CITATION, supports=_linear_only,
           tunable={"dt": DT_GRID})
-def make_gated_linear_forgetful(spec, seed, n_paths=None, dt=1e-3, tau_w=1.3, tau_c=1.3, lam=0.0, c_init=0.5,
+def make_gated_linear_forgetful(spec, seed, n_paths: int | None = None, dt=1e-3, tau_w=1.3, tau_c=1.3, lam=0.0, c_init=0.5,
                                 w_init=0.01, dtype="float32", manifold_weight=10.0):
     """The paper's forgetful control: gates as slow as the weights, no gate penalty."""
     return make_gated_linear(spec, seed, n_paths=n_paths, dt=dt, tau_w=tau_w, tau_c=tau_c, lam=lam, c_init=c_init,
@@ -232,7 +232,7 @@ def make_oracle_gates(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float3
 @register("gated-linear-unitwise", description="Gated linear network with one gate per (path, output unit), for "
           "subtask composition", citation=CITATION, supports=_linear_only,
           tunable={"dt": (1e-3, 1e-2, 1e-1)})
-def make_gated_linear_unitwise(spec, seed, n_paths=None, dt=0.01, tau_w=0.2, tau_c=0.005, lam=0.025, c_init=0.5,
+def make_gated_linear_unitwise(spec, seed, n_paths: int | None = None, dt=0.01, tau_w=0.2, tau_c=0.005, lam=0.025, c_init=0.5,
                                w_init=0.01, dtype="float32", manifold_weight=10.0):
     """Unit-wise gates (P x d_out) with an L2 bound over all gates (paper's subtask-composition defaults;
     ``R = (N + w M2) / (1 + w)``, w = ``manifold_weight``)."""

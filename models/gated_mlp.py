@@ -404,7 +404,7 @@ LR_GRID = (1e-4, 1e-3, 1e-2)
 @register("gated-mlp", description="Frozen pretrained digit-feature MLP + gated readout with fast, non-negative, "
           "bounded gates", citation=CITATION, kinds=KINDS, supports=_digits, tuning=TUNING,
           tunable={"lr_w": LR_GRID})
-def make_gated_mlp(spec, seed, n_paths=None, lr_w=1e-3, lr_c=2.0, dt=0.1, lam=0.1, c_init=None, w_init=0.01,
+def make_gated_mlp(spec, seed, n_paths: int | None = None, lr_w=1e-3, lr_c=2.0, dt=0.1, lam=0.1, c_init: float | None = None, w_init=0.01,
                    optimizer="sgd", feature_seed=0):
     """Gated readout over a frozen pretrained feature MLP, fast bounded gates."""
     return GatedMLP(spec, seed, n_paths=n_paths or spec.n_tasks, lr_w=lr_w, lr_c=lr_c, dt=dt, lam=lam, c_init=c_init,
@@ -414,7 +414,7 @@ def make_gated_mlp(spec, seed, n_paths=None, lr_w=1e-3, lr_c=2.0, dt=0.1, lam=0.
 @register("gated-mlp-forgetful", description="Control: gated-mlp with slow gates (gate step = lr_w) and no gate "
           "penalty", citation=CITATION, kinds=KINDS, supports=_digits, tuning=TUNING,
           tunable={"lr_w": LR_GRID})
-def make_gated_mlp_forgetful(spec, seed, n_paths=None, lr_w=1e-3, lr_c=1e-2, dt=0.1, lam=0.0, c_init=None,
+def make_gated_mlp_forgetful(spec, seed, n_paths: int | None = None, lr_w=1e-3, lr_c=1e-2, dt=0.1, lam=0.0, c_init: float | None = None,
                              w_init=0.01, optimizer="sgd", feature_seed=0):
     """The forgetful control: gates as slow as the weights (dt * lr_c = lr_w), no gate penalty."""
     return make_gated_mlp(spec, seed, n_paths=n_paths, lr_w=lr_w, lr_c=lr_c, dt=dt, lam=lam, c_init=c_init,

@@ -90,7 +90,7 @@ def make_linear(spec, seed, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
 @register("deep-linear", description="Baseline: two-layer monolithic deep linear network y = W2 W1 x",
           citation=CITATION, supports=_regression_only, tunable={"dt": (1e-4, 1e-3, 1e-2)},
           tuning="the paper's settings (dt 1e-3, tau_w 1.3, w_init 0.01: small weights start near the saddle)")
-def make_deep_linear(spec, seed, hidden=None, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
+def make_deep_linear(spec, seed, hidden: int | None = None, dt=1e-3, tau_w=1.3, w_init=0.01, dtype="float32"):
     """Two-layer deep linear network; ``hidden`` defaults to n_tasks * output_size (the gated net's capacity)."""
     hidden = hidden or spec.n_tasks * spec.output_size
     return DeepLinear([spec.input_size, hidden, spec.output_size], lr=dt / tau_w, w_init=w_init, seed=seed,

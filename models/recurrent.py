@@ -589,7 +589,7 @@ def _leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation,
           "noise), readout per step, Adam", citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
           tuning=TUNING,
           tunable={"lr": LR_GRID})
-def make_leaky_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
+def make_leaky_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
                    activation="softplus", lr=1e-3):
     """Yang et al.'s leaky RNN; the rule input is the paradigm's cue."""
     return LeakyRNN(spec.input_size, spec.output_size, seed=seed,
@@ -599,7 +599,7 @@ def make_leaky_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, 
 @register("per-task-rnn", description="A separate leaky RNN per task (privileged: told the task)", citation=YANG19,
           privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
           tunable={"lr": LR_GRID})
-def make_per_task_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+def make_per_task_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3):
     """One leaky RNN per task, each with its own Adam; the runner tells it the task."""
     return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size,
@@ -931,7 +931,7 @@ class StackedGatedRNN(StackedRNN):
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
           tunable={"lr": LR_GRID})
-def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                        w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
     return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="ewc", strength=lam,
@@ -943,7 +943,7 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
           tunable={"lr": LR_GRID})
-def make_leaky_rnn_si(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
+def make_leaky_rnn_si(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
     return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="si", strength=c, xi=xi,
@@ -954,8 +954,8 @@ def make_leaky_rnn_si(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.0
           citation=YANG19, kinds=("sequence",), supports=_classification_sequences,
           tuning="leaky-rnn defaults; gates: lr_c 0.2, lam 0.1 (gated-network paper), untuned",
           tunable={"lr": LR_GRID})
-def make_gated_rnn(spec, seed, hidden=256, alpha=None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
-                   activation="softplus", lr=1e-3, n_paths=None, lr_c=0.2, lam=0.1):
+def make_gated_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
+                   activation="softplus", lr=1e-3, n_paths: int | None = None, lr_c=0.2, lam=0.1):
     """Yang et al.'s leaky RNN with gated readouts (one per task unless ``n_paths``)."""
     return GatedRNN(spec.input_size, spec.output_size, seed=seed, n_paths=n_paths or spec.n_tasks, lr_c=lr_c, lam=lam,
                     **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
@@ -1342,10 +1342,10 @@ def _neurogym_tasks(spec):
           tuning="module update as leaky-rnn; 4 modules x 64 units (leaky-rnn's 256), 4 components each; corpus "
                  "molap9 less the scored tasks; 300 + 300 pretraining batches of 32: untuned",
           tunable={"lr": LR_GRID})
-def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha=None, tau=TAU, sigma_rec=0.05,
+def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha: float | None = None, tau=TAU, sigma_rec=0.05,
                             sigma_x=0.01, w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, pretrain="pca",
                             pretrain_steps=300, pretrain_batch=32, pretrain_lr=1e-3, pcs_per_module=4,
-                            corpus_dt=None, corpus_trials=256, corpus="molap9", hold_out=True, pretrain_cache=True):
+                            corpus_dt: float | None = None, corpus_trials=256, corpus="molap9", hold_out=True, pretrain_cache=True):
     """Modular latent primitives (Marton, Lajoie & Rajan): see :class:`ModularPrimitives` for its assumptions.
     ``pretrain="none"`` is the random-frozen-module control; ``"end-to-end"`` the earlier variant."""
     return ModularPrimitives(spec, seed, n_modules=n_modules, module_size=module_size,

@@ -53,6 +53,10 @@ def test_annotations_decide_where_the_default_would_mislead():
     ("cognitive-switch", "leaky-rnn", {"envs": ["yang19.go-v0", 2]}, "envs must be a string or a list of strings"),
     ("blocked-linear", "gated-linear", {"tau_c": "slow"}, "tau_c must be a number, got 'slow'"),
     ("cognitive-switch", "gru", {"hidden": 6.5}, "hidden must be an integer, got 6.5"),
+    # zoo parameters that default to None are typed by their annotations
+    ("blocked-linear", "gated-linear", {"n_paths": 2.5}, "n_paths must be an integer or None, got 2.5"),
+    ("blocked-linear", "deep-linear", {"hidden": "wide"}, "hidden must be an integer or None, got 'wide'"),
+    ("cognitive-switch", "leaky-rnn", {"alpha": "fast"}, "alpha must be a number or None, got 'fast'"),
 ])
 def test_values_of_the_wrong_type_are_one_line_errors(paradigm, model, overrides, message):
     with pytest.raises(SwitchbenchError, match=message) as e:
