@@ -14,7 +14,7 @@ one where a block's batches would take much memory)::
                                     seeds' inputs X and targets Y go to the device in one copy
     for each step j of the chunk:
         predict(X[j])               X[j]: the S observations, (S, *obs)
-        task_loss(prediction_s, Y[j][s])   each seed's loss: its paradigm's reward, negated
+        task_losses(prediction, Y[j])  each seed's task loss: its paradigm's reward, negated
         learn(X[j], Y[j])           one update of every seed
     at the chunk's end: the losses are read (a non-finite one fails its seed, naming the
                     step), the accuracy and the paradigm's own per-step scores
@@ -54,12 +54,12 @@ from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_ti
                                               compute_metrics, new_task_blocks, robustness)
 from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
+from switchbench.losses import task_loss, task_losses
 from switchbench.models import batching
 from switchbench.paradigms.base import SwitchEnv
 
 DEVICES = ("cpu", "cuda", "auto")
-CHUNK_BYTES = 64 << 20      # the observations of all seeds drawn ahead at once: at most about this (one step at least)
+CHUNK_BYTES = 16 << 20      # the observations of all seeds drawn ahead at once: at most about this (one step at least)
 
 
 def pick_device(device: str) -> torch.device:
@@ -122,8 +122,8 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     if device.type != "cpu":
         net.to(device)
 
-    def tensor(arrays, axis: int = 0) -> torch.Tensor:     # S numpy arrays -> stacked on the device
-        t = torch.from_numpy(np.expand_dims(arrays[0], axis)) if S == 1 else torch.from_numpy(np.stack(arrays, axis))
+    def tensor(arrays) -> torch.Tensor:               # S numpy arrays -> (S, ...) on the device
+        t = torch.from_numpy(arrays[0])[None] if S == 1 else torch.from_numpy(np.stack(arrays))
         return t if device.type == "cpu" else t.to(device)
 
     # Held-out sets, one per task and seed, fixed for the whole run: (S, n_eval, ...) per task.
@@ -181,7 +181,7 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
         # X[j], Y[j] are step start + j's (S, ...) inputs and targets, exactly what step() gives.
         drawn = [env.draw_steps(stop - start) for env in envs] if ahead else None
         if drawn:
-            X, Y = tensor([d.x for d in drawn], axis=1), tensor([d.y for d in drawn], axis=1)
+            X, Y = _by_step([d.x for d in drawn], device), _by_step([d.y for d in drawn], device)
         losses, learned, preds, infos, probed = [], [], [], [], {}
         for j, t in enumerate(range(start, stop)):
             if snapshot[t] and has_params:
@@ -193,7 +193,7 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
                 pred = _call(f"{label}: predict", net.predict, x)
             if drawn:       # each seed's task loss of its prediction: what its paradigm's step() scores
                 y = Y[j]
-                losses.append(torch.stack([task_loss(pred[i], y[i], spec.loss) for i in range(S)]))
+                losses.append(task_losses(pred, y, spec.loss))
             else:           # step by step: each paradigm scores its seed's prediction and gives the next batch
                 pred_cpu = pred.detach().cpu()
                 steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(envs)]
@@ -292,6 +292,22 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
                                  robustness=robust, cue_probes=cue_table, learner=learner,
                                  checkpoints=saved[i] if checkpoints else None, hidden=hidden))
     return results
+
+
+def _by_step(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """The S seeds' arrays of a chunk, (n, ...) each, as one (n, S, ...) tensor on the device
+    (one copy) whose every step ``[j]`` is contiguous and starts 64-byte aligned, like a batch
+    stacked on its own: BLAS kernels (MKL's) may round differently on misaligned data."""
+    n, shape, dtype = len(arrays[0]), arrays[0].shape[1:], arrays[0].dtype
+    step = len(arrays) * int(np.prod(shape)) * dtype.itemsize
+    stride = -(-step // 64) * 64                              # bytes per step, rounded up
+    raw = np.empty(n * stride + 64, np.uint8)
+    first = -raw.ctypes.data % 64
+    out = raw[first:first + n * stride].reshape(n, stride)[:, :step].view(dtype).reshape(n, len(arrays), *shape)
+    for i, a in enumerate(arrays):
+        out[:, i] = a
+    t = torch.from_numpy(out)
+    return t if device.type == "cpu" else t.to(device)
 
 
 def _chunks(sched, most: int):
