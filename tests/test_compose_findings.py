@@ -60,3 +60,20 @@ def test_zoo_transfer_checks_and_their_failures(tmp_path):
     assert not checks["leaky-rnn"].passed and checks["leaky-rnn"].value == 1        # both censored at the budget
     assert checks["per-task-rnn"].passed
     assert not checks["steps"].passed and checks["steps"].value >= 1                # modular never meets it
+
+
+def test_rule_composition_checks_pass_only_when_composition_holds_in_a_trained_network():
+    """The checks' logic on measured means. A composition like Yang et al.'s (composed cue
+    near the own cue, above random and partial cues) passes all four; the four-task networks
+    as measured at 8000 batches (trained to 1.00, composed cue 0.56, Anti alone 0.88, random
+    0.45) fail "nearly as well" and "above the partial cues"; a composed cue no better than
+    random fails that check; an untrained network (0.5) fails all four, whatever its cues score."""
+    from switchbench.benchmark.findings.compose import rule_composition_checks
+
+    def passed(*values):
+        return [c.passed for c in rule_composition_checks(*values)]
+
+    assert passed(1.0, 0.95, 0.95, 0.45, 0.80) == [True] * 4
+    assert passed(1.0, 0.557, 0.557, 0.446, 0.881) == [True, False, True, False]
+    assert passed(1.0, 0.45, 0.45, 0.46, 0.40) == [True, False, False, True]
+    assert passed(0.5, 1.0, 0.9, 0.1, 0.2) == [False] * 4
