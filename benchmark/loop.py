@@ -191,6 +191,7 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
             x = X[j] if drawn else tensor(obs)
             with torch.no_grad():
                 pred = _call(f"{label}: predict", net.predict, x)
+            envs[0].check_prediction(pred.shape[1:])
             if drawn:       # each seed's task loss of its prediction: what its paradigm's step() scores
                 y = Y[j]
                 losses.append(task_losses(pred, y, spec.loss))

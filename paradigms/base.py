@@ -267,8 +267,7 @@ class SwitchEnv(gym.Env):
         from switchbench.losses import task_loss
 
         pred = torch.as_tensor(np.asarray(action))
-        if tuple(pred.shape) != self.action_space.shape:
-            raise SwitchbenchError(self._shape_error(tuple(pred.shape)))
+        self.check_prediction(pred.shape)
         t = self._t
         info = self._info(t)
         info.update(self._extra)
@@ -279,6 +278,11 @@ class SwitchEnv(gym.Env):
         if not terminated:
             self._x = self._load(self._t)
         return self._x, -loss, terminated, False, info
+
+    def check_prediction(self, shape) -> None:
+        """Raise the error that says what is wrong with a prediction of ``shape``, unless it is the action's."""
+        if tuple(shape) != self.action_space.shape:
+            raise SwitchbenchError(self._shape_error(tuple(shape)))
 
     def _shape_error(self, got: tuple) -> str:
         """What is wrong with a prediction's shape, and how to fix it."""
