@@ -304,11 +304,14 @@ def _by_step(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
     stride = -(-step // 64) * 64                              # bytes per step, rounded up
     raw = np.empty(n * stride + 64, np.uint8)
     first = -raw.ctypes.data % 64
-    out = raw[first:first + n * stride].reshape(n, stride)[:, :step].view(dtype).reshape(n, len(arrays), *shape)
+    rows = raw[first:first + n * stride].reshape(n, stride)          # one aligned row of bytes per step
+    out = rows[:, :step].view(dtype).reshape(n, len(arrays), *shape)
     for i, a in enumerate(arrays):
         out[:, i] = a
-    t = torch.from_numpy(out)
-    return t if device.type == "cpu" else t.to(device)
+    t = torch.from_numpy(rows)
+    if device.type != "cpu":
+        t = t.to(device)                                         # the rows in one copy: aligned there too
+    return t[:, :step].view(torch.from_numpy(out[:0]).dtype).reshape(out.shape)
 
 
 def _chunks(sched, most: int):
