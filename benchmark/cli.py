@@ -76,6 +76,12 @@ def cmd_list(args) -> int:
     import pandas as pd
 
     what = args.what or "all"
+    if getattr(args, "params", False):
+        if what not in ("paradigms", "models"):
+            raise SwitchbenchError("--params lists the parameters of paradigms or models: "
+                                   "switchbench list paradigms --params")
+        print(_table(param_table(what)))
+        return 0
     if what in ("paradigms", "all"):
         from switchbench.paradigms import PARADIGMS
         print(_table(pd.DataFrame([{"name": k, "id": v[0]} for k, v in PARADIGMS.items()]).set_index("name")))
@@ -89,6 +95,26 @@ def cmd_list(args) -> int:
         from switchbench.benchmark.findings import FINDINGS
         print("\n".join(f"{k}: {(v.__doc__ or '').strip().splitlines()[0]}" for k, v in FINDINGS.items()))
     return 0
+
+
+def param_table(what: str) -> pd.DataFrame:
+    """Every declared parameter of the paradigms or of the models: name, type, default."""
+    import pandas as pd
+
+    from switchbench.params import type_name
+
+    if what == "paradigms":
+        from switchbench.benchmark.config import paradigm_params
+        from switchbench.paradigms import PARADIGMS, resolve
+
+        owners = {name: paradigm_params(resolve(name)[2]) for name in PARADIGMS}
+    else:
+        from switchbench import models
+
+        owners = {name: models.get(name).params() for name in models.names()}
+    rows = [{what[:-1]: owner, "parameter": p.name, "type": type_name(p.type), "default": repr(p.default)}
+            for owner, params in owners.items() for p in params.values()]
+    return pd.DataFrame(rows).set_index([what[:-1], "parameter"])
 
 
 def cmd_run(args) -> int:
@@ -293,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Help, epilog=_examples("switchbench list models", "switchbench list"))
     s.add_argument("what", nargs="?", choices=LISTABLE, metavar="WHAT",
                    help=f"one of {', '.join(LISTABLE)} (default: all of them)")
+    s.add_argument("--params", action="store_true",
+                   help="paradigms or models: one row per parameter, its type and default (what --set KEY=VALUE "
+                        "accepts, checked against that type)")
     s.set_defaults(fn=cmd_list)
 
     s = sub.add_parser("run", help="run one model on one paradigm over seeds 0..N-1 and print its metrics",

@@ -28,8 +28,9 @@ import torch
 
 import switchbench
 from switchbench import models
-from switchbench.errors import SwitchbenchError, unknown
-from switchbench.paradigms import PARADIGMS
+from switchbench.errors import SwitchbenchError
+from switchbench.paradigms import resolve
+from switchbench.params import Param, signature_params, typed_by_default
 
 DEFAULT_K_ADAPT = 50
 DEFAULT_N_EVAL = 1000
@@ -39,33 +40,36 @@ DEFAULT_N_EVAL = 1000
 
 def resolve_paradigm(name: str) -> tuple[str, str, type]:
     """``(short name, Gymnasium id, env class)`` for a short name or a Gymnasium id."""
-    for short, (gym_id, entry) in PARADIGMS.items():
-        if name in (short, gym_id):
-            module, _, cls = entry.partition(":")
-            return short, gym_id, getattr(__import__(module, fromlist=[cls]), cls)
-    raise unknown("paradigm", name, PARADIGMS)
+    return resolve(name)
+
+
+def paradigm_params(env_cls: type) -> dict[str, Param]:
+    """A paradigm's parameters, typed by its constructor's annotations (:mod:`switchbench.params`)."""
+    return signature_params(env_cls.__init__, skip=1)
 
 
 def _defaults(fn, skip: int = 0) -> dict[str, Any]:
-    params = list(inspect.signature(fn).parameters.values())[skip:]
-    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: p.default for k, p in signature_params(fn, skip).items()}
 
 
 def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str, Any]):
     """Split ``key=value`` overrides into paradigm and model parameters (``paradigm.key`` /
-    ``model.key`` force a side); a key both accept, or neither, is an error."""
-    env_params, model_params = _defaults(env_cls.__init__, skip=1), entry.hparams()
+    ``model.key`` force a side); a key both accept, or neither, is an error; each value must
+    have its parameter's declared type (:meth:`~switchbench.params.Param.check`)."""
+    env_params, model_params = paradigm_params(env_cls), entry.params()
     env_kw, model_kw = {}, {}
     for key, value in overrides.items():
         side, _, bare = key.rpartition(".")
         if side == "paradigm" or (not side and bare in env_params and bare not in model_params):
             if bare not in env_params:
                 raise SwitchbenchError(f"paradigm has no parameter {bare!r}; valid: {', '.join(sorted(env_params))}")
+            env_params[bare].check(value)
             env_kw[bare] = value
         elif side == "model" or (not side and bare in model_params and bare not in env_params):
             if bare not in model_params:
                 raise SwitchbenchError(f"model {entry.card.name!r} has no parameter {bare!r}; "
                                        f"valid: {', '.join(sorted(model_params)) or '(none)'}")
+            model_params[bare].check(value)
             model_kw[bare] = value
         elif not side and bare in env_params:
             raise SwitchbenchError(f"{bare!r} is both a paradigm and a model parameter; "
@@ -73,27 +77,15 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
         else:
             raise SwitchbenchError(f"unknown parameter {key!r}; paradigm: {', '.join(sorted(env_params))}; "
                                    f"model: {', '.join(sorted(model_params)) or '(none)'}")
-    for kw, defaults in ((env_kw, env_params), (model_kw, model_params)):
-        for key, value in kw.items():
-            check_type(key, value, defaults[key])
-    return {**env_params, **env_kw}, {**model_params, **model_kw}
+    return ({**{k: p.default for k, p in env_params.items()}, **env_kw},
+            {**{k: p.default for k, p in model_params.items()}, **model_kw})
 
 
 def check_type(key: str, value, default) -> None:
-    """A parameter's value must have its default's type: a bool for a bool, an integer for
-    an integer, a number for a float (other defaults, such as None or a string, are left to
-    the paradigm or model to check)."""
-    if isinstance(default, bool):
-        ok, what = isinstance(value, (bool, np.bool_)), "true or false"
-    elif _is_int(default):
-        ok, what = _is_int(value), "an integer"
-    elif isinstance(default, float):
-        ok, what = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
-    else:
-        return
-    if not ok:
-        raise SwitchbenchError(f"{key} must be {what}, got {value!r}")
-
+    """A value of a parameter typed by its default (:func:`~switchbench.params.typed_by_default`:
+    a bool for a bool, an integer for an integer, a number for a float, a string for a string;
+    a default of None leaves it to the paradigm or model)."""
+    Param(key, typed_by_default(default), default).check(value)
 
 
 def _jsonable(v):
@@ -299,14 +291,11 @@ def check_memory(terms: dict[str, int]) -> None:
                                f"reduce {name}")
 
 
-def make_env(short: str, gym_id: str, env_params: dict, k_adapt: int = DEFAULT_K_ADAPT,
-             n_eval: int = DEFAULT_N_EVAL):
-    """Build a paradigm (unwrapped), refusing with one line parameters it rejects or that
-    would not fit in memory (checked from the shapes before and after building it)."""
-    check_memory(memory_terms(env_params, k_adapt, n_eval))
+@contextmanager
+def _rejected(short: str):
+    """A paradigm's error on its parameters as one line (its own :class:`SwitchbenchError` as is)."""
     try:
-        env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
-        x = np.asarray(env.eval_batch(0, 1, seed=(0, 0, 0))[0])
+        yield
     except SwitchbenchError:
         raise
     except MemoryError:
@@ -314,8 +303,31 @@ def make_env(short: str, gym_id: str, env_params: dict, k_adapt: int = DEFAULT_K
     except Exception as e:  # noqa: BLE001 - a paradigm rejecting a parameter of the wrong type
         raise SwitchbenchError(f"{short} rejected its parameters: {type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def make_env(short: str, gym_id: str, env_params: dict, k_adapt: int = DEFAULT_K_ADAPT,
+             n_eval: int = DEFAULT_N_EVAL):
+    """Build a paradigm (unwrapped), refusing with one line parameters it rejects or that
+    would not fit in memory (checked from the shapes before and after building it)."""
+    check_memory(memory_terms(env_params, k_adapt, n_eval))
+    with _rejected(short):
+        env = gymnasium.make(gym_id, disable_env_checker=True, **env_params).unwrapped
+        x = np.asarray(env.eval_batch(0, 1, seed=(0, 0, 0))[0])
     check_memory(memory_terms(env_params, k_adapt, n_eval, sample=x.size, n_tasks=env.task_spec.n_tasks))
     return env
+
+
+def spec_for(paradigm: str, env_params: dict, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL):
+    """A paradigm's :class:`~switchbench.paradigms.TaskSpec` without building its data
+    (``task_spec_for``: ``null_loss`` None), its parameters checked as :func:`make_env`
+    checks them, except those that only its data can check, and its memory estimated from
+    the spec's shapes (one sample of ``input_size`` floats: time steps not counted)."""
+    short, _, env_cls = resolve(paradigm)
+    check_memory(memory_terms(env_params, k_adapt, n_eval))
+    with _rejected(short):
+        spec = env_cls.task_spec_for(**env_params)
+    check_memory(memory_terms(env_params, k_adapt, n_eval, sample=spec.input_size, n_tasks=spec.n_tasks))
+    return spec
 
 
 
@@ -332,7 +344,7 @@ class RunConfig:
     model: str
     model_params: dict                 # every model hyperparameter (defaults included)
     entry: models.ModelEntry
-    spec: Any                          # the paradigm's TaskSpec
+    spec: Any                          # the paradigm's TaskSpec (null_loss None until a paradigm is built)
     runner: dict                       # k_adapt, n_eval, criterion, threshold (and sampler where set)
     env: Any = None                    # the paradigm built while checking: the first loop call takes it
     _code: dict | None = field(default=None, repr=False)
@@ -357,10 +369,16 @@ class RunConfig:
         return _key(self.config(seed), self._code)
 
     def take_env(self):
-        """A paradigm to run: the one built while checking (once), then new ones."""
+        """A paradigm to run: the one built while checking (once), then new ones. The first
+        one built here (``prepare(build=False)``) completes ``spec`` with its ``null_loss``."""
         env, self.env = self.env, None
-        return env if env is not None else gymnasium.make(self.gym_id, disable_env_checker=True,
-                                                          **self.env_params).unwrapped
+        if env is not None:
+            return env
+        if self.spec.null_loss is None:
+            env = make_env(self.paradigm, self.gym_id, self.env_params, self.k_adapt, self.n_eval)
+            self.spec = env.task_spec
+            return env
+        return gymnasium.make(self.gym_id, disable_env_checker=True, **self.env_params).unwrapped
 
     def label(self, seeds) -> str:
         """``model on paradigm (seed 0)`` or ``(seeds 0, 1, 2)``: the prefix of every error line."""
@@ -371,15 +389,21 @@ class RunConfig:
 
 def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
             criterion: str | None = None, threshold: float | None = None, sampler: str | None = None,
-            **overrides) -> RunConfig:
+            build: bool = True, **overrides) -> RunConfig:
     """Resolve and check a configuration (one clear line when bad) and build its paradigm
-    once; ``overrides`` set paradigm and model parameters by name (:func:`split_overrides`)."""
+    once; ``overrides`` set paradigm and model parameters by name (:func:`split_overrides`).
+    ``build=False`` builds no data: the spec comes from :func:`spec_for` (``null_loss`` None
+    until the first :meth:`RunConfig.take_env` builds the paradigm, where what only the data
+    can check is checked); the configuration and cache keys are the same."""
     check_runner_options(k_adapt, n_eval, criterion, threshold, sampler)
     short, gym_id, env_cls = resolve_paradigm(paradigm)
     entry = models.get(model)
     env_params, model_params = split_overrides(env_cls, entry, overrides)
-    env = make_env(short, gym_id, env_params, k_adapt, n_eval)
-    spec = env.task_spec
+    if build:
+        env = make_env(short, gym_id, env_params, k_adapt, n_eval)
+        spec = env.task_spec
+    else:
+        env, spec = None, spec_for(short, env_params, k_adapt, n_eval)
     criterion = criterion or spec.switch_criterion[0]
     threshold = spec.switch_criterion[1] if threshold is None else threshold
     if criterion == "accuracy" and spec.loss != "cross_entropy":
@@ -407,7 +431,7 @@ def configure(paradigm: str, model: str, seed: int = 0, **kwargs) -> tuple[dict,
 def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:
     """Fail early, with one clear line, on a bad name, parameter or configuration (runner
     options included: ``k_adapt``, ``n_eval``, ``criterion``, ``threshold``, ``sampler``)."""
-    rc = prepare(paradigm, model, **overrides)
+    rc = prepare(paradigm, model, build=False, **overrides)
     reason = rc.entry.decline_reason(rc.spec)
     if reason:
         raise SwitchbenchError(reason)

@@ -35,7 +35,6 @@ import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import gymnasium
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -43,10 +42,11 @@ from scipy import stats
 import switchbench
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
-from switchbench.benchmark.runner import RunResult, cache_root, resolve_paradigm, source_hash
+from switchbench.benchmark.runner import RunResult, cache_root, source_hash
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
+from switchbench.paradigms import task_spec
 
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
@@ -67,7 +67,7 @@ class Suite:
 
 def model_cards(paradigm: str = "blocked-linear") -> pd.DataFrame:
     """One row per model: its card and its parameter count on ``paradigm``'s defaults."""
-    spec = gymnasium.make(resolve_paradigm(paradigm)[1], disable_env_checker=True).unwrapped.task_spec
+    spec = task_spec(paradigm)
     rows = []
     for name in models.names():
         try:

@@ -23,7 +23,7 @@ from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_E
                                           available_memory, cache_mode, check_memory, check_runner_options,
                                           check_seed, check_type, code_versions, configure, make_config, make_env,
                                           memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, split_overrides, torch_threads, validate)
+                                          source_hash, spec_for, split_overrides, torch_threads, validate)
 from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
                                               after_curriculum_probes, check_finite, compute_metrics,
                                               new_task_blocks, predict_loss, robustness)
@@ -80,8 +80,9 @@ def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | 
     seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise SwitchbenchError("seeds must list at least one seed")
-    out = run_group(prepare(paradigm, model, **kwargs), seeds, cache=cache, progress=progress, threads=threads,
-                    device=device, checkpoints=checkpoints, record_hidden=record_hidden)
+    rc = prepare(paradigm, model, build=False, **kwargs)     # cached seeds load without building the paradigm
+    out = run_group(rc, seeds, cache=cache, progress=progress, threads=threads, device=device,
+                    checkpoints=checkpoints, record_hidden=record_hidden)
     for r in out:
         if isinstance(r, SwitchbenchError):
             raise r
@@ -126,5 +127,5 @@ def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:
 
 def is_cached(paradigm: str, model: str, seed: int = 0, **kwargs) -> bool:
     """Whether this run is in the cache, verified (a corrupt entry is removed with a warning)."""
-    rc = prepare(paradigm, model, **kwargs)
+    rc = prepare(paradigm, model, build=False, **kwargs)
     return load_cached(rc.config(check_seed(seed)), rc.key(seed)) is not None

@@ -135,7 +135,7 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
     for idx in groups.values():
         s, rc = specs[idx[0]], None
         try:
-            rc = prepare(s.paradigm, s.model, **s.overrides)
+            rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
             stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
             if cache is True:
                 for i in idx:
@@ -301,8 +301,10 @@ def _check_fields(table: dict, fields: dict, where: str) -> None:
 def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     """Read and check a suite file (TOML) against its schema (every field's type and range,
     unknown keys refused), expand it into run specs and check every run's parameters before
-    any work: ``(name, specs, text)``; a bad file is one clear error line."""
-    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, make_env, resolve_paradigm,
+    any work, from the paradigms' data-free specs (``spec_for``: no data built; what only
+    the data can check fails that run when it builds it): ``(name, specs, text)``; a bad
+    file is one clear error line."""
+    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
                                               split_overrides)
 
     path = Path(path)
@@ -329,20 +331,20 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
         _check_fields(entry, PARADIGM_FIELDS, where)
         if "name" not in entry:
             raise SwitchbenchError(f"{where}: every [[paradigm]] needs a name")
-        short, gym_id, env_cls = resolve_paradigm(entry["name"])
+        short, _, env_cls = resolve_paradigm(entry["name"])
         overrides = dict(entry.get("set", {}))
         runner = {k: overrides[k] for k in RUNNER_OPTIONS if k in overrides}
         check_runner_options(**{"k_adapt": 0, "n_eval": 1, "criterion": None, "threshold": None, **runner})
         chosen = entry.get("models", "*")
         if chosen == "*":
-            spec = make_env(short, gym_id, {}).task_spec
+            spec = spec_for(short, {})
             chosen = [m for m in models.names() if _supports(m, spec)]
         env_params = None
         for m in chosen:
             env_params, _ = split_overrides(env_cls, models.get(m), {k: v for k, v in overrides.items()
                                                                      if k not in RUNNER_OPTIONS})
-        if env_params is not None:   # the paradigm's parameters (the same for every model) fit and build
-            make_env(short, gym_id, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
+        if env_params is not None:   # the paradigm's parameters (the same for every model) fit; no data built
+            spec_for(short, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
         for m in chosen:
             for s in range(entry.get("seeds", n_seeds)):
                 specs.append(RunSpec(short, m, s, overrides))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 import torch
 
 from switchbench.errors import SwitchbenchError, unknown
+from switchbench.params import Param, signature_params
 
 ENTRY_POINT_GROUP = "switchbench.models"
 
@@ -80,11 +81,14 @@ class ModelEntry:
     card: ModelCard
     supports: Optional[Callable[[Any], Optional[str]]] = field(default=None)
 
+    def params(self) -> dict[str, Param]:
+        """The factory's hyperparameters after ``spec, seed``, typed by their annotations, else
+        by their defaults (:mod:`switchbench.params`)."""
+        return signature_params(self.factory, skip=2)
+
     def hparams(self) -> dict[str, Any]:
         """The factory's hyperparameters and their defaults."""
-        sig = inspect.signature(self.factory)
-        return {k: p.default for k, p in list(sig.parameters.items())[2:]
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {k: p.default for k, p in self.params().items()}
 
     def grid(self) -> list[dict[str, Any]]:
         """Every configuration of the card's ``tunable`` grid (product over its parameters),

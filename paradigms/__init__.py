@@ -11,6 +11,13 @@ length. Its last step returns ``terminated=True`` (the curriculum is over; ``Tim
 >>> env = gymnasium.make("switchbench/BlockedLinear-v0", n_blocks=4, block_size=50)
 >>> env.unwrapped.task_spec.n_tasks, env.spec.max_episode_steps
 (2, 200)
+
+The spec alone, without building the data (:func:`task_spec`; ``null_loss`` is None there,
+the one field computed from the data):
+
+>>> spec = switchbench.paradigms.task_spec("cognitive-switch", envs="yang19-pair", dt=100)
+>>> spec.input_size, spec.output_size, spec.task_names, spec.null_loss
+(35, 17, ('yang19.go', 'yang19.anti'), None)
 """
 import importlib
 from functools import partial
@@ -31,6 +38,24 @@ PARADIGMS = {
 }
 
 
+def resolve(name: str) -> tuple[str, str, type]:
+    """``(short name, Gymnasium id, environment class)`` of a short name or a Gymnasium id."""
+    for short, (gym_id, entry) in PARADIGMS.items():
+        if name in (short, gym_id):
+            module, _, cls = entry.partition(":")
+            return short, gym_id, getattr(importlib.import_module(module), cls)
+    from switchbench.errors import unknown
+
+    raise unknown("paradigm", name, PARADIGMS)
+
+
+def task_spec(name: str, **params) -> TaskSpec:
+    """The :class:`TaskSpec` of paradigm ``name`` (short name or Gymnasium id) with ``params``,
+    without building its data (``EnvClass.task_spec_for``): shapes, kinds, task names and
+    schedule as the built environment's, ``null_loss=None``."""
+    return resolve(name)[2].task_spec_for(**params)
+
+
 def make_env(entry: str, **kwargs):
     """The Gymnasium entry point of a paradigm (``"module:class"``): the environment under a
     ``TimeLimit`` at its curriculum length where that is known (``env.episode_steps``)."""
@@ -43,4 +68,4 @@ for _short, (_id, _entry) in PARADIGMS.items():
     if _id not in registry:
         register(id=_id, entry_point=partial(make_env, _entry))
 
-__all__ = ["PARADIGMS", "SwitchEnv", "TaskSpec", "Schedule", "make_schedule"]
+__all__ = ["PARADIGMS", "SwitchEnv", "TaskSpec", "Schedule", "make_schedule", "resolve", "task_spec"]

@@ -9,7 +9,15 @@ One environment step is one learning step (see DESIGN.md):
 - the whole curriculum is one episode: ``terminated`` is True after its last step.
 
 A paradigm subclasses :class:`SwitchEnv`, sets ``self.task_spec`` and implements
-``_draw(task, rng, n) -> (x, y)`` (numpy arrays, without the cue). Paradigms with their own
+``_draw(task, rng, n) -> (x, y)`` (numpy arrays, without the cue).
+
+**The spec without the data**: ``EnvClass.task_spec_for(**params)`` (or
+:func:`switchbench.paradigms.task_spec` by name) is the ``TaskSpec`` that ``EnvClass(**params)``
+would have, with ``null_loss=None`` (the one field computed from the data), the parameters
+checked as the constructor checks them, but no data built (teachers, digit split, trial
+pools). A paradigm supports it by setting ``self.task_spec`` (``null_loss=None``) before it
+builds its data and returning there when ``self._spec_only`` is set; one that does not is
+built in full (correct, only slower). Paradigms with their own
 trial structure may also override ``_make_curriculum(rng)`` (the per-step schedule) and
 ``_load(t)`` (the batch of step ``t``; what it puts in ``self._extra`` joins that step's
 ``info`` together with the target).
@@ -33,6 +41,7 @@ afterwards for a fixed budget from ``train_batches``). ``CognitiveSwitch-v0`` ha
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -59,6 +68,7 @@ class TaskSpec:
         sequence: True when batches are ``(time, batch, features)``; else ``(batch, features)``.
         null_loss: one per task, the loss of the best constant predictor (zero output for
             regression, class frequencies for classification); normalised loss = loss / this.
+            It is computed from the data: None in a spec from ``task_spec_for`` (no data built).
         schedule: ``"blocked"``, ``"interleaved"`` or a tuple of task ids, one per block.
         batch_size: samples (or trials) per learning step.
         kind: ``"regression"``, ``"classification"`` or ``"sequence"``; a model's card lists
@@ -79,7 +89,7 @@ class TaskSpec:
     n_tasks: int
     loss: str
     sequence: bool
-    null_loss: tuple[float, ...]
+    null_loss: tuple[float, ...] | None
     schedule: Any
     batch_size: int
     kind: str = "regression"
@@ -153,6 +163,25 @@ class SwitchEnv(gym.Env):
     #: whether :meth:`draw_steps` may draw steps ahead: False where batches respond to the
     #: predictions (and, on an instance, to force the run loop through ``step()``)
     draws_ahead: bool = True
+    #: set on the instance that :meth:`task_spec_for` makes: its ``__init__`` returns before building data
+    _spec_only: bool = False
+
+    @classmethod
+    def task_spec_for(cls, **params) -> TaskSpec:
+        """The :class:`TaskSpec` of ``cls(**params)`` without building its data: every field
+        as the built environment's, but ``null_loss=None``. Bad parameters raise as the
+        constructor does (those that only the data can check, such as a too short
+        ``seq_len``, are checked when the environment is built).
+
+        >>> from switchbench.paradigms.linear import BlockedLinearEnv
+        >>> spec = BlockedLinearEnv.task_spec_for(input_size=30, cue=True)
+        >>> spec.input_size, spec.n_tasks, spec.null_loss
+        (32, 2, None)
+        """
+        env = cls.__new__(cls)
+        env._spec_only = True
+        env.__init__(**params)
+        return dataclasses.replace(env.task_spec, null_loss=None)
 
     def __init__(self, *, schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 20,
                  batch_size: int = 200, cue: bool = False, phases: Sequence[str] | None = None):

@@ -70,6 +70,9 @@ last step *and* fixation kept at every step whose target is fixation) is kept un
 name, :func:`performance_strict` (``info["performance_strict"]``, column
 ``performance_strict``); it is not Yang et al.'s. ``accuracy`` counts all unmasked steps.
 
+**Spec without the pools**: ``CognitiveSwitchEnv.task_spec_for(**params)`` makes each
+neurogym task (its spaces and ``dt``: neurogym is imported, no trial generated) but no pool.
+
 **Null loss**: per task, the cross-entropy of the best constant predictor: class
 frequencies per time step (of the end-aligned training pool). **Switch criterion**:
 normalised loss <= 0.2. Not accuracy: the runner's accuracy counts every unmasked time
@@ -297,6 +300,23 @@ class CognitiveSwitchEnv(SwitchEnv):
         self.pool_size, self.eval_pool_size, self.pool_seed = int(pool_size), int(eval_pool_size), int(pool_seed)
         super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue)
 
+        tasks = [make_task(e, self.kwargs[e]) for e in self.env_ids]
+        obs = [int(t.observation_space.shape[0]) for t in tasks]
+        self.n_actions = [int(t.action_space.n) for t in tasks]
+        dts = {float(t.unwrapped.dt) for t in tasks}
+        task_dt = dts.pop() if len(dts) == 1 else None           # None: the tasks' time steps differ
+        n_in, n_out = max(obs), max(self.n_actions)
+        input_size = n_in + (self.n_tasks if self.cue else 0)
+        names = tuple(e[:-3] if e.endswith("-v0") else e for e in self.env_ids)
+        self.task_spec = TaskSpec(
+            name="switchbench/CognitiveSwitch-v0", input_size=input_size, output_size=n_out, n_tasks=self.n_tasks,
+            loss="cross_entropy", sequence=True, null_loss=None, schedule=self.schedule,
+            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION,
+            dt=(int(task_dt) if task_dt is not None and task_dt.is_integer() else task_dt))
+        self._init_probes(compose, transfer_budget)
+        if self._spec_only:                                   # task_spec_for: no trial pools
+            return
+
         raw = [[load_pool(e, self.kwargs[e], _task_seed(pool_seed, e, part), size, pool_cache)
                 for part, size in ((0, self.pool_size), (1, self.eval_pool_size))] for e in self.env_ids]
         longest = max(int(p["lengths"].max()) for pools in raw for p in pools)
@@ -306,13 +326,6 @@ class CognitiveSwitchEnv(SwitchEnv):
             raise SwitchbenchError(f"seq_len must be an integer >= the longest trial in the pools ({longest} steps), "
                                    f"got {seq_len!r}: set seq_len={longest} or more, or leave it None (the longest)")
         self.seq_len = int(seq_len)
-        obs = [pools[0]["x"].shape[2] for pools in raw]
-        tasks = [make_task(e, self.kwargs[e]) for e in self.env_ids]
-        self.n_actions = [int(t.action_space.n) for t in tasks]
-        dts = {float(t.unwrapped.dt) for t in tasks}
-        task_dt = dts.pop() if len(dts) == 1 else None           # None: the tasks' time steps differ
-        n_in, n_out = max(obs), max(self.n_actions)
-        input_size = n_in + (self.n_tasks if self.cue else 0)
         self.input_mask = np.zeros((self.n_tasks, input_size), bool)
         self.output_mask = np.zeros((self.n_tasks, n_out), bool)
         self._n_in = n_in
@@ -334,13 +347,7 @@ class CognitiveSwitchEnv(SwitchEnv):
                 raise SwitchbenchError(f"neurogym env {e!r}: its targets are the same at every time step in all "
                                        "pooled trials (null loss 0); nothing to learn")
             nulls.append(nl)
-        names = tuple(e[:-3] if e.endswith("-v0") else e for e in self.env_ids)
-        self.task_spec = TaskSpec(
-            name="switchbench/CognitiveSwitch-v0", input_size=input_size, output_size=n_out, n_tasks=self.n_tasks,
-            loss="cross_entropy", sequence=True, null_loss=tuple(nulls), schedule=self.schedule,
-            batch_size=self.batch_size, kind="sequence", task_names=names, switch_criterion=SWITCH_CRITERION,
-            dt=(int(task_dt) if task_dt is not None and task_dt.is_integer() else task_dt))
-        self._init_probes(compose, transfer_budget)
+        self.task_spec = dataclasses.replace(self.task_spec, null_loss=tuple(nulls))
         shape = (self.seq_len, self.batch_size)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape + (input_size,), np.float32)
         self.action_space = gym.spaces.Box(-np.inf, np.inf, shape + (n_out,), np.float32)
@@ -586,7 +593,7 @@ class CognitiveComposeEnv(CognitiveSwitchEnv):
         super().__init__(**{**COMPOSE_PRESET, **kwargs})
 
 
-_parent = inspect.signature(CognitiveSwitchEnv.__init__)
+_parent = inspect.signature(CognitiveSwitchEnv.__init__, eval_str=True)     # the types, not their text
 CognitiveComposeEnv.__init__.__signature__ = _parent.replace(parameters=[
     p.replace(default=COMPOSE_PRESET.get(p.name, p.default), kind=p.KEYWORD_ONLY) if i else p
     for i, p in enumerate(_parent.parameters.values())])

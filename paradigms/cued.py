@@ -53,6 +53,7 @@ the default switch criterion: online accuracy >= 0.85.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import gymnasium as gym
@@ -85,7 +86,8 @@ class CuedSwitchEnv(SwitchEnv):
             raise SwitchbenchError(f"p_switch must lie in 0..1, got {p_switch!r}")
         self.mode, self.run_length, self.p_switch, self.n_trials, self.csi = mode, int(run_length), float(
             p_switch), int(n_trials), int(csi)
-        self.data = DigitData(("parity", "magnitude"), split_seed, test_fraction)
+        names = ("parity", "magnitude")
+        DigitData.check(split_seed, test_fraction)
         self.n_tasks = 2
         super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue)
         sequence = mode == "sequence"
@@ -96,11 +98,11 @@ class CuedSwitchEnv(SwitchEnv):
             n_tasks=self.n_tasks,
             loss="cross_entropy",
             sequence=sequence,
-            null_loss=self.data.null_loss,
+            null_loss=None,
             schedule=self.schedule,
             batch_size=batch_size,
             kind="sequence" if sequence else "classification",
-            task_names=self.data.task_names,
+            task_names=names,
             switch_criterion=ACCURACY_CRITERION,
         )
         if sequence:
@@ -109,6 +111,10 @@ class CuedSwitchEnv(SwitchEnv):
             self.action_space = gym.spaces.Box(-np.inf, np.inf, shape + (2,), np.float32)
         else:
             self._make_spaces(self.task_spec.input_size, 2)
+        if self._spec_only:                                   # task_spec_for: no digit split
+            return
+        self.data = DigitData(names, split_seed, test_fraction)
+        self.task_spec = dataclasses.replace(self.task_spec, null_loss=self.data.null_loss)
 
     @property
     def n_steps_per_seq(self) -> int:

@@ -25,6 +25,7 @@ The default switch criterion is online accuracy >= 0.85.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -53,14 +54,21 @@ class DigitData:
     """The split and per-task labels that a digit paradigm draws from."""
 
     def __init__(self, task_names: tuple[str, ...], split_seed: int, test_fraction: float):
-        if not isinstance(split_seed, (int, np.integer)) or isinstance(split_seed, bool) or split_seed < 0:
-            raise SwitchbenchError(f"split_seed must be a non-negative integer, got {split_seed!r}")
-        if not isinstance(test_fraction, (int, float, np.floating)):
-            raise SwitchbenchError(f"test_fraction must be a number, got {test_fraction!r}")
+        self.check(split_seed, test_fraction)
         self.split = digit_split(int(split_seed), float(test_fraction))
         self.task_names = task_names
         self.n_classes = max(N_CLASSES[n] for n in task_names)
         self.null_loss = tuple(class_entropy(LABELINGS[n](self.split.y_train), self.n_classes) for n in task_names)
+
+    @staticmethod
+    def check(split_seed, test_fraction) -> None:
+        """The split's parameters, checked without making the split."""
+        if not isinstance(split_seed, (int, np.integer)) or isinstance(split_seed, bool) or split_seed < 0:
+            raise SwitchbenchError(f"split_seed must be a non-negative integer, got {split_seed!r}")
+        if not isinstance(test_fraction, (int, float, np.floating)):
+            raise SwitchbenchError(f"test_fraction must be a number, got {test_fraction!r}")
+        if not 0.05 <= float(test_fraction) <= 0.95:
+            raise SwitchbenchError(f"test_fraction must lie in 0.05..0.95, got {test_fraction!r}")
 
     def draw(self, task: int, rng: np.random.Generator, n: int, test: bool = False):
         """``n`` images drawn uniformly with replacement: ``(x, label under task, digit)``."""
@@ -88,24 +96,29 @@ class DigitSwitchEnv(SwitchEnv):
                  test_fraction: float = DEFAULT_TEST_FRACTION, batch_size: int = 100,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 10,
                  cue: bool = False):
-        self.data = DigitData(resolve_tasks(tasks), split_seed, test_fraction)
-        self.n_tasks = len(self.data.task_names)
+        names = resolve_tasks(tasks)
+        DigitData.check(split_seed, test_fraction)
+        self.n_tasks = len(names)
         super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue)
         self.task_spec = TaskSpec(
             name="switchbench/DigitSwitch-v0",
             input_size=N_PIXELS + (self.n_tasks if cue else 0),
-            output_size=self.data.n_classes,
+            output_size=max(N_CLASSES[n] for n in names),
             n_tasks=self.n_tasks,
             loss="cross_entropy",
             sequence=False,
-            null_loss=self.data.null_loss,
+            null_loss=None,
             schedule=self.schedule,
             batch_size=batch_size,
             kind="classification",
-            task_names=self.data.task_names,
+            task_names=names,
             switch_criterion=ACCURACY_CRITERION,
         )
-        self._make_spaces(self.task_spec.input_size, self.data.n_classes)
+        self._make_spaces(self.task_spec.input_size, self.task_spec.output_size)
+        if self._spec_only:                                   # task_spec_for: no digit split
+            return
+        self.data = DigitData(names, split_seed, test_fraction)
+        self.task_spec = dataclasses.replace(self.task_spec, null_loss=self.data.null_loss)
 
     def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = self.data.draw(task, rng, n)

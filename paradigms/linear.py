@@ -40,6 +40,7 @@ the defaults).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -99,14 +100,18 @@ class BlockedLinearEnv(SwitchEnv):
         for name, v in (("n_tasks", n_tasks), ("input_size", input_size), ("output_size", output_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise SwitchbenchError(f"{name} must be a positive integer, got {v!r}")
-        self.teachers = make_teachers(n_tasks, input_size, output_size, teachers, teacher_seed)
+        if teachers not in ("orthogonal", "iid"):
+            raise SwitchbenchError(f"unknown teachers {teachers!r}; valid: orthogonal, iid")
+        if teachers == "orthogonal" and n_tasks * output_size > input_size:
+            raise SwitchbenchError(
+                f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > "
+                f"{input_size}: lower output_size or n_tasks, raise input_size, or use teachers='iid'")
         names = [chr(ord("A") + k) if n_tasks <= 26 else str(k) for k in range(n_tasks)]
-        task_teachers, phases = self.teachers, None
+        phases = None
         if composition is not None:
-            composed = compose_teachers(self.teachers, composition, mix)
-            if probe == "novel":
-                composed = novel_like(composed, teacher_seed)
-            elif probe != "composed":
+            if composition not in ("task", "subtask"):
+                raise SwitchbenchError(f"unknown composition {composition!r}; valid: task, subtask")
+            if probe not in ("composed", "novel"):
                 raise SwitchbenchError(f"unknown probe {probe!r}; valid: composed, novel")
             if schedule != "blocked":
                 raise SwitchbenchError("composition needs schedule='blocked' (training cycles the base tasks)")
@@ -119,11 +124,8 @@ class BlockedLinearEnv(SwitchEnv):
                                        "n_blocks or move compose_after")
             schedule = [b % n_tasks + (n_tasks if b >= n_train else 0) for b in range(n_blocks)]
             phases = ["train"] * n_train + ["compose"] * (n_blocks - n_train)
-            task_teachers = np.concatenate([self.teachers, composed])
             names += [f"{names[k]}{names[(k + 1) % n_tasks]}" for k in range(n_tasks)]
-        self.composition, self.n_tasks = composition, len(task_teachers)
-        self.task_teachers = task_teachers
-        self._teachers32 = task_teachers.astype(np.float32)
+        self.composition, self.n_tasks = composition, len(names)
         super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue,
                          phases=phases)
         self.task_spec = TaskSpec(
@@ -133,13 +135,26 @@ class BlockedLinearEnv(SwitchEnv):
             n_tasks=self.n_tasks,
             loss="mse",
             sequence=False,
-            null_loss=tuple(float(0.5 * np.sum(w ** 2)) for w in task_teachers),
+            null_loss=None,
             schedule=self.schedule,
             batch_size=batch_size,
             kind="regression",
             task_names=tuple(names),
             n_base_tasks=n_tasks,
         )
+        if self._spec_only:                                   # task_spec_for: no teachers
+            return
+        self.teachers = make_teachers(n_tasks, input_size, output_size, teachers, teacher_seed)
+        task_teachers = self.teachers
+        if composition is not None:
+            composed = compose_teachers(self.teachers, composition, mix)
+            if probe == "novel":
+                composed = novel_like(composed, teacher_seed)
+            task_teachers = np.concatenate([self.teachers, composed])
+        self.task_teachers = task_teachers
+        self._teachers32 = task_teachers.astype(np.float32)
+        self.task_spec = dataclasses.replace(self.task_spec,
+                                             null_loss=tuple(float(0.5 * np.sum(w ** 2)) for w in task_teachers))
         self._make_spaces(self.task_spec.input_size, output_size)
 
     def ground_truth(self) -> np.ndarray:

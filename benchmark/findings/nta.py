@@ -48,7 +48,7 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     for s in specs:
         key = json.dumps([s.model, s.overrides], sort_keys=True, default=str)
         if key not in has:
-            rc = prepare(s.paradigm, s.model, **s.overrides)
+            rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
             has[key] = bool(getattr(rc.entry.build(rc.spec, 0, **rc.model_params), "covariance_form", False))
         out.append(RunSpec(s.paradigm, s.model, s.seed, {**s.overrides, "sampler": "wishart"}) if has[key] else s)
     return out
