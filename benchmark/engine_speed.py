@@ -20,6 +20,9 @@ Parts and the targets of the one-engine issue:
 - ``cognitive``: ``switchbench suite`` on the cognitive part of the full suite
   (``cognitive-switch``, every model that runs it, 5 seeds, 6 blocks of 300 batches at
   dt = 100 ms; ``--short``: 2 blocks of 100), target <= 1/4 of the time before the one engine;
+- ``cognitive-gru``: ``switchbench run --paradigm cognitive-switch --model gru --seeds 2
+  --set n_blocks=2`` (dt = 20 ms: trials of 75 steps; two blocks of 500 batches), one run
+  of the cognitive paradigm through the run loop, no target;
 - ``leaderboard``: ``switchbench leaderboard`` (the full suite, both views when a tuning
   table is given with ``--tuning``), target <= 4 min on 2 cores.
 
@@ -50,7 +53,8 @@ set = {{ n_blocks = {n_blocks}, block_size = {block_size}, dt = 100 }}
 """
 FULL = (6, 300)          # the full suite's cognitive curriculum: 6 blocks of 300 batches
 SHORT = (2, 100)         # --short: the same part with 2 blocks of 100 batches
-TARGETS = {"fig2": "<= 4 s", "fig2-wishart": "<= 4 s", "cognitive": "<= 1/4 of before", "leaderboard": "<= 240 s"}
+TARGETS = {"fig2": "<= 4 s", "fig2-wishart": "<= 4 s", "cognitive": "<= 1/4 of before", "cognitive-gru": "-",
+           "leaderboard": "<= 240 s"}
 
 
 def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, short: bool = False) -> list[str]:
@@ -66,6 +70,9 @@ def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, sho
         n_blocks, block_size = SHORT if short else FULL
         suite.write_text(COGNITIVE_SUITE.format(n_blocks=n_blocks, block_size=block_size))
         return [exe, "suite", str(suite), "--jobs", str(jobs)]
+    if part == "cognitive-gru":
+        return [exe, "run", "--paradigm", "cognitive-switch", "--model", "gru", "--seeds", "2", "--set", "n_blocks=2",
+                "--jobs", str(jobs)]
     if part == "leaderboard":
         cmd = [exe, "leaderboard", "--jobs", str(jobs), "--out", str(work / "out")]
         if tuning:
@@ -91,7 +98,8 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m switchbench.benchmark.engine_speed",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="fig2,cognitive", help="comma-separated: fig2, fig2-wishart, cognitive, leaderboard")
+    p.add_argument("--parts", default="fig2,cognitive",
+                   help="comma-separated: fig2, fig2-wishart, cognitive, cognitive-gru, leaderboard")
     p.add_argument("--jobs", type=int, default=2, help="--jobs of every command (default 2)")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats per part and installation (median)")
     p.add_argument("--compare", nargs="*", default=[], metavar="EXE",

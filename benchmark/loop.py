@@ -6,16 +6,32 @@ seed's stream; seeds whose curricula end their blocks at the same steps go throu
 curriculum length never mixes two layouts in one call). :func:`train` builds each seed's
 learner with the model's factory, stacks them into one seed-batched learner
 (:mod:`switchbench.models.batching`; one seed runs as itself through ``Single``, so a lone
-seed's numbers are exactly its learner's) and then, step by step::
+seed's numbers are exactly its learner's) and then, chunk by chunk (a block, or a part of
+one where a block's batches would take much memory)::
 
-    predict(x)                      x: the S observations stacked, (S, *obs)
-    env_s.step(prediction_s)        each seed's paradigm scores its own prediction
-    learn(x, y)                     y: the S targets stacked; one update of every seed
+    env_s.draw_steps(n)             each seed's paradigm draws the chunk's n batches at once,
+                                    exactly those that n step() calls would give; the S
+                                    seeds' inputs X and targets Y go to the device in one copy
+    for each step j of the chunk:
+        predict(X[j])               X[j]: the S observations, (S, *obs)
+        task_losses(prediction, Y[j])  each seed's task loss: its paradigm's reward, negated
+        learn(X[j], Y[j])           one update of every seed
+    at the chunk's end: the losses are read (a non-finite one fails its seed, naming the
+                    step), the accuracy and the paradigm's own per-step scores
+                    (``trial_columns``) come from the chunk's predictions, copied once
     at a block end: R0 and Rk of every seed (held-out sets fixed per seed; Rk after
                     k_adapt learning steps on a deep copy of the batched learner)
 
-and finally splits everything per seed: logs, metrics, robustness and the paradigm's
+and finally it splits everything per seed: logs, metrics, robustness and the paradigm's
 probes of each seed's own trained learner (``unstack()``).
+
+The loop itself copies nothing through numpy and reads nothing back from the device per
+step (on a GPU the logged losses are then the device's arithmetic: equal up to float
+rounding to the CPU's). A paradigm whose batches respond to the predictions
+(``draws_ahead = False``, see :mod:`switchbench.paradigms.base`) is stepped instead: ``env_s.step(prediction_s)`` scores each prediction and gives the next
+batch, one copy per step; setting ``draws_ahead = False`` on the envs forces that path (the
+numbers are the same, which the tests check). The log's step, block, task, phase and switch
+columns are the curriculum's (``env.curriculum``); they equal ``step()``'s infos.
 
 Seeds: ``numpy.random.SeedSequence(seed).spawn(3)`` gives three children that seed,
 separately, the paradigm stream, the model initialisation and the evaluation sets; a
@@ -25,7 +41,6 @@ where the model's batched arithmetic sums in another order).
 from __future__ import annotations
 
 import copy
-import math
 import time
 
 import numpy as np
@@ -39,10 +54,12 @@ from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_ti
                                               compute_metrics, new_task_blocks, robustness)
 from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
+from switchbench.losses import task_loss, task_losses
 from switchbench.models import batching
+from switchbench.paradigms.base import SwitchEnv
 
 DEVICES = ("cpu", "cuda", "auto")
+CHUNK_BYTES = 16 << 20      # the observations of all seeds drawn ahead at once: at most about this (one step at least)
 
 
 def pick_device(device: str) -> torch.device:
@@ -143,6 +160,9 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     scheds = [env.curriculum for env in envs]
     sched, n_steps = scheds[0], scheds[0].n_steps
     classification = spec.loss == "cross_entropy"
+    scores = type(envs[0]).trial_columns is not SwitchEnv.trial_columns     # the paradigm logs its own scores
+    ahead = all(env.draws_ahead for env in envs)
+    chunk = max(1, CHUNK_BYTES // (S * obs[0].nbytes))                      # steps per chunk: bounded memory
     cols = [{k: [] for k in ("step", "block", "task", "phase", "switch", "loss")} for _ in seeds]
     if classification:
         for c in cols:
@@ -154,48 +174,75 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     has_probe = hasattr(net, "probe")
     has_params = len(list(net.parameters())) > 0
     snapshot, before, changed = new_task_blocks(sched), None, []    # parameters changed per new task
-    bar = tqdm(range(n_steps), desc=label, disable=not progress, mininterval=0.5, leave=False)
-    for t in bar:
-        if snapshot[t] and has_params:
-            before = [p.detach().clone() for p in net.parameters()]
+    bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
+    for start, stop in _chunks(sched, chunk):
         t0 = time.perf_counter()
-        if privileged:
-            net.observe_task([int(s.task[t]) for s in scheds])
-        x = tensor(obs)
-        with torch.no_grad():
-            pred = _call(f"{label}: predict", net.predict, x)
-        pred_cpu = pred.detach().cpu()
-        steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(envs)]
-        obs = [st[0] for st in steps]
-        infos = [st[4] for st in steps]
-        learned = _learn(f"{label}: learn", net, x, tensor([info["target"] for info in infos]), S)
+        # Each seed's batches of the chunk, drawn at once and moved to the device in one copy:
+        # X[j], Y[j] are step start + j's (S, ...) inputs and targets, exactly what step() gives.
+        drawn = [env.draw_steps(stop - start) for env in envs] if ahead else None
+        if drawn:
+            X, Y = _by_step([d.x for d in drawn], device), _by_step([d.y for d in drawn], device)
+        losses, learned, preds, infos, probed = [], [], [], [], {}
+        for j, t in enumerate(range(start, stop)):
+            if snapshot[t] and has_params:
+                before = [p.detach().clone() for p in net.parameters()]
+            if privileged:
+                net.observe_task([int(s.task[t]) for s in scheds])
+            x = X[j] if drawn else tensor(obs)
+            with torch.no_grad():
+                pred = _call(f"{label}: predict", net.predict, x)
+            envs[0].check_prediction(pred.shape[1:])
+            if drawn:       # each seed's task loss of its prediction: what its paradigm's step() scores
+                y = Y[j]
+                losses.append(task_losses(pred, y, spec.loss))
+            else:           # step by step: each paradigm scores its seed's prediction and gives the next batch
+                pred_cpu = pred.detach().cpu()
+                steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(envs)]
+                obs = [st[0] for st in steps]
+                infos.append([st[4] for st in steps])
+                y = tensor([st[4]["target"] for st in steps])
+                losses.append(torch.tensor([-st[1] for st in steps], dtype=torch.float64))
+            learned.append(_learn(f"{label}: learn", net, x, y, S))
+            if classification or scores:
+                preds.append(pred.detach())
+            if has_probe:
+                for name, v in net.probe().items():
+                    if v[0].numel() <= 16:
+                        probed.setdefault(name, []).append(v.detach().clone())
+        loss = torch.stack(losses).double().cpu().numpy()                       # (n, S): read once per chunk
+        finite = np.isfinite(loss) & np.isfinite(torch.stack(learned).double().cpu().numpy())
         train_time += time.perf_counter() - t0
-        for i, (_, reward, terminated, _, info) in enumerate(steps):
-            if i not in failed and not (math.isfinite(reward) and math.isfinite(learned[i])):
+        bar.update(stop - start)
+        for i in range(S):
+            if i not in failed and not finite[:, i].all():
+                t = start + int(np.argmin(finite[:, i]))
                 failed[i] = SwitchbenchError(f"{labels[i]}: non-finite loss at step {t} (a learning rate too large?)")
-            c = cols[i]
-            for k in ("step", "block", "task", "phase", "switch"):
-                c[k].append(info[k])
-            c["loss"].append(-reward)
-            if classification:
-                c["accuracy"].append(accuracy(pred_cpu[i], torch.from_numpy(info["target"])))
-            for k, v in envs[i].trial_columns(pred_cpu[i], info).items():   # the paradigm's own scores
-                c.setdefault(k, []).append(v)
         if len(failed) == S:
             break
-        if has_probe:
-            for name, v in net.probe().items():
-                v = v.detach().cpu()
-                for i in range(S):
-                    if v[i].numel() <= 16:
-                        for j, val in enumerate(v[i].reshape(-1).tolist()):
-                            probe_cols[i].setdefault(f"{name}_{j}", []).append(val)
-        if terminated or sched.block[t + 1] != sched.block[t]:   # end of a block: evaluate and probe
+        # The chunk's log rows, per seed: its loss, accuracy and the paradigm's own scores of the
+        # predictions (copied to the CPU once), the small probes.
+        P = torch.stack(preds).cpu() if preds else None                         # (n, S, ...)
+        for i, c in enumerate(cols):
+            c["loss"].extend(loss[:, i].tolist())
+            for j in range(len(preds)):
+                info = (drawn[i].info(j) if scores else None) if drawn else infos[j][i]
+                if classification:
+                    target = drawn[i].y[j] if drawn else info["target"]
+                    c["accuracy"].append(accuracy(P[j, i], torch.from_numpy(target)))
+                if scores:
+                    for k, v in envs[i].trial_columns(P[j, i], info).items():
+                        c.setdefault(k, []).append(v)
+        for name, vs in probed.items():
+            v = torch.stack(vs).cpu()                                            # (n, S, ...)
+            for i in range(S):
+                for k, column in enumerate(v[:, i].reshape(len(vs), -1).T.tolist()):
+                    probe_cols[i].setdefault(f"{name}_{k}", []).extend(column)
+        if stop == n_steps or sched.block[stop] != sched.block[stop - 1]:   # end of a block: evaluate and probe
             if before is not None:
                 changed.append(sum(((p.detach() != b).reshape(S, -1).sum(1).cpu().numpy()
                                     for p, b in zip(net.parameters(), before)), np.zeros(S, int)))
                 before = None
-            r0, rk = evaluate(int(sched.block[t]))
+            r0, rk = evaluate(int(sched.block[stop - 1]))
             R0.append(r0)
             Rk.append(rk)
             if has_probe:
@@ -204,6 +251,9 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
             if checkpoints:
                 for i, one in enumerate(net.unstack()):
                     saved[i].append(_state(one))
+    for i, s in enumerate(scheds):           # the schedule's columns: each step's info
+        cols[i].update(step=list(range(n_steps)), block=s.block.tolist(), task=s.task.tolist(),
+                       phase=[s.phases[b] for b in s.block.tolist()], switch=s.switch.tolist())
     bar.close()
     if len(failed) == S:
         return [failed[i] for i in range(S)]
@@ -245,13 +295,40 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     return results
 
 
-def _learn(what: str, net, x: torch.Tensor, y: torch.Tensor, S: int) -> list[float]:
-    """``net.learn(x, y)``: each seed's loss before the update, checked (S numbers)."""
+def _by_step(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """The S seeds' arrays of a chunk, (n, ...) each, as one (n, S, ...) tensor on the device
+    (one copy) whose every step ``[j]`` is contiguous and starts 64-byte aligned, like a batch
+    stacked on its own: BLAS kernels (MKL's) may round differently on misaligned data."""
+    n, shape, dtype = len(arrays[0]), arrays[0].shape[1:], arrays[0].dtype
+    step = len(arrays) * int(np.prod(shape)) * dtype.itemsize
+    stride = -(-step // 64) * 64                              # bytes per step, rounded up
+    raw = np.empty(n * stride + 64, np.uint8)
+    first = -raw.ctypes.data % 64
+    rows = raw[first:first + n * stride].reshape(n, stride)          # one aligned row of bytes per step
+    out = rows[:, :step].view(dtype).reshape(n, len(arrays), *shape)
+    for i, a in enumerate(arrays):
+        out[:, i] = a
+    t = torch.from_numpy(rows)
+    if device.type != "cpu":
+        t = t.to(device)                                         # the rows in one copy: aligned there too
+    return t[:, :step].view(torch.from_numpy(out[:0]).dtype).reshape(out.shape)
+
+
+def _chunks(sched, most: int):
+    """``(start, stop)`` of the runs of at most ``most`` steps that split each block of ``sched``."""
+    bounds = [0, *(np.flatnonzero(np.diff(sched.block)) + 1).tolist(), sched.n_steps]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        for start in range(a, b, most):
+            yield start, min(start + most, b)
+
+
+def _learn(what: str, net, x: torch.Tensor, y: torch.Tensor, S: int) -> torch.Tensor:
+    """``net.learn(x, y)``: each seed's loss before the update, checked (a tensor of S numbers, not read)."""
     out = _call(what, net.learn, x, y, batched=True)
     if not isinstance(out, torch.Tensor) or out.shape != (S,):
         raise SwitchbenchError(f"{what} returned {type(out).__name__} {tuple(getattr(out, 'shape', ()))}, "
                                f"expected a tensor of {S} losses (one per seed)")
-    return out.tolist()
+    return out.detach().clone()
 
 
 def _state(learner):

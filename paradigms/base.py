@@ -22,6 +22,17 @@ trial structure may also override ``_make_curriculum(rng)`` (the per-step schedu
 ``_load(t)`` (the batch of step ``t``; what it puts in ``self._extra`` joins that step's
 ``info`` together with the target).
 
+**Drawing ahead**: a step's batch never depends on earlier predictions, so a run of steps
+can be drawn at once: ``draw_steps(n)`` gives the next ``n`` steps' batches, targets and
+infos (:class:`Steps`) exactly as ``n`` calls of ``step()`` would (the same stream, the same
+values) and advances the episode as they would. The run loop uses it to move a block of
+batches to the device at once. By default it calls ``_load`` step by step; a paradigm makes
+it fast by overriding ``_draw_steps(start, stop)`` with one draw of the whole run (numpy
+Generators fill arrays in order: one ``rng.standard_normal((m * B, d))`` equals ``m``
+successive ``(B, d)`` draws). A paradigm whose batches respond to the predictions sets
+``draws_ahead = False``; so may a caller on an instance, to force the loop through
+``step()`` (the numbers are the same).
+
 **Optional probes** (after the curriculum; the runner calls them for every paradigm, and
 the defaults here offer none): ``cue_probes(seed)`` lists tasks to evaluate under other
 rule cues (:class:`CueProbe`; ``eval_batch_cued`` makes their inputs) and
@@ -118,6 +129,30 @@ class TransferProbe:
     budget: int
 
 
+@dataclass(frozen=True)
+class Steps:
+    """Steps ``start .. start + n - 1`` of an episode drawn at once (:meth:`SwitchEnv.draw_steps`):
+    ``x`` (n, *observation shape) and ``y`` (n, *target shape) hold what ``step()`` would give
+    as each step's batch and ``info["target"]``; ``extras`` each step's further info entries."""
+
+    start: int
+    x: np.ndarray
+    y: np.ndarray
+    extras: list[dict]
+    schedule: Schedule
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def info(self, j: int) -> dict:
+        """The ``info`` that ``step()`` returns for step ``start + j`` (less what a paradigm's
+        ``step()`` scores from the prediction: that is :meth:`SwitchEnv.trial_columns`' job)."""
+        s, t = self.schedule, self.start + j
+        b = int(s.block[t])
+        return {"task": int(s.task[t]), "block": b, "switch": bool(s.switch[t]), "phase": s.phases[b], "step": t,
+                **self.extras[j], "target": self.y[j]}
+
+
 class SwitchEnv(gym.Env):
     """Base class: a curriculum of tasks switched in blocks, one learning step per env step."""
 
@@ -125,6 +160,9 @@ class SwitchEnv(gym.Env):
     task_spec: TaskSpec
     #: whether every episode has the same number of steps (set False where the length is drawn)
     fixed_length: bool = True
+    #: whether :meth:`draw_steps` may draw steps ahead: False where batches respond to the
+    #: predictions (and, on an instance, to force the run loop through ``step()``)
+    draws_ahead: bool = True
     #: set on the instance that :meth:`task_spec_for` makes: its ``__init__`` returns before building data
     _spec_only: bool = False
 
@@ -209,6 +247,47 @@ class SwitchEnv(gym.Env):
         self._x = self._load(0)
         return self._x, self._info(0)
 
+    def draw_steps(self, n: int) -> Steps:
+        """The next ``n`` steps at once (see the module docstring): their batches (the current
+        observation first), targets and infos, exactly as ``n`` calls of ``step()`` would give
+        them; the episode then stands where those calls leave it (the next batch loaded)."""
+        if not self.draws_ahead:
+            raise SwitchbenchError(f"{type(self).__name__} does not draw steps ahead (draws_ahead is False)")
+        s, t = self.curriculum, self._t
+        if not 1 <= n <= s.n_steps - t:
+            raise SwitchbenchError(f"draw_steps({n}) at step {t} of {s.n_steps}: n must lie in 1..{s.n_steps - t}")
+        stop = min(t + n + 1, s.n_steps)                     # through step t + n: the next batch to load
+        x = np.empty((n,) + self._x.shape, self._x.dtype)
+        y = np.empty((n,) + self._y.shape, self._y.dtype)
+        x[0], y[0], extras = self._x, self._y, [self._extra]
+        if stop > t + 1:
+            xs, ys, more = self._draw_steps(t + 1, stop)
+            more = more if more is not None else [{} for _ in range(stop - t - 1)]
+            x[1:], y[1:], extras = xs[:n - 1], ys[:n - 1], extras + more[:n - 1]
+            if t + n < s.n_steps:
+                self._x, self._y, self._extra = xs[n - 1], ys[n - 1], more[n - 1]
+        self._t = t + n
+        return Steps(start=t, x=x, y=y, extras=extras, schedule=s)
+
+    def _draw_steps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, list[dict] | None]:
+        """The batches ``x`` (m, ...), targets ``y`` (m, ...) and extras (a list of ``m`` dicts,
+        or None for none) of steps ``start .. stop - 1``, drawn from ``self.np_random`` exactly as
+        ``_load(start)``, ..., ``_load(stop - 1)`` would (the default calls it step by step)."""
+        xs, ys, extras = [], [], []
+        for t in range(start, stop):
+            xs.append(self._load(t))
+            ys.append(self._y)
+            extras.append(self._extra)
+        return np.stack(xs), np.stack(ys), extras
+
+    def _with_cues(self, x: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+        """:meth:`_with_cue` of a run of steps: ``x`` (m, ..., features), one task per step."""
+        if not self.cue:
+            return x
+        cue = np.zeros(x.shape[:-1] + (self.n_tasks,), dtype=x.dtype)
+        cue[np.arange(len(tasks)), ..., tasks] = 1.0
+        return np.concatenate([x, cue], axis=-1)
+
     def step(self, action):
         if self._sched is None or self._t >= self._sched.n_steps:
             raise SwitchbenchError("step() called on a finished or never-reset curriculum; call reset()")
@@ -217,8 +296,7 @@ class SwitchEnv(gym.Env):
         from switchbench.losses import task_loss
 
         pred = torch.as_tensor(np.asarray(action))
-        if tuple(pred.shape) != self.action_space.shape:
-            raise SwitchbenchError(self._shape_error(tuple(pred.shape)))
+        self.check_prediction(pred.shape)
         t = self._t
         info = self._info(t)
         info.update(self._extra)
@@ -229,6 +307,11 @@ class SwitchEnv(gym.Env):
         if not terminated:
             self._x = self._load(self._t)
         return self._x, -loss, terminated, False, info
+
+    def check_prediction(self, shape) -> None:
+        """Raise the error that says what is wrong with a prediction of ``shape``, unless it is the action's."""
+        if tuple(shape) != self.action_space.shape:
+            raise SwitchbenchError(self._shape_error(tuple(shape)))
 
     def _shape_error(self, got: tuple) -> str:
         """What is wrong with a prediction's shape, and how to fix it."""
@@ -255,9 +338,11 @@ class SwitchEnv(gym.Env):
         return None
 
     def trial_columns(self, pred, info: dict) -> dict[str, float]:
-        """Per-step log columns scored from one step's prediction ``pred`` (a tensor shaped
+        """Per-step log columns scored from one step's prediction ``pred`` (a CPU tensor shaped
         like the action) and that step's ``info`` (e.g. trial scores, switch / repeat
-        groups); none by default. The runner logs them after ``accuracy``."""
+        groups); none by default. The runner logs them after ``accuracy``. The info may come
+        from ``step()`` or from :meth:`Steps.info` (drawn ahead): score from ``pred`` and the
+        info's target, not from entries that only ``step()`` adds."""
         return {}
 
     def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float | None:

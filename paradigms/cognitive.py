@@ -390,6 +390,26 @@ class CognitiveSwitchEnv(SwitchEnv):
         self._extra = {"mask": self._y != IGNORE, "output_mask": self.output_mask[task]}
         return x
 
+    def _draw_steps(self, start: int, stop: int):
+        """Steps ``start .. stop - 1`` with one draw of the stream (every step's pool indices),
+        then each task's trials gathered at once, as :meth:`_gather` gathers them."""
+        tasks = self._sched.task[start:stop]
+        m, T, b = len(tasks), self.seq_len, self.batch_size
+        idx = self.np_random.integers(0, self.pool_size, size=m * b).reshape(m, b)
+        x = np.zeros((m, T, b, self.task_spec.input_size), np.float32)
+        y = np.full((m, T, b), IGNORE, np.int64)
+        for k in np.unique(tasks):
+            steps = np.flatnonzero(tasks == k)
+            px, py = self._pools[k]
+            t, _, f = px.shape
+            x[steps, T - t:, :, :f] = px[:, idx[steps]].transpose(1, 0, 2, 3)
+            y[steps, T - t:] = py[:, idx[steps]].transpose(1, 0, 2)
+            if self.cue:
+                x[steps, :, :, self._n_in + k] = 1.0
+        mask = y != IGNORE
+        extras = [{"mask": mask[j], "output_mask": self.output_mask[k]} for j, k in enumerate(tasks.tolist())]
+        return x, y, extras
+
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         info["performance"] = self.trial_score(action, info["target"], info["task"])
@@ -397,8 +417,11 @@ class CognitiveSwitchEnv(SwitchEnv):
         return obs, reward, terminated, truncated, info
 
     def trial_columns(self, pred, info: dict) -> dict[str, float]:
-        """The step's ``performance`` (Yang et al.'s) and ``performance_strict`` columns."""
-        return {k: float(info[k]) for k in ("performance", "performance_strict")}
+        """The step's ``performance`` (Yang et al.'s) and ``performance_strict`` columns, as
+        ``step()`` scores them into its ``info``."""
+        task, target = info["task"], info["target"]
+        return {"performance": self.trial_score(pred, target, task),
+                "performance_strict": performance_strict(pred, target, self.fixation[task])}
 
     def trial_score(self, logits: np.ndarray, target: np.ndarray, task: int) -> float:
         """Yang et al.'s :func:`performance` of ``logits`` on trials ``target`` of ``task``."""

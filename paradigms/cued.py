@@ -219,6 +219,22 @@ class CuedSwitchEnv(SwitchEnv):
         self._extra = self._sequence_info(tasks, digits, resp, mixed)
         return x
 
+    def _draw_steps(self, start: int, stop: int):
+        """Trials mode: steps ``start .. stop - 1`` in one draw of the stream (the digits of
+        every step's batch); sequence mode draws step by step (each step's draws interleave
+        task runs and digits)."""
+        if self.mode != "trials":
+            return super()._draw_steps(start, stop)
+        s, b = self._sched, self.batch_size
+        tasks = s.task[start:stop]
+        x, y, digits = self.data.draw_steps(tasks, self.np_random, b)
+        extras = []
+        for j, t in enumerate(range(start, stop)):
+            switch = t > 0 and int(s.task[t - 1]) != int(tasks[j])
+            extras.append({"trial_switch": np.full(b, switch), "trial_repeat": np.full(b, t > 0 and not switch),
+                           "congruent": congruent(digits[j]), "mixed": bool(self._mixed[int(s.block[t])])})
+        return self._with_cues(x, tasks), y, extras
+
     def _sequence_info(self, tasks, digits, resp, mixed) -> dict:
         shape = (self.n_steps_per_seq, tasks.shape[1])
         out = {k: np.zeros(shape, dtype=bool) for k in ("trial_switch", "trial_repeat", "congruent", "mask")}

@@ -77,6 +77,17 @@ class DigitData:
         digit = y[idx]
         return x[idx], LABELINGS[self.task_names[task]](digit), digit
 
+    def draw_steps(self, tasks: np.ndarray, rng: np.random.Generator, n: int):
+        """``draw(task, rng, n)`` for each task of ``tasks`` in turn, in one draw of the stream:
+        ``(x (m, n, 64), labels (m, n), digits (m, n))``."""
+        x, y = self.split.x_train, self.split.y_train
+        idx = rng.integers(0, len(y), size=len(tasks) * n).reshape(len(tasks), n)
+        digits = y[idx]
+        labels = np.empty(digits.shape, np.int64)
+        for k in np.unique(tasks):
+            labels[tasks == k] = LABELINGS[self.task_names[k]](digits[tasks == k])
+        return x[idx], labels, digits
+
 
 class DigitSwitchEnv(SwitchEnv):
     """Digit images under task-specific labelings, switched in blocks (see the module docstring)."""
@@ -112,6 +123,12 @@ class DigitSwitchEnv(SwitchEnv):
     def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = self.data.draw(task, rng, n)
         return x, y
+
+    def _draw_steps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """Steps ``start .. stop - 1`` in one draw of the stream (:meth:`DigitData.draw_steps`)."""
+        tasks = self._sched.task[start:stop]
+        x, y, _ = self.data.draw_steps(tasks, self.np_random, self.batch_size)
+        return self._with_cues(x, tasks), y, None
 
     def eval_batch(self, task: int, n: int, seed) -> tuple[np.ndarray, np.ndarray]:
         """Held-out data of ``task`` from the test part of the split (``n`` draws with replacement)."""

@@ -164,3 +164,12 @@ class BlockedLinearEnv(SwitchEnv):
     def _draw(self, task: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x = rng.standard_normal((n, self.teachers.shape[2]), dtype=np.float32)
         return x, x @ self._teachers32[task].T
+
+    def _draw_steps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """Steps ``start .. stop - 1`` in one draw: ``m`` batches of ``_draw`` are one ``(m B, d)``
+        array of the stream, and each step's targets the same ``(B, d) @ (d, out)`` product."""
+        tasks = self._sched.task[start:stop]
+        m, b = len(tasks), self.batch_size
+        x = self.np_random.standard_normal((m * b, self.teachers.shape[2]), dtype=np.float32).reshape(m, b, -1)
+        y = x @ self._teachers32[tasks].transpose(0, 2, 1)
+        return self._with_cues(x, tasks), y, None
