@@ -103,9 +103,10 @@ def source_hash() -> str:
     """A hash of the installed package's source: a changed implementation never reuses a cached run.
     (The subpackages' folders are listed too: in an editable install they are not below the root.)"""
     import switchbench.benchmark
+    import switchbench.data
     import switchbench.paradigms
 
-    packages = (switchbench, switchbench.paradigms, models, switchbench.benchmark)
+    packages = (switchbench, switchbench.data, switchbench.paradigms, models, switchbench.benchmark)
     files = sorted({f for p in packages for f in Path(p.__path__[0]).rglob("*.py")})
     h = hashlib.sha256()
     for f in files:

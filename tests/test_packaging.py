@@ -69,3 +69,25 @@ def test_wheel_installs_into_a_clean_venv_and_imports_from_outside(wheel, tmp_pa
     cli = subprocess.run([str(env / "bin" / "switchbench"), "list", "models"], cwd=tmp_path, capture_output=True,
                          text=True)
     assert cli.returncode == 0 and "gated-linear" in cli.stdout, cli.stderr
+
+
+def test_source_hash_reads_every_module_of_the_package(monkeypatch):
+    """A cached run belongs to the code that made it: the source hash reads every module of
+    every subpackage setup.cfg lists (in an editable install the mapped folders are not below
+    the root, so each must be listed; a module it missed could change without a recompute)."""
+    import configparser
+    import importlib
+
+    from switchbench.benchmark import config
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    # switchbench.suites holds package data (its module is a docstring; a run's key holds its configuration)
+    names = [n for n in cfg["options"]["packages"].split() if n != "switchbench.suites"]
+    files = {f.resolve() for n in names for f in Path(importlib.import_module(n).__path__[0]).glob("*.py")}
+    read = set()
+    original = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.add(self.resolve()) or original(self))
+    config.source_hash.__wrapped__()
+    assert "switchbench.data" in names and len(files) > 40
+    assert files <= read, sorted(str(f) for f in files - read)
