@@ -30,7 +30,7 @@ import switchbench
 from switchbench import models
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import resolve
-from switchbench.params import Param, signature_params, typed_by_default
+from switchbench.params import Param, signature_params
 
 DEFAULT_K_ADAPT = 50
 DEFAULT_N_EVAL = 1000
@@ -79,13 +79,6 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
                                    f"model: {', '.join(sorted(model_params)) or '(none)'}")
     return ({**{k: p.default for k, p in env_params.items()}, **env_kw},
             {**{k: p.default for k, p in model_params.items()}, **model_kw})
-
-
-def check_type(key: str, value, default) -> None:
-    """A value of a parameter typed by its default (:func:`~switchbench.params.typed_by_default`:
-    a bool for a bool, an integer for an integer, a number for a float, a string for a string;
-    a default of None leaves it to the paradigm or model)."""
-    Param(key, typed_by_default(default), default).check(value)
 
 
 def _jsonable(v):
