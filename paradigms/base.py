@@ -147,10 +147,13 @@ class Steps:
     def info(self, j: int) -> dict:
         """The ``info`` that ``step()`` returns for step ``start + j`` (less what a paradigm's
         ``step()`` scores from the prediction: that is :meth:`SwitchEnv.trial_columns`' job)."""
-        s, t = self.schedule, self.start + j
-        b = int(s.block[t])
-        return {"task": int(s.task[t]), "block": b, "switch": bool(s.switch[t]), "phase": s.phases[b], "step": t,
-                **self.extras[j], "target": self.y[j]}
+        return {**schedule_info(self.schedule, self.start + j), **self.extras[j], "target": self.y[j]}
+
+
+def schedule_info(s: Schedule, t: int) -> dict:
+    """What the schedule says of step ``t``: its ``task``, ``block``, ``switch``, ``phase`` and ``step``."""
+    b = int(s.block[t])
+    return {"task": int(s.task[t]), "block": b, "switch": bool(s.switch[t]), "phase": s.phases[b], "step": t}
 
 
 class SwitchEnv(gym.Env):
@@ -216,16 +219,11 @@ class SwitchEnv(gym.Env):
 
     # --- protocol -----------------------------------------------------------------------
     def _with_cue(self, x: np.ndarray, task: int) -> np.ndarray:
-        if not self.cue:
-            return x
-        cue = np.zeros(x.shape[:-1] + (self.n_tasks,), dtype=x.dtype)
-        cue[..., task] = 1.0
-        return np.concatenate([x, cue], axis=-1)
+        """``x`` with the one-hot cue of ``task`` appended to its features (where ``cue=True``)."""
+        return self._append_cue(x, (..., task))
 
     def _info(self, t: int) -> dict:
-        s = self._sched
-        b = int(s.block[t])
-        return {"task": int(s.task[t]), "block": b, "switch": bool(s.switch[t]), "phase": s.phases[b], "step": t}
+        return schedule_info(self._sched, t)
 
     def _load(self, t: int) -> np.ndarray:
         task = int(self._sched.task[t])
@@ -282,10 +280,14 @@ class SwitchEnv(gym.Env):
 
     def _with_cues(self, x: np.ndarray, tasks: np.ndarray) -> np.ndarray:
         """:meth:`_with_cue` of a run of steps: ``x`` (m, ..., features), one task per step."""
+        return self._append_cue(x, (np.arange(len(tasks)), ..., tasks))
+
+    def _append_cue(self, x: np.ndarray, ones) -> np.ndarray:
+        """``x`` with ``n_tasks`` cue features appended, 1 at the index ``ones`` of them, 0 elsewhere."""
         if not self.cue:
             return x
         cue = np.zeros(x.shape[:-1] + (self.n_tasks,), dtype=x.dtype)
-        cue[np.arange(len(tasks)), ..., tasks] = 1.0
+        cue[ones] = 1.0
         return np.concatenate([x, cue], axis=-1)
 
     def step(self, action):

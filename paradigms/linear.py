@@ -50,20 +50,25 @@ from switchbench.errors import SwitchbenchError
 from switchbench.paradigms.base import SwitchEnv, TaskSpec
 
 
+def check_teachers(n_tasks: int, input_size: int, output_size: int, kind: str) -> None:
+    """Raise unless :func:`make_teachers` can make ``kind`` teachers of these shapes."""
+    if kind not in ("orthogonal", "iid"):
+        raise SwitchbenchError(f"unknown teachers {kind!r}; valid: orthogonal, iid")
+    if kind == "orthogonal" and n_tasks * output_size > input_size:
+        raise SwitchbenchError(
+            f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > "
+            f"{input_size}: lower output_size or n_tasks, raise input_size, or use teachers='iid'")
+
+
 def make_teachers(n_tasks: int, input_size: int, output_size: int, kind: str, seed: int) -> np.ndarray:
     """K teacher matrices, shape ``(K, output_size, input_size)``, float64."""
+    check_teachers(n_tasks, input_size, output_size, kind)
     rng = np.random.default_rng(seed)
     if kind == "orthogonal":
-        if n_tasks * output_size > input_size:
-            raise SwitchbenchError(
-                f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > "
-                f"{input_size}: lower output_size or n_tasks, raise input_size, or use teachers='iid'")
         rotation = special_ortho_group.rvs(input_size, random_state=rng) if input_size > 1 else np.ones((1, 1))
         rows = rotation[: n_tasks * output_size] / np.sqrt(input_size)
         return rows.reshape(n_tasks, output_size, input_size)
-    if kind == "iid":
-        return rng.standard_normal((n_tasks, output_size, input_size)) / np.sqrt(input_size)
-    raise SwitchbenchError(f"unknown teachers {kind!r}; valid: orthogonal, iid")
+    return rng.standard_normal((n_tasks, output_size, input_size)) / np.sqrt(input_size)      # iid
 
 
 def compose_teachers(teachers: np.ndarray, kind: str, mix: float = 0.5) -> np.ndarray:
@@ -100,12 +105,7 @@ class BlockedLinearEnv(SwitchEnv):
         for name, v in (("n_tasks", n_tasks), ("input_size", input_size), ("output_size", output_size)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise SwitchbenchError(f"{name} must be a positive integer, got {v!r}")
-        if teachers not in ("orthogonal", "iid"):
-            raise SwitchbenchError(f"unknown teachers {teachers!r}; valid: orthogonal, iid")
-        if teachers == "orthogonal" and n_tasks * output_size > input_size:
-            raise SwitchbenchError(
-                f"orthogonal teachers need n_tasks * output_size <= input_size, got {n_tasks} * {output_size} > "
-                f"{input_size}: lower output_size or n_tasks, raise input_size, or use teachers='iid'")
+        check_teachers(n_tasks, input_size, output_size, teachers)
         names = [chr(ord("A") + k) if n_tasks <= 26 else str(k) for k in range(n_tasks)]
         phases = None
         if composition is not None:
