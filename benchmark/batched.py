@@ -55,7 +55,8 @@ import torch
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark import runner as R
+from switchbench.benchmark import evaluation as E
+from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
 
 def decline_reason(learner, env) -> str | None:
@@ -189,7 +190,7 @@ def wishart_cov(rng: np.random.Generator, n: int, d: int, batch: int, dtype) -> 
 
 # --- the run --------------------------------------------------------------------------------
 
-def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list[R.RunResult]:
+def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list[RunResult]:
     """Run the seeds of the configuration ``rc`` (a :class:`~switchbench.benchmark.config.RunConfig`
     with ``sampler="wishart"``) as one batched program: one unsaved
     :class:`~switchbench.benchmark.runner.RunResult` per seed, in order (the runner caches them).
@@ -204,7 +205,7 @@ def _run(rc, seeds, chunk, progress):
     todo = [(s, rc.config(s)) for s in seeds]
     label = rc.label(seeds)
     children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
-    stream, model_int, eval_int = ([R._seed_int(ch[j]) for ch in children] for j in range(3))
+    stream, model_int, eval_int = ([E._seed_int(ch[j]) for ch in children] for j in range(3))
     learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
     reason = decline_reason(learners[0], env)
     if reason:
@@ -308,7 +309,7 @@ def _run(rc, seeds, chunk, progress):
     block_end = np.append(sched.block[1:] != sched.block[:-1], True)
     block_start = np.append(True, block_end[:-1])
     new_tasks = np.append(True, (step_tasks[1:] != step_tasks[:-1]).any(1))   # some seed's task changes
-    new_task, before, changed = R.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
+    new_task, before, changed = E.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
     failed = {}                                                   # seed index -> why its run failed
     try:
         with np.errstate(all="ignore"):
@@ -376,11 +377,11 @@ def _run(rc, seeds, chunk, progress):
             cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
         log = pd.DataFrame(cols)
         log["norm_loss"] = log["loss"] / null[log["task"].to_numpy()]
-        R.add_time(log, rc.model_params)
+        E.add_time(log, rc.model_params)
         seed_probes = {k: v[j] for k, v in probes.items()}
-        metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
+        metrics = E.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
         metrics["params"] = params
         metrics["params_changed_per_task"] = float(np.mean([n[j] for n in changed])) if changed else float("nan")
         metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S    # amortised over the batched seeds
-        results.append(R.RunResult(config=config, log=log, metrics=metrics, R0=R0[j], Rk=Rk[j], probes=seed_probes))
+        results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[j], Rk=Rk[j], probes=seed_probes))
     return results

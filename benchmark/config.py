@@ -228,13 +228,78 @@ def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None) ->
 
 
 def cache_mode(cache: bool | str | None) -> bool | str:
-    """``True`` (load a verified entry, else run and store), ``False`` (neither) or
-    ``"refresh"`` (run and overwrite); None reads ``$SWITCHBENCH_NO_CACHE`` (set: refresh)."""
+    """``True`` (load a verified entry, else run and store; also None), ``False`` (neither) or
+    ``"refresh"`` (run and overwrite)."""
     if cache is None:
-        return REFRESH if os.environ.get("SWITCHBENCH_NO_CACHE") else True
+        return True
     if cache not in (True, False, REFRESH):
         raise SwitchbenchError(f"cache must be True, False or {REFRESH!r}, got {cache!r}")
     return cache
+
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def pick_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` (an error without CUDA) or ``"auto"`` (CUDA where available)."""
+    if device not in DEVICES:
+        raise SwitchbenchError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SwitchbenchError("device 'cuda' asked for, but torch finds no CUDA device here (use cpu or auto)")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How runs are carried out, checked once where they are made (one clear line when bad)
+    and none of it in a run's cache key: the numbers do not depend on it (a run's
+    configuration, the runner's ``sampler`` included, is :class:`RunConfig`'s).
+
+    - ``device``: ``"cpu"``, ``"cuda"`` (refused at once where torch finds no CUDA device,
+      even if every run is cached) or ``"auto"`` (CUDA where available);
+    - ``threads``: torch threads per run (None: leave the caller's setting);
+    - ``cache``: True (load a verified entry, else run and store), False (neither) or
+      ``"refresh"`` (run and overwrite);
+    - ``checkpoints`` / ``record_hidden``: keep the learner's state at every block end / its
+      hidden states on the held-out inputs (in memory only, never cached).
+
+    The covariance engine (``sampler="wishart"``) runs on the CPU and keeps no learner: it
+    refuses ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (:meth:`check_engine`).
+
+    >>> RunOptions(threads=2, cache=False)
+    RunOptions(device='cpu', threads=2, cache=False, checkpoints=False, record_hidden=False)
+    >>> RunOptions(device="tpu")
+    Traceback (most recent call last):
+    ...
+    switchbench.errors.SwitchbenchError: device must be one of cpu, cuda, auto, got 'tpu'
+    """
+
+    device: str = "cpu"
+    threads: int | None = 1
+    cache: bool | str | None = True
+    checkpoints: bool = False
+    record_hidden: bool = False
+
+    def __post_init__(self):
+        pick_device(self.device)
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise SwitchbenchError(f"threads must be an integer >= 1, got {self.threads!r}")
+        object.__setattr__(self, "cache", cache_mode(self.cache))
+        for name in ("checkpoints", "record_hidden"):
+            if not isinstance(getattr(self, name), bool):
+                raise SwitchbenchError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def check_engine(self, rc: RunConfig) -> None:
+        """Refuse, in one line, the options that the engine of ``rc`` cannot honour."""
+        if rc.runner.get("sampler") != "wishart":
+            return
+        asked = [f"device={self.device!r}"] if self.device == "cuda" else []
+        asked += [name for name in ("checkpoints", "record_hidden") if getattr(self, name)]
+        if asked:
+            raise SwitchbenchError(f"sampler 'wishart' (the covariance engine: numpy on the CPU, no learner kept) "
+                                   f"cannot honour {', '.join(asked)}; leave sampler unset to use the run loop")
 
 
 @contextmanager
@@ -434,13 +499,6 @@ def check_seed(seed) -> int:
     if not _is_int(seed) or seed < 0:
         raise SwitchbenchError(f"seed must be an integer >= 0, got {seed!r}")
     return int(seed)
-
-
-def configure(paradigm: str, model: str, seed: int = 0, **kwargs) -> tuple[dict, Any, models.ModelEntry]:
-    """``(configuration of one seed, its paradigm, model entry)``: :func:`prepare` for one seed."""
-    check_seed(seed)
-    rc = prepare(paradigm, model, **kwargs)
-    return rc.config(seed), rc.env, rc.entry
 
 
 def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:

@@ -41,8 +41,9 @@ from scipy import stats
 
 import switchbench
 from switchbench import models
+from switchbench.benchmark.config import source_hash
 from switchbench.benchmark.metrics import METRICS, PRIMARY
-from switchbench.benchmark.runner import RunResult, cache_root, source_hash
+from switchbench.benchmark.runner import RunResult, cache_root
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
@@ -335,12 +336,12 @@ def view_specs(suite: Suite, tuning: pd.DataFrame | None) -> dict[str, list[RunS
 
 
 def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "local", threads: int = 1,
-              desc: str = "runs", cache: bool | str | None = None) -> dict[str, list]:
+              desc: str = "runs", cache: bool | str | None = None, options=None) -> dict[str, list]:
     """Run every view's specs once (a tuned configuration equal to the published one is the
     same run, cached once); results per view in the order given."""
     unique = list({json.dumps(asdict(s), sort_keys=True, default=str): s
                    for specs in views.values() for s in specs}.values())
-    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, cache=cache)
+    results = run_many(unique, jobs=jobs, backend=backend, threads=threads, desc=desc, cache=cache, options=options)
     by_key = {json.dumps(asdict(s), sort_keys=True, default=str): r for s, r in zip(unique, results)}
     return {v: [by_key[json.dumps(asdict(s), sort_keys=True, default=str)] for s in specs]
             for v, specs in views.items()}
@@ -507,20 +508,21 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
 
 
 def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = None, threads: int = 1,
-              tuning: Path | None = None, cache: bool | str | None = None) -> dict[str, Path]:
+              tuning: Path | None = None, cache: bool | str | None = None, options=None) -> dict[str, Path]:
     """Run a suite (resuming from the cache; ``cache="refresh"`` recomputes) in its published
     view and, given a tuning table (``switchbench tune``), its tuned view; print the headline
     tables and write the results to ``out`` (default: a report folder under the cache, never
     ``results/``; checked writable before any run). When some runs failed, the report of the
     others is written and :class:`~switchbench.benchmark.suite.RunsFailed` is raised (its
-    ``files`` the report's)."""
+    ``files`` the report's). ``options`` (a :class:`~switchbench.benchmark.config.RunOptions`),
+    where given, replaces ``threads`` and ``cache``."""
     from switchbench.benchmark.tuning import read_tuning
 
     suite = load_suite(path)
     table = read_tuning(tuning) if tuning is not None else None
     out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
-                        desc=f"suite {suite.name}", cache=cache)
+                        desc=f"suite {suite.name}", cache=cache, options=options)
     files = write(suite, results, out, table)
     report_md = files["markdown"].read_text().split("\n## Failed runs")[0].split("\n## Metrics")[0]
     print("\n".join(line if line.startswith(("|", "#")) else textwrap.fill(line, 100)

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from switchbench import models
 from switchbench.benchmark import metrics as M
+from switchbench.benchmark.config import pick_device
 from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, after_curriculum_probes,
                                               compute_metrics, new_task_blocks, robustness)
 from switchbench.benchmark.storage import RunResult
@@ -58,19 +59,7 @@ from switchbench.losses import task_loss, task_losses
 from switchbench.models import batching
 from switchbench.paradigms.base import SwitchEnv
 
-DEVICES = ("cpu", "cuda", "auto")
 CHUNK_BYTES = 16 << 20      # the observations of all seeds drawn ahead at once: at most about this (one step at least)
-
-
-def pick_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` (an error without CUDA) or ``"auto"`` (CUDA where available)."""
-    if device not in DEVICES:
-        raise SwitchbenchError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SwitchbenchError("device 'cuda' asked for, but torch finds no CUDA device here (use cpu or auto)")
-    return torch.device(device)
 
 
 def run(rc, seeds, progress: bool = True, *, device: str = "cpu", checkpoints: bool = False,

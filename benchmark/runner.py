@@ -9,6 +9,10 @@ The public entry. The parts, each a file to read top to bottom:
 - :mod:`~switchbench.benchmark.evaluation`: held-out losses, robustness, metrics;
 - :mod:`~switchbench.benchmark.storage`: the verified run cache and :class:`RunResult`.
 
+Its API (``__all__``): :func:`run`, :func:`run_seeds`, :func:`run_group`, :func:`prepare`,
+:func:`validate`, :class:`RunConfig`, :class:`RunOptions`, :class:`RunResult`,
+:func:`load_run`, :func:`cache_root`, :func:`torch_threads`.
+
 Seeds: ``numpy.random.SeedSequence(seed).spawn(3)`` spawns three children that seed,
 separately, the paradigm stream, the model initialisation and the evaluation sets; a seed's
 result is the same whether it runs alone or with other seeds (so the cache key never holds
@@ -18,20 +22,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_EVAL, REFRESH,  # noqa: F401
-                                          RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
-                                          available_memory, cache_mode, check_memory, check_runner_options,
-                                          check_seed, code_versions, configure, make_config, make_env,
-                                          memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, spec_for, split_overrides, torch_threads, validate)
-from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
-                                              after_curriculum_probes, check_finite, compute_metrics,
-                                              new_task_blocks, predict_loss, robustness)
-from switchbench.benchmark.storage import (CorruptEntry, RunResult, cache_root, load_cached, load_run,  # noqa: F401
-                                           run_dir, save_run, slug, verify_entry, warn)
+from switchbench.benchmark.config import REFRESH, RunConfig, RunOptions, check_seed, prepare, torch_threads, validate
+from switchbench.benchmark.evaluation import check_finite
+from switchbench.benchmark.storage import RunResult, cache_root, load_cached, load_run, run_dir, save_run
 from switchbench.errors import SwitchbenchError
-from switchbench.paradigms import PARADIGMS  # noqa: F401
-from switchbench.paradigms.cued import trial_stats  # noqa: F401
+
+#: the documented API (every other part is imported from the module that defines it)
+__all__ = ["run", "run_seeds", "run_group", "prepare", "validate", "RunConfig", "RunOptions", "RunResult",
+           "load_run", "cache_root", "torch_threads"]
 
 
 def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None = None,
@@ -44,8 +42,9 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     (``paradigm.key`` / ``model.key`` where both have it).
 
     The result is cached under a hash of the full configuration and the code it ran
-    (:func:`code_versions`); a cached run is verified and loaded instead of recomputed.
-    ``cache=False`` neither loads nor stores; ``cache="refresh"`` recomputes and overwrites.
+    (:func:`~switchbench.benchmark.config.code_versions`); a cached run is verified and
+    loaded instead of recomputed. ``cache=False`` neither loads nor stores;
+    ``cache="refresh"`` recomputes and overwrites.
     ``threads``: torch threads for the run (default 1, as the command line's workers; None
     leaves the setting alone); the caller's setting is restored afterwards. A run whose
     losses or metrics are not finite raises :class:`~switchbench.errors.SwitchbenchError`.
@@ -53,7 +52,8 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
 
     ``sampler="wishart"``: the linear family's covariance engine
     (:mod:`switchbench.benchmark.batched`: exact held-out expectations, batch covariances
-    drawn directly) instead of the run loop; other models refuse it.
+    drawn directly) instead of the run loop; other models refuse it, and it refuses
+    ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (one line each).
 
     Outputs kept in memory, never cached (a result loaded from the cache has them None):
     ``RunResult.learner`` is the trained learner; ``checkpoints=True`` keeps its state at
@@ -62,12 +62,12 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     held-out inputs (``RunResult.hidden``, one tensor per task). ``device``: ``"cpu"``
     (default), ``"cuda"`` or ``"auto"`` (CUDA where available); it is not part of the
     cache key (a run on another device gives the same numbers up to float rounding).
+    ``threads``, ``cache``, ``device``, ``checkpoints`` and ``record_hidden`` are checked
+    together, before anything runs or loads, as a :class:`RunOptions`.
     """
-    if seeds is not None:
-        return run_seeds(paradigm, model, seeds, cache=cache, progress=progress, threads=threads, device=device,
-                         checkpoints=checkpoints, record_hidden=record_hidden, **kwargs)
-    return run_seeds(paradigm, model, [seed], cache=cache, progress=progress, threads=threads, device=device,
-                     checkpoints=checkpoints, record_hidden=record_hidden, **kwargs)[0]
+    out = run_seeds(paradigm, model, [seed] if seeds is None else seeds, cache=cache, progress=progress,
+                    threads=threads, device=device, checkpoints=checkpoints, record_hidden=record_hidden, **kwargs)
+    return out[0] if seeds is None else out
 
 
 def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | str = True, progress: bool = True,
@@ -77,31 +77,34 @@ def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | 
     as a batch dimension where the model stacks them; options as :func:`run`): one
     :class:`RunResult` per seed, in order. Cached seeds load, the others run, each cached
     as it would be alone. The first failed seed raises (the others are cached first)."""
+    options = RunOptions(device=device, threads=threads, cache=cache, checkpoints=checkpoints,
+                         record_hidden=record_hidden)
     seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise SwitchbenchError("seeds must list at least one seed")
     rc = prepare(paradigm, model, build=False, **kwargs)     # cached seeds load without building the paradigm
-    out = run_group(rc, seeds, cache=cache, progress=progress, threads=threads, device=device,
-                    checkpoints=checkpoints, record_hidden=record_hidden)
+    out = run_group(rc, seeds, options, progress=progress)
     for r in out:
         if isinstance(r, SwitchbenchError):
             raise r
     return out
 
 
-def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, progress: bool = True,
-              threads: int | None = 1, **options) -> list:
+def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOptions(), *,
+              progress: bool = True) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
-    run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it."""
-    mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
+    run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it.
+    Options the engine of ``rc`` cannot honour are refused first (:meth:`RunOptions.check_engine`)."""
+    options.check_engine(rc)
+    mode, seeds, done = options.cache, [int(s) for s in seeds], {}
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
     if mode is True:    # verified entries only; a corrupt one is reported and recomputed
         done = {s: hit for s in seeds if (hit := load_cached(rc.config(s), rc.key(s))) is not None}
     todo = [s for s in seeds if s not in done]
     if todo:
-        with torch_threads(threads):
-            results = _run(rc, todo, progress, **options)
+        with torch_threads(options.threads):
+            results = _run(rc, todo, progress, options)
         for s, r in zip(todo, results):
             if isinstance(r, RunResult):
                 try:
@@ -114,7 +117,7 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
     return [done[s] for s in seeds]
 
 
-def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:
+def _run(rc: RunConfig, seeds: list[int], progress: bool, options: RunOptions) -> list:
     """One engine call for ``seeds``: the run loop, or the covariance engine where asked for."""
     if rc.runner.get("sampler") == "wishart":
         from switchbench.benchmark.batched import run_wishart
@@ -122,10 +125,5 @@ def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:
         return run_wishart(rc, seeds, progress)
     from switchbench.benchmark.loop import run as loop
 
-    return loop(rc, seeds, progress, **options)
-
-
-def is_cached(paradigm: str, model: str, seed: int = 0, **kwargs) -> bool:
-    """Whether this run is in the cache, verified (a corrupt entry is removed with a warning)."""
-    rc = prepare(paradigm, model, build=False, **kwargs)
-    return load_cached(rc.config(check_seed(seed)), rc.key(seed)) is not None
+    return loop(rc, seeds, progress, device=options.device, checkpoints=options.checkpoints,
+                record_hidden=options.record_hidden)

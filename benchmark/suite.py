@@ -27,8 +27,9 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark.runner import (RunResult, cache_mode, cache_root, check_seed, load_cached, prepare,
-                                          run_group)
+from switchbench.benchmark.config import check_seed
+from switchbench.benchmark.runner import RunOptions, RunResult, cache_root, prepare, run_group
+from switchbench.benchmark.storage import load_cached
 from switchbench.errors import SwitchbenchError
 from switchbench.models.batching import can_stack
 
@@ -54,17 +55,11 @@ class Failure:
     reason: str
 
 
-def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None,
-            cache: bool | str = True) -> RunResult | Failure:
-    """One run (in a worker or this process); never raises: see :func:`run_chunk`."""
-    return run_chunk([spec], threads, cache_dir, cache)[0]
-
-
-def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = None,
-              cache: bool | str = True, device: str = "cpu", rc=None) -> list[RunResult | Failure]:
+def run_chunk(specs: list[RunSpec], options: RunOptions = RunOptions(), cache_dir: str | None = None,
+              rc=None) -> list[RunResult | Failure]:
     """Seeds of one configuration (specs that differ in their seed only) through one run
     loop call (:func:`~switchbench.benchmark.runner.run_group`), in a worker or this
-    process, with ``threads`` torch threads (the caller's setting is restored) and the cache
+    process, with ``options`` (torch threads: the caller's setting is restored) and the cache
     folder ``cache_dir``; each seed is cached as soon as the call ends (``rc``: the specs'
     :class:`~switchbench.benchmark.config.RunConfig` when already prepared in this process).
     Never raises: a failure is recorded per seed with its reason."""
@@ -73,8 +68,7 @@ def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = No
     first = specs[0]
     try:
         rc = rc or prepare(first.paradigm, first.model, **first.overrides)
-        out = run_group(rc, [check_seed(s.seed) for s in specs], cache=cache, progress=False, threads=threads,
-                        device=device)
+        out = run_group(rc, [check_seed(s.seed) for s in specs], options, progress=False)
         return [Failure(s, str(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
     except SwitchbenchError as e:
         return [Failure(s, str(e)) for s in specs]
@@ -113,11 +107,10 @@ def _watch_parent(parent: int) -> None:
 _WATCHING = False
 
 
-def _indexed(i: int, specs: list[RunSpec], threads: int, cache: bool | str = True, parent: int | None = None,
-             device: str = "cpu"):
+def _indexed(i: int, specs: list[RunSpec], options: RunOptions, parent: int | None = None):
     if parent is not None:
         _watch_parent(parent)
-    return i, run_chunk(specs, threads, None, cache, device)
+    return i, run_chunk(specs, options)
 
 
 def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cache: bool | str,
@@ -160,7 +153,8 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
              backend: str = "local", threads: int = 1, slurm: dict | None = None,
-             cache: bool | str | None = None, device: str = "cpu") -> list[RunResult | Failure]:
+             cache: bool | str | None = None, device: str = "cpu",
+             options: RunOptions | None = None) -> list[RunResult | Failure]:
     """Run every spec; results in the order given. Specs that differ only in their seed run
     together through the run loop (seeds as a batch dimension where the model stacks them:
     :func:`plan`); cached runs load (verified) in this process; the rest run on ``jobs``
@@ -169,15 +163,18 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     at once, so an interrupted sweep loses no finished call.
 
     ``cache``: as in :func:`~switchbench.benchmark.runner.run` (``"refresh"`` recomputes
-    and overwrites); None (default) refreshes where ``$SWITCHBENCH_NO_CACHE`` is set.
-    ``device``: where the run loop computes (``"cpu"``, ``"cuda"``, ``"auto"``).
+    and overwrites; None: as True). ``device``: where the run loop computes (``"cpu"``,
+    ``"cuda"``, ``"auto"``). ``options``, where given, is a checked
+    :class:`~switchbench.benchmark.config.RunOptions` that replaces ``threads``, ``cache``
+    and ``device``.
     """
     if backend not in BACKENDS:
         raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    for name, v in (("jobs", jobs), ("threads", threads)):
+    options = options or RunOptions(device=device, threads=threads, cache=cache)
+    for name, v in (("jobs", jobs), ("threads", options.threads)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
-    cache = cache_mode(cache)
+    cache = options.cache
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
@@ -185,13 +182,13 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     same = {i: first.setdefault(json.dumps(asdict(s), sort_keys=True, default=str), i) for i, s in enumerate(specs)}
     chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, cache, bar)
     if backend == "slurm" and chunks:
-        done = _slurm(specs, chunks, jobs, threads, slurm or {}, cache)
+        done = _slurm(specs, chunks, jobs, options, slurm or {})
     elif jobs == 1 or len(chunks) <= 1:
-        done = ((c, run_chunk([specs[i] for i in chunk], threads, None, cache, device, prepared[c]))
+        done = ((c, run_chunk([specs[i] for i in chunk], options, None, prepared[c]))
                 for c, chunk in enumerate(chunks))
     else:
         par = Parallel(n_jobs=min(jobs, len(chunks)), return_as="generator_unordered")
-        done = par(delayed(_indexed)(c, [specs[i] for i in chunk], threads, cache, os.getpid(), device)
+        done = par(delayed(_indexed)(c, [specs[i] for i in chunk], options, os.getpid())
                    for c, chunk in enumerate(chunks))
     for c, res in done:
         for i, r in zip(chunks[c], res):
@@ -205,7 +202,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     return results
 
 
-def _slurm(specs, chunks, jobs, threads, options, cache_flag=True):
+def _slurm(specs, chunks, jobs, run_options, options):
     """Submit the chunks as one Slurm job array through submitit; yield them as they end."""
     try:
         import submitit
@@ -216,10 +213,10 @@ def _slurm(specs, chunks, jobs, threads, options, cache_flag=True):
     cache = str(cache_root().resolve())
     try:
         executor = submitit.AutoExecutor(folder=Path(cache) / "slurm" / "%j", cluster="slurm")
-        executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=threads,
+        executor.update_parameters(slurm_array_parallelism=jobs, cpus_per_task=run_options.threads,
                                    timeout_min=options.get("timeout_min", 60), **options.get("parameters", {}))
         submitted = executor.map_array(run_chunk, [[specs[i] for i in chunk] for chunk in chunks],
-                                       [threads] * len(chunks), [cache] * len(chunks), [cache_flag] * len(chunks))
+                                       [run_options] * len(chunks), [cache] * len(chunks))
     except Exception as e:  # noqa: BLE001 - sbatch missing, cluster down, bad parameters
         raise SwitchbenchError(f"slurm submission failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     pending = dict(zip(submitted, range(len(chunks))))
@@ -304,7 +301,7 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     any work, from the paradigms' data-free specs (``spec_for``: no data built; what only
     the data can check fails that run when it builds it): ``(name, specs, text)``; a bad
     file is one clear error line."""
-    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
+    from switchbench.benchmark.config import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
                                               split_overrides)
 
     path = Path(path)

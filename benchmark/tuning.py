@@ -82,7 +82,7 @@ def configurations(model: str, budget: int) -> list[dict]:
 
 def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None,
          jobs: int = 1, backend: str = "local", threads: int = 1, progress: bool = True,
-         cache: bool | str | None = None) -> pd.DataFrame:
+         cache: bool | str | None = None, options=None) -> pd.DataFrame:
     """Run the protocol on a suite (a :class:`~switchbench.benchmark.leaderboard.Suite`); the tidy
     tuning table (one row per paradigm, model and configuration)."""
     p = protocol(suite, budget, seeds, first_seed)
@@ -98,7 +98,7 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
                 specs.append(RunSpec(paradigm, model, seed, {**overrides, **config}))
                 keys.append((paradigm, model, i, json.dumps(config, sort_keys=True)))
     results = run_many(specs, jobs=jobs, backend=backend, threads=threads, progress=progress,
-                       desc=f"tune {suite.name}", cache=cache)
+                       desc=f"tune {suite.name}", cache=cache, options=options)
     rows = {}
     for key, r in zip(keys, results):
         row = rows.setdefault(key, {"paradigm": key[0], "model": key[1], "config": key[3], "default": key[2] == 0,
@@ -168,13 +168,16 @@ def read_tuning(path: Path) -> pd.DataFrame:
 
 
 def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: int = 1, budget: int | None = None,
-               seeds: int | None = None, cache: bool | str | None = None) -> Path:
-    """``switchbench tune``: tune a suite, write ``out/tuning.csv`` and print the selections."""
+               seeds: int | None = None, cache: bool | str | None = None, options=None) -> Path:
+    """``switchbench tune``: tune a suite, write ``out/tuning.csv`` and print the selections
+    (``options``, a :class:`~switchbench.benchmark.config.RunOptions`, where given replaces
+    ``threads`` and ``cache``)."""
     from switchbench.benchmark.leaderboard import fmt, load_suite, protocol_text
 
     suite = load_suite(path)
     out = check_out(Path(out))
-    table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads, cache=cache)
+    table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads, cache=cache,
+                 options=options)
     table.to_csv(out / "tuning.csv", index=False)
     shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
                                                TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})

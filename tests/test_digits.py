@@ -10,7 +10,7 @@ import torch
 import switchbench
 from switchbench import models
 from switchbench.benchmark import metrics as M
-from switchbench.benchmark.runner import trial_stats
+from switchbench.paradigms.cued import trial_stats
 from switchbench.data.digits import LABELINGS, congruent, digit_split
 from switchbench.errors import SwitchbenchError
 from switchbench.models import gated_mlp

@@ -9,7 +9,7 @@ import torch
 import conftest
 
 import switchbench
-from switchbench.benchmark import loop, runner
+from switchbench.benchmark import evaluation, loop, runner
 from switchbench.benchmark.cli import main
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
@@ -95,7 +95,7 @@ def make_unstable(spec, seed):
 
 
 def model_seed(seed: int) -> int:
-    return runner._seed_int(np.random.SeedSequence(seed).spawn(3)[1])
+    return evaluation._seed_int(np.random.SeedSequence(seed).spawn(3)[1])
 
 
 def assert_same(a, b, rtol=1e-9, atol=1e-12):
@@ -167,7 +167,7 @@ def test_the_trained_learner_checkpoints_and_hidden_states_come_out():
                                                                  if k != "progress"}).env
     for r in res:
         assert isinstance(r.learner, Lin)
-        eval_int = runner._seed_int(np.random.SeedSequence(r.config["seed"]).spawn(3)[2])
+        eval_int = evaluation._seed_int(np.random.SeedSequence(r.config["seed"]).spawn(3)[2])
         x, y = map(torch.as_tensor, env.eval_batch(1, 50, seed=(eval_int, 0, 1)))
         loss = float(0.5 * (r.learner.predict(x) - y).square().sum(-1).mean()) / env.task_spec.null_loss[1]
         assert loss == pytest.approx(r.R0[-1, 1], rel=1e-9)        # the model that made the last R0 row

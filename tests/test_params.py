@@ -5,7 +5,7 @@ from typing import Sequence
 import pytest
 
 from switchbench import models
-from switchbench.benchmark import runner
+from switchbench.benchmark import config
 from switchbench.benchmark.cli import main
 from switchbench.benchmark.config import paradigm_params
 from switchbench.errors import SwitchbenchError
@@ -22,7 +22,7 @@ def make_unresolvable(spec, seed, hidden: "NoSuchType" = 8):   # noqa: F821 - an
 
 
 def split(paradigm, model, **overrides):
-    return runner.split_overrides(runner.resolve_paradigm(paradigm)[2], models.get(model), overrides)
+    return config.split_overrides(config.resolve_paradigm(paradigm)[2], models.get(model), overrides)
 
 
 def test_paradigm_parameters_are_typed_by_the_constructor_annotations():
@@ -69,11 +69,11 @@ def test_model_factories_are_typed_by_annotations_else_by_defaults():
     assert entry.params() == {"width": Param("width", int | None, None), "lr": Param("lr", float, 1),
                               "names": Param("names", Sequence[str], ())}
     assert entry.hparams() == {"width": None, "lr": 1, "names": ()}
-    _, model_p = runner.split_overrides(runner.resolve_paradigm("blocked-linear")[2], entry,
+    _, model_p = config.split_overrides(config.resolve_paradigm("blocked-linear")[2], entry,
                                         {"lr": 0.5, "width": 4, "names": ["a"]})
     assert model_p == {"width": 4, "lr": 0.5, "names": ["a"]}
     with pytest.raises(SwitchbenchError, match="width must be an integer or None, got 2.5"):
-        runner.split_overrides(runner.resolve_paradigm("blocked-linear")[2], entry, {"width": 2.5})
+        config.split_overrides(config.resolve_paradigm("blocked-linear")[2], entry, {"width": 2.5})
     assert signature_params(make_unresolvable, skip=2)["hidden"].type is int      # by its default
     assert models.get("gru").params()["lr"] == Param("lr", float, 3e-3)
 

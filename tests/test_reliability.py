@@ -26,9 +26,11 @@ from switchbench import models
 from switchbench.benchmark import leaderboard
 from switchbench.benchmark import config as C
 from switchbench.benchmark import runner as R
+from switchbench.benchmark import storage as S
 from switchbench.benchmark.cli import main, parse_set
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
+from switchbench.paradigms import PARADIGMS
 
 TINY = {"n_blocks": 3, "block_size": 20}
 CLI = [sys.executable, "-m", "switchbench.benchmark.cli"]
@@ -80,13 +82,13 @@ def test_a_plugin_edited_between_two_runs_gives_new_metrics_and_no_cache_recompu
 
 
 def test_the_cache_key_holds_the_model_source_and_library_versions(monkeypatch):
-    config = R.configure("blocked-linear", "linear", 0, **TINY)[0]
-    key = R.run_key(config)
+    config = C.prepare("blocked-linear", "linear", build=False, **TINY).config(0)
+    key = C.run_key(config)
     monkeypatch.setattr(np, "__version__", "0.0.0")
-    assert R.run_key(config) != key
+    assert C.run_key(config) != key
     monkeypatch.undo()
     monkeypatch.setattr(C, "model_source", lambda model: {"module": "x", "source": "edited", "distribution": None})
-    assert R.run_key(config) != key
+    assert C.run_key(config) != key
 
 
 
@@ -141,7 +143,7 @@ def test_every_corrupt_cache_file_is_reported_and_recomputed_never_served(monkey
             err = capsys.readouterr().err
             assert f"cache entry {first.path} is corrupt" in err and err.count("\n") == 1, (name, fault, err)
             served_stale += again.metrics.get("final_loss") != first.metrics["final_loss"]
-            assert again.path == first.path and R.verify_entry(again.path, again.config)
+            assert again.path == first.path and S.verify_entry(again.path, again.config)
             reloaded = switchbench.run("cued-switch", "leaky-rnn", **kw)       # now it loads cleanly
             lost += json.dumps(reloaded.metrics, sort_keys=True) != json.dumps(again.metrics, sort_keys=True)
     assert len(computed) == len(files) * len(FAULTS)      # every corrupt entry recomputed ...
@@ -151,9 +153,9 @@ def test_every_corrupt_cache_file_is_reported_and_recomputed_never_served(monkey
 
 def test_an_entry_of_another_configuration_is_not_served(capsys):
     a = switchbench.run("blocked-linear", "linear", seed=0, progress=False, **TINY)
-    b_config = R.configure("blocked-linear", "linear", 1, **TINY)[0]
-    R.run_dir(b_config).parent.mkdir(parents=True, exist_ok=True)
-    os.rename(a.path, R.run_dir(b_config))           # seed 0's entry under seed 1's key
+    b_config = C.prepare("blocked-linear", "linear", build=False, **TINY).config(1)
+    S.run_dir(b_config).parent.mkdir(parents=True, exist_ok=True)
+    os.rename(a.path, S.run_dir(b_config))           # seed 0's entry under seed 1's key
     b = switchbench.run("blocked-linear", "linear", seed=1, progress=False, **TINY)
     assert "corrupt (it holds another configuration)" in capsys.readouterr().err
     assert b.config["seed"] == 1 and b.metrics["final_loss"] != a.metrics["final_loss"]
@@ -265,7 +267,7 @@ def test_a_paradigm_name_is_never_a_path(tmp_path):
     with pytest.raises(SwitchbenchError, match="paradigm name in a figure's file name"):
         leaderboard.write(leaderboard.Suite("t", [], ""), [res], tmp_path / "out")
     assert not (tmp_path / "escape").exists()
-    assert R.slug("../../x") == "_.._x" and R.slug("a:b/c") == "a_b_c"
+    assert S.slug("../../x") == "_.._x" and S.slug("a:b/c") == "a_b_c"
 
 
 # --- 7. one line and exit 2, never a traceback --------------------------------------------
@@ -327,7 +329,7 @@ def test_property_bad_command_lines_are_one_line_and_exit_2(data, tmp_path_facto
     elif kind == "threads":
         argv = ["suite", "x.toml", "--threads", str(data.draw(INT_BAD))]
     elif kind == "paradigm":
-        name = data.draw(NAMES.filter(lambda n: n not in R.PARADIGMS and not n.startswith("-")))
+        name = data.draw(NAMES.filter(lambda n: n not in PARADIGMS and not n.startswith("-")))
         argv = ["run", "--paradigm", name, "--model", "linear"]
     elif kind == "model":
         name = data.draw(NAMES.filter(lambda n: n not in models.names() and not n.startswith("-")))
@@ -340,8 +342,8 @@ def test_property_bad_command_lines_are_one_line_and_exit_2(data, tmp_path_facto
         argv = [*base, "--set", "n_blocks=2", "--set", "block_size=10", "--set", data.draw(PARAM_BAD)]   # the last wins
     elif kind == "key":
         key = data.draw(st.from_regex(r"[a-z_]{1,10}", fullmatch=True).filter(
-            lambda k: k not in R._defaults(R.resolve_paradigm("blocked-linear")[2].__init__, 1)
-            and k not in models.get("linear").hparams() and k not in R.RUNNER_OPTIONS))
+            lambda k: k not in C._defaults(C.resolve_paradigm("blocked-linear")[2].__init__, 1)
+            and k not in models.get("linear").hparams() and k not in C.RUNNER_OPTIONS))
         argv = [*base, "--set", f"{key}={data.draw(st.integers())}"]
     elif kind == "backend":
         argv = ["suite", "x.toml", "--backend", data.draw(NAMES.filter(lambda n: n not in ("local", "slurm")))]
@@ -394,7 +396,7 @@ def _is_bad(where, key, value) -> bool:
     if where == "top":
         return key != "name" or not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value)
     if where == "entry":
-        return not (key == "name" and isinstance(value, str) and value in R.PARADIGMS
+        return not (key == "name" and isinstance(value, str) and value in PARADIGMS
                     or key == "models" and value == "*" or key == "set" and value == {})
     if key in ("n_blocks", "block_size", "batch_size", "n_eval"):
         return not is_int or value < 1 or value > 10**10
@@ -507,7 +509,7 @@ def test_sigkill_at_random_points_keeps_finished_runs_and_leaves_no_worker(tmp_p
             time.sleep(0.2)
         assert not [w for w in workers if _alive(w)], "workers outlived their suite"
         for p in entries(tmp_path / "cache"):
-            R.verify_entry(p)                       # whatever is there is whole
+            S.verify_entry(p)                       # whatever is there is whole
             kept.setdefault(p, (p / "metrics.json").stat().st_mtime_ns)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -526,7 +528,7 @@ def test_two_suites_on_one_cache(tmp_path):
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
     found = entries(tmp_path / "cache")
-    assert len(found) == 6 and all(R.verify_entry(p) for p in found)
+    assert len(found) == 6 and all(S.verify_entry(p) for p in found)
     assert not [p for p in (tmp_path / "cache" / "runs").rglob(".*")]
     assert not any("corrupt" in o[1] for o in outs)
 

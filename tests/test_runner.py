@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import switchbench
 from switchbench import models
-from switchbench.benchmark import runner, storage
+from switchbench.benchmark import config, evaluation, runner, storage
 from switchbench.errors import SwitchbenchError
 
 SMALL = dict(n_blocks=4, block_size=30, progress=False)
@@ -38,8 +38,8 @@ def test_seed_sequence_children_seed_the_stream_and_the_model():
                         progress=False, k_adapt=0, w_init=1.0)
     stream, model, _ = np.random.SeedSequence(5).spawn(3)
     env = gymnasium.make("switchbench/BlockedLinear-v0").unwrapped
-    x, _ = env.reset(seed=runner._seed_int(stream))
-    net = models.get("gated-linear").build(env.task_spec, runner._seed_int(model), w_init=1.0)
+    x, _ = env.reset(seed=evaluation._seed_int(stream))
+    net = models.get("gated-linear").build(env.task_spec, evaluation._seed_int(model), w_init=1.0)
     y = torch.from_numpy(x @ env.teachers[0].T.astype(np.float32))
     expected = float(0.5 * ((net.predict(torch.from_numpy(x)) - y) ** 2).sum(1).mean())
     assert a.log["loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
@@ -77,19 +77,19 @@ def test_gated_network_forgets_in_R0_but_recovers_in_Rk():
 
 
 def test_overrides_are_routed_and_ambiguous_or_unknown_keys_are_errors():
-    _, _, env_cls = runner.resolve_paradigm("blocked-linear")
-    env_p, model_p = runner.split_overrides(env_cls, models.get("gated-linear"), {"n_blocks": 3, "tau_c": 0.1})
+    _, _, env_cls = config.resolve_paradigm("blocked-linear")
+    env_p, model_p = config.split_overrides(env_cls, models.get("gated-linear"), {"n_blocks": 3, "tau_c": 0.1})
     assert env_p["n_blocks"] == 3 and model_p["tau_c"] == 0.1 and model_p["tau_w"] == 1.3
     entry = models.get("test_runner:make_with_batch_size")
     with pytest.raises(SwitchbenchError, match="'batch_size' is both a paradigm and a model parameter"):
-        runner.split_overrides(env_cls, entry, {"batch_size": 3})
-    env_p, model_p = runner.split_overrides(env_cls, entry, {"paradigm.batch_size": 3, "model.batch_size": 4})
+        config.split_overrides(env_cls, entry, {"batch_size": 3})
+    env_p, model_p = config.split_overrides(env_cls, entry, {"paradigm.batch_size": 3, "model.batch_size": 4})
     assert env_p["batch_size"] == 3 and model_p["batch_size"] == 4
     with pytest.raises(SwitchbenchError, match="unknown parameter 'bogus'; paradigm: batch_size"):
-        runner.split_overrides(env_cls, entry, {"bogus": 1})
+        config.split_overrides(env_cls, entry, {"bogus": 1})
     with pytest.raises(SwitchbenchError, match="unknown paradigm 'nope'; valid: blocked-linear"):
-        runner.resolve_paradigm("nope")
-    assert runner.resolve_paradigm("switchbench/BlockedLinear-v0")[0] == "blocked-linear"
+        config.resolve_paradigm("nope")
+    assert config.resolve_paradigm("switchbench/BlockedLinear-v0")[0] == "blocked-linear"
 
 
 def make_with_batch_size(spec, seed, batch_size=1):
@@ -124,7 +124,7 @@ def test_bad_models_fail_with_one_line(model, overrides, message):
 
 
 def test_new_task_blocks_mark_the_first_block_of_each_new_task():
-    from switchbench.benchmark.runner import new_task_blocks
+    from switchbench.benchmark.evaluation import new_task_blocks
     from switchbench.paradigms.schedules import make_schedule
 
     blocked = make_schedule([0, 1, 0, 2, 1], n_tasks=3, n_blocks=5, block_size=3)

@@ -9,6 +9,7 @@ modules (``findings/data``), each with its provenance in ``data/provenance.json`
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,18 +43,49 @@ def model_overrides(overrides: dict | None, model: str) -> dict:
     return out
 
 
-def finding(name: str):
-    """Register a finding function under ``name`` (``switchbench reproduce NAME``).
+def finding(name: str, models: tuple[str, ...] = ()):
+    """Register a finding function under ``name`` (``switchbench reproduce NAME``);
+    ``models``: the labels its runs answer to in ``MODEL/KEY`` overrides (model names, or
+    the finding's own labels of its runs).
 
-    One signature for every finding: ``fn(n_seeds=<its default>, *, jobs=1, overrides=None,
-    figures=None, progress=True) -> Report`` (``overrides``: see :func:`model_overrides`;
-    keys written ``finding.KEY`` are the finding's own options, see :func:`finding_options`)."""
+    One signature for every finding: ``fn(n_seeds=<its default>, *, jobs=1, options=None,
+    overrides=None, figures=None, progress=True) -> Report`` (``options``: a
+    :class:`~switchbench.benchmark.config.RunOptions` for every run; ``overrides``: see
+    :func:`model_overrides`; keys written ``finding.KEY`` are the finding's own options, see
+    :func:`finding_options`). A ``MODEL/KEY`` override whose ``MODEL`` is none of ``models``
+    (or of the option ``finding.models`` where the finding has it and it is set) is refused
+    before any run."""
     def register(fn):
         if name in FINDINGS:
             raise SwitchbenchError(f"finding {name!r} is registered twice")
-        FINDINGS[name] = fn
-        return fn
+
+        @functools.wraps(fn)
+        def checked(*args, overrides: dict | None = None, **kwargs):
+            check_model_prefixes(name, overrides, models)
+            return fn(*args, overrides=overrides, **kwargs)
+
+        checked.models = tuple(models)
+        FINDINGS[name] = checked
+        return checked
     return register
+
+
+def check_model_prefixes(name: str, overrides: dict | None, models: tuple[str, ...]) -> None:
+    """Refuse a ``MODEL/KEY`` override that addresses no run of the finding ``name``.
+
+    >>> check_model_prefixes("nta-fig2", {"gated-linear/lr": 0.1}, ("gated-linear",))
+    >>> check_model_prefixes("nta-fig2", {"nosuchmodel/lr": 1}, ("gated-linear", "gated-linear-forgetful"))
+    Traceback (most recent call last):
+    ...
+    switchbench.errors.SwitchbenchError: nta-fig2 has no runs of 'nosuchmodel' (in 'nosuchmodel/lr'); its models: gated-linear, gated-linear-forgetful
+    """
+    chosen = (overrides or {}).get("finding.models")      # a finding with that option runs these instead
+    valid = [m for m in chosen if isinstance(m, str)] if isinstance(chosen, (list, tuple)) else list(models)
+    for key in overrides or {}:
+        prefix, sep, _ = key.rpartition("/")
+        if sep and prefix not in valid:
+            raise SwitchbenchError(f"{name} has no runs of {prefix!r} (in {key!r}); its models: "
+                                   f"{', '.join(dict.fromkeys(valid)) or 'none'}")
 
 
 def finding_options(name: str, overrides: dict | None, defaults: dict) -> tuple[dict, dict]:

@@ -22,8 +22,8 @@ FORGETTING_MODELS = {"leaky-rnn": ("leaky-rnn", {}), "leaky-rnn-ewc": ("leaky-rn
                      "per-task-rnn": ("per-task-rnn", {})}
 
 
-@finding("cognitive-forgetting")
-def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
+@finding("cognitive-forgetting", models=tuple(FORGETTING_MODELS))
+def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Forgetting under a blocked schedule of cognitive tasks: leaky RNN, EWC, SI, gated RNN, modular primitives.
 
@@ -43,7 +43,7 @@ def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | N
         params = {**setup, **kw, **model_overrides(overrides, label)}
         specs += [RunSpec("cognitive-switch", model, s, params) for s in range(n_seeds)]
         labels += [label] * n_seeds
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="cognitive-forgetting"), "cognitive-forgetting")
+    results = _ok(run_many(specs, jobs=jobs, options=options, progress=progress, desc="cognitive-forgetting"), "cognitive-forgetting")
     rows = []
     for label, r in zip(labels, results):
         base = {"model": label, "seed": r.config["seed"]}

@@ -56,10 +56,10 @@ def _cue_table(results) -> pd.DataFrame:
     return df
 
 
-def _yang_runs(n_seeds, jobs, overrides, progress, held_out: bool, desc: str) -> list:
+def _yang_runs(n_seeds, jobs, overrides, progress, held_out: bool, desc: str, options=None) -> list:
     setup = {**YANG_SETUP, **({"held_out_tasks": ["dlyanti"]} if held_out else {}),
              **model_overrides(overrides, "leaky-rnn")}
-    return _ok(run_many(seeds("cognitive-switch", "leaky-rnn", n_seeds, **setup), jobs=jobs, progress=progress,
+    return _ok(run_many(seeds("cognitive-switch", "leaky-rnn", n_seeds, **setup), jobs=jobs, options=options, progress=progress,
                         desc=desc), desc)
 
 
@@ -92,8 +92,8 @@ def rule_composition_checks(worst: float, ratio: float, composed: float, random:
                   composed - partial, "> 0, trained", trained and composed > partial)]
 
 
-@finding("yang-rule-composition")
-def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
+@finding("yang-rule-composition", models=("leaky-rnn",))
+def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                           figures: Path | None = None, progress: bool = True) -> Report:
     """Yang et al. 2019 Fig. 6: a network trained on go, anti, dlygo and dlyanti performs Dly Anti under Anti + Dly Go - Go.
 
@@ -106,7 +106,7 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | 
     >= 0.9, the paper's criterion; the other checks count only then); the composed cue's performance is >= 0.8 of the own
     cue's (``rule_composition_perf``; "nearly as well"); it beats the random control and
     each partial cue (Anti; Anti + Dly Go), as the paper's Fig. 6 comparisons."""
-    results = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition")
+    results = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition", options)
     own = _own_performance(results)
     cues = _cue_table(results)
     mean = cues.groupby(["role", "cue"], sort=False)["performance"].mean()
@@ -123,8 +123,8 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | 
     return Report("yang-rule-composition", checks, notes, [_figure(cues, figures, "yang_rule_composition")])
 
 
-@finding("yang-rule-composition-zero-shot")
-def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
+@finding("yang-rule-composition-zero-shot", models=("leaky-rnn",))
+def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                                     figures: Path | None = None, progress: bool = True) -> Report:
     """Zero-shot rule composition: Dly Anti never trained, performed under Anti + Dly Go - Go (reported as measured).
 
@@ -135,8 +135,8 @@ def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, override
     trained tasks are learned (>= 0.9); zero-shot performance under the composed cue is
     below half of that of the same cue when Dly Anti was trained (``yang-rule-composition``'s
     runs, from the cache): "much harder"."""
-    results = _yang_runs(n_seeds, jobs, overrides, progress, True, "yang-rule-composition-zero-shot")
-    trained = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition")
+    results = _yang_runs(n_seeds, jobs, overrides, progress, True, "yang-rule-composition-zero-shot", options)
+    trained = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition", options)
     own = _own_performance(results)
     cues = _cue_table(results)
     mean = cues.groupby(["role", "cue"], sort=False)["performance"].mean()
@@ -157,8 +157,8 @@ def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, override
                   [_figure(cues, figures, "yang_rule_composition_zero_shot")])
 
 
-@finding("zoo-transfer")
-def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("zoo-transfer", models=ZOO_MODELS)
+def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                  progress: bool = True) -> Report:
     """Transfer to a task outside the curriculum, for the recurrent zoo: rtanti learned after go, anti, dlygo, dlyanti, rtgo vs from scratch.
 
@@ -174,7 +174,7 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = No
     criterion in fewer steps than a leaky RNN from scratch."""
     specs = [s for m in ZOO_MODELS
              for s in seeds("cognitive-compose", m, n_seeds, **model_overrides(overrides, m))]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="zoo-transfer"), "zoo-transfer")
+    results = _ok(run_many(specs, jobs=jobs, options=options, progress=progress, desc="zoo-transfer"), "zoo-transfer")
     names = ("transfer_steps", "transfer_steps_curriculum", "transfer_steps_scratch", "transfer_censored",
              "zero_shot_perf", "rule_composition_perf")
     df = pd.DataFrame([{"model": r.config["model"], "seed": r.config["seed"], "measure": n, "value": r.metrics[n]}

@@ -39,7 +39,8 @@ MOLAP_HELD_OUT = ("yang19.dlyanti-v0", "yang19.dlygo-v0")
 MOLAP_NEW_TASKS = ("yang19.dm1-v0", "yang19.rtanti-v0")
 
 
-def molap_runs(tasks, n_seeds: int, jobs: int, overrides: dict | None, progress: bool, desc: str) -> list:
+def molap_runs(tasks, n_seeds: int, jobs: int, overrides: dict | None, progress: bool, desc: str,
+               options=None) -> list:
     """One run per task, label of :data:`MOLAP_MODELS` and seed (cached: findings share them)."""
     overrides = dict(overrides or {})
     tasks = overrides.pop("tasks", tasks)
@@ -48,7 +49,7 @@ def molap_runs(tasks, n_seeds: int, jobs: int, overrides: dict | None, progress:
         for label, (model, kw) in MOLAP_MODELS.items():
             params = {**MOLAP_SETUP, "envs": [env], **kw, **model_overrides(overrides, label)}
             specs += [RunSpec("cognitive-switch", model, s, params) for s in range(n_seeds)]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc=desc), desc)
+    results = _ok(run_many(specs, jobs=jobs, options=options, progress=progress, desc=desc), desc)
     labels = [label for _ in tasks for label in MOLAP_MODELS for _ in range(n_seeds)]
     for r, label in zip(results, labels):
         r.label = label
@@ -110,8 +111,8 @@ def _figure(df: pd.DataFrame, measures, figures, name: str) -> Path:
     return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model")
 
 
-@finding("molap-efficiency")
-def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("molap-efficiency", models=tuple(MOLAP_MODELS))
+def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """Fewer parameters and updates: a held-out corpus task learned by modular primitives vs both controls.
 
@@ -123,7 +124,7 @@ def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
     (online normalised loss <= 0.2) and Yang et al.'s performance on held-out trials. Checks
     (means over tasks and seeds): steps to criterion, modular / each control < 1 (fewer
     updates); held-out performance within 0.1 of leaky-rnn's (comparable)."""
-    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-efficiency")
+    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-efficiency", options)
     df = _rows(results)
     mean = df.groupby("model")[["steps to criterion", "held-out performance"]].mean()
     gap = float(mean.loc["leaky-rnn", "held-out performance"] - mean.loc["modular-primitives", "held-out performance"])
@@ -138,8 +139,8 @@ def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
                   + _censored_note(df), [fig])
 
 
-@finding("molap-robustness")
-def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("molap-robustness", models=tuple(MOLAP_MODELS))
+def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """More robust: the performance drop of the final networks of molap-efficiency under damage.
 
@@ -149,7 +150,7 @@ def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
     repeats, scored by Yang et al.'s performance (last time step) on held-out trials.
     Checks: the mean drop over the perturbations all three networks have, modular / each
     control < 1 (more robust)."""
-    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-robustness")
+    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-robustness", options)
     rows = []
     for r in results:
         t = r.robustness
@@ -170,8 +171,8 @@ def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
         "performance drop (held-out trials), mean over tasks and seeds:\n" + wide.round(3).to_string()], [fig])
 
 
-@finding("molap-generalisation")
-def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
+@finding("molap-generalisation", models=tuple(MOLAP_MODELS))
+def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Generalisation facilitated: steps to criterion on tasks outside the corpus, against the controls.
 
@@ -179,7 +180,7 @@ def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | N
     pretraining corpus is all nine molap9 tasks) is learned alone as in molap-efficiency by
     the modular network and both controls. Checks (means over tasks and seeds): steps to the
     criterion (online normalised loss <= 0.2), modular / each control < 1 (faster)."""
-    results = molap_runs(MOLAP_NEW_TASKS, n_seeds, jobs, overrides, progress, "molap-generalisation")
+    results = molap_runs(MOLAP_NEW_TASKS, n_seeds, jobs, overrides, progress, "molap-generalisation", options)
     df = _rows(results)
     mean = df.groupby("model")["steps to criterion"].mean()
     checks = _ratio_checks(mean, "steps to criterion on a task outside the corpus", "learned faster")

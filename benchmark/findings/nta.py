@@ -54,8 +54,8 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     return out
 
 
-@finding("nta-fig2")
-def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("nta-fig2", models=("gated-linear", "gated-linear-forgetful"))
+def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 2 of the gated-network paper: specialisation, gate switching and faster switching.
 
@@ -78,7 +78,7 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
     opts, overrides = finding_options("nta-fig2", overrides, {"sampler": "wishart"})
     labels = {"flexible": "gated-linear", "forgetful": "gated-linear-forgetful"}
     specs = [s for m in labels.values() for s in seeds("blocked-linear", m, n_seeds, **model_overrides(overrides, m))]
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-fig2"), "nta-fig2")
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="nta-fig2"), "nta-fig2")
     paper = paper_numbers("nta-fig2")
     runs = {label: [r for r in results if r.config["model"] == m] for label, m in labels.items()}
     env = gymnasium.make("switchbench/BlockedLinear-v0",
@@ -168,8 +168,8 @@ def _time_to(runs, dt: float, threshold: float = 0.1) -> float:
     return float(np.mean(out))
 
 
-@finding("nta-composition")
-def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("nta-composition", models=tuple(dict.fromkeys(c[1] for c in COMPOSITION.values())))
+def nta_composition(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                     progress: bool = True) -> Report:
     """Composition: composed tasks start at a lower loss for the flexible model than for its lam = 0 control.
 
@@ -204,7 +204,7 @@ def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None =
         for lam_set in ({}, {"lam": 0.0}):
             specs += seeds("blocked-linear", model, n_seeds, **{**params, **hp, **ov, **lam_set})
         specs += seeds("blocked-linear", model, n_seeds, **{**params, **hp, **ov, "probe": "novel"})
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-composition"),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="nta-composition"),
                   "nta-composition")
     paper = paper_numbers("nta-composition")
     for i, kind in enumerate(opts["kinds"]):
@@ -233,8 +233,9 @@ def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None =
     return Report("nta-composition", checks, notes, [])
 
 
-@finding("curriculum-blocked-vs-interleaved")
-def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None,
+@finding("curriculum-blocked-vs-interleaved",
+         models=("gated-linear", "gated-linear-forgetful", "linear", "deep-linear"))
+def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None,
                                       figures: Path | None = None, progress: bool = True) -> Report:
     """Blocked vs interleaved curricula: final loss, forgetting and specialisation of gated and ungated models.
 
@@ -249,7 +250,7 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overri
         "models": ("gated-linear", "gated-linear-forgetful", "linear", "deep-linear"), "sampler": "wishart"})
     specs = [s for sched in ("blocked", "interleaved") for m in opts["models"]
              for s in seeds("blocked-linear", m, n_seeds, **{**model_overrides(overrides, m), "schedule": sched})]
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="curriculum"),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="curriculum"),
                   "curriculum")
     rows = []
     for r in results:
@@ -270,8 +271,8 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overri
                   [fig])
 
 
-@finding("block-size-switching")
-def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
+@finding("block-size-switching", models=("gated-linear", "gated-linear-forgetful"))
+def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Switching accelerates with block size (equal training time), for the flexible model.
 
@@ -284,7 +285,7 @@ def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | N
     specs = [s for m in ("gated-linear", "gated-linear-forgetful") for bs in opts["sizes"]
              for s in seeds("blocked-linear", m, n_seeds, **{**model_overrides(overrides, m), "block_size": bs,
                                                               "n_blocks": opts["total_steps"] // bs})]
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="block sizes"),
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="block sizes"),
                   "block sizes")
     rows = [{"model": r.config["model"], "block size (steps)": r.config["paradigm_params"]["block_size"],
              "seed": r.config["seed"],
@@ -379,8 +380,8 @@ def _fig5_frame(values: dict, name: str, blocks, cols) -> pd.DataFrame:
                         columns=pd.Index([label(v) for v in cols], name=xlabel))
 
 
-@finding("nta-fig5")
-def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("nta-fig5", models=("gated-linear",))
+def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 5 of the gated-network paper: specialisation needs long blocks, fast gates and regularised gates.
 
@@ -438,7 +439,7 @@ def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, overrides: dict | None = None, 
                 cells.append((name, ratio, v))
                 specs += seeds("blocked-linear", "gated-linear", n_seeds, **{
                     "block_size": steps, "n_blocks": n_blocks, "k_adapt": 0, **FIG5_MODEL, **fixed, var: v, **ov})
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, progress=progress, desc="nta-fig5"), "nta-fig5")
+    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="nta-fig5"), "nta-fig5")
     spec = {cell: float(np.mean([r.metrics["specialisation"] for r in results[i * n_seeds:(i + 1) * n_seeds]]))
             for i, cell in enumerate(cells)}
     refs = {src: fig5_reference(src) for src in FIG5_REFERENCES}

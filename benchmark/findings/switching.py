@@ -12,8 +12,8 @@ from switchbench.benchmark.runner import cache_root
 from switchbench.benchmark.suite import run_many, seeds
 
 
-@finding("nonlinear-switch")
-def nonlinear_switch(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("nonlinear-switch", models=("gated-mlp", "gated-mlp-forgetful"))
+def nonlinear_switch(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """Gated MLP on digits: re-reaches 85% accuracy after a switch faster than its forgetful control.
 
@@ -31,7 +31,7 @@ def nonlinear_switch(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None 
     """
     labels = {"flexible": "gated-mlp", "forgetful": "gated-mlp-forgetful"}
     specs = [s for m in labels.values() for s in seeds("digit-switch", m, n_seeds, **model_overrides(overrides, m))]
-    results = _ok(run_many(specs, jobs=jobs, progress=progress, desc="nonlinear-switch"), "nonlinear-switch")
+    results = _ok(run_many(specs, jobs=jobs, options=options, progress=progress, desc="nonlinear-switch"), "nonlinear-switch")
     runs = {label: [r for r in results if r.config["model"] == m] for label, m in labels.items()}
     summary = {}
     for label, rs in runs.items():
@@ -75,8 +75,8 @@ PREPARATION_SETUP = {"mode": "sequence", "schedule": "aabb", "n_trials": 8, "n_b
 PREPARATION_CSI = (0, 2)
 
 
-@finding("switch-cost")
-def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
+@finding("switch-cost", models=("gated-mlp", "mlp-cued", "gru"))
+def switch_cost(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                 progress: bool = True) -> Report:
     """Cued parity/magnitude switching on digits: the networks' switch cost beside the human pattern.
 
@@ -104,7 +104,7 @@ def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = Non
     setup = {**SWITCH_COST_SETUP, **{k: v for k, v in (overrides or {}).items() if "/" not in k}}
     specs = {m: seeds("cued-switch", m, n_seeds, **{**SWITCH_COST_SETUP, **({"lr_w": 1e-2} if m == "mlp-cued" else {}),
                                                        **model_overrides(overrides, m)}) for m in nets}
-    results = _ok(run_many([s for ss in specs.values() for s in ss], jobs=jobs, progress=progress,
+    results = _ok(run_many([s for ss in specs.values() for s in ss], jobs=jobs, options=options, progress=progress,
                            desc="switch-cost"), "switch-cost")
     runs = {label: results[i * n_seeds:(i + 1) * n_seeds] for i, label in enumerate(nets)}
     checks, notes = [], []
@@ -131,7 +131,7 @@ def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = Non
     own = {k.removeprefix("gru/"): v for k, v in (overrides or {}).items() if k.startswith("gru/")}
     seq = {**PREPARATION_SETUP, **plain, **own}
     prep_specs = [s for csi in PREPARATION_CSI for s in seeds("cued-switch", "gru", n_seeds, csi=csi, **seq)]
-    prep = _ok(run_many(prep_specs, jobs=jobs, progress=progress, desc="switch-cost (gru)"), "switch-cost")
+    prep = _ok(run_many(prep_specs, jobs=jobs, options=options, progress=progress, desc="switch-cost (gru)"), "switch-cost")
     for i, csi in enumerate(PREPARATION_CSI):
         rs = prep[i * n_seeds:(i + 1) * n_seeds]
         m, lo, hi = _t_interval([r.metrics["switch_cost_loss"] for r in rs])
