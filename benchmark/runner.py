@@ -22,8 +22,8 @@ from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_E
                                           RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
                                           available_memory, cache_mode, check_memory, check_runner_options,
                                           check_seed, code_versions, configure, make_config, make_env,
-                                          memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, spec_for, split_overrides, torch_threads, validate)
+                                          memory_terms, model_source, paradigm_side, prepare, resolve_paradigm,
+                                          run_key, source_hash, spec_for, split_overrides, torch_threads, validate)
 from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
                                               after_curriculum_probes, check_finite, compute_metrics,
                                               new_task_blocks, predict_loss, robustness)

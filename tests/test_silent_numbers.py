@@ -1,0 +1,81 @@
+"""No number that is silently wrong: a configuration listed twice is refused (its seeds would
+count twice), distinct configurations of one model are reported apart (never pooled),
+``models = "*"`` follows the suite's own settings, the cache key follows every module a
+plug-in runs, the committed results/ are written only when asked, a tuning table of another
+suite is refused, and a plug-in that edits its input batch cannot change another's numbers."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from switchbench.benchmark import leaderboard
+from switchbench.benchmark.cli import main
+from switchbench.benchmark.suite import read_suite
+from switchbench.errors import SwitchbenchError
+
+TINY = "n_blocks = 2, block_size = 10"
+
+
+def _suite(tmp_path, text, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- 1. seeds counted twice ---------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    f'[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear", "linear"]\nset = {{ {TINY} }}\n',
+    f'[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = {{ {TINY} }}\n' * 2,
+    # the same configuration, once with a runner default written out and a model alias of the paradigm's id
+    f'[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = {{ {TINY} }}\n'
+    f'[[paradigm]]\nname = "blocked-linear"\nmodels = ["deep-linear", "linear"]\nseeds = 1\n'
+    f'set = {{ {TINY}, k_adapt = 50 }}\n',
+])
+def test_a_configuration_listed_twice_is_refused_before_any_run(tmp_path, capsys, _cache, body):
+    path = _suite(tmp_path, 'name = "dup"\nseeds = 2\n' + body)
+    assert main(["suite", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "linear on blocked-linear is listed twice with the same settings" in err
+    assert not (_cache / "runs").exists()
+
+
+def test_two_settings_of_one_paradigm_are_two_rows_never_pooled(tmp_path, capsys):
+    path = _suite(tmp_path, 'name = "two"\nseeds = 2\n'
+                            '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = { n_blocks = 2, block_size = 10 }\n'
+                            '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = { n_blocks = 3, block_size = 10 }\n')
+    leaderboard.run_suite(path, out=tmp_path / "out")
+    out = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    rows = {e["model"]: e for e in out["entries"]}
+    assert sorted(rows) == ["linear (n_blocks=2)", "linear (n_blocks=3)"]
+    assert {e["metrics"]["final_loss"]["n"] for e in rows.values()} == {2}          # 2 seeds each, not 4
+    assert {e["config"]["paradigm_params"]["n_blocks"] for e in rows.values()} == {2, 3}
+    assert all(e["card"]["name"] == "linear" for e in rows.values())
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| linear (n_blocks=2) " in md and "| linear (n_blocks=3) " in md
+
+
+def test_tuning_refuses_two_settings_of_one_model(tmp_path):
+    from switchbench.benchmark.tuning import tune
+
+    path = _suite(tmp_path, 'name = "two"\nseeds = 1\n'
+                            '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = { n_blocks = 2 }\n'
+                            '[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = { n_blocks = 3 }\n')
+    with pytest.raises(SwitchbenchError, match="one configuration per"):
+        tune(leaderboard.load_suite(path))
+
+
+# --- 3. models = "*" follows the suite's settings -------------------------------------------
+
+def test_every_model_is_chosen_for_the_paradigm_as_the_suite_sets_it(tmp_path):
+    path = _suite(tmp_path, 'name = "cues"\nseeds = 1\n'
+                            '[[paradigm]]\nname = "digit-switch"\nmodels = "*"\nset = { cue = true }\n'
+                            '[[paradigm]]\nname = "cued-switch"\nmodels = "*"\nset = { cue = false }\n'
+                            '[[paradigm]]\nname = "digit-switch"\nmodels = "*"\n')
+    chosen = {}
+    for s in read_suite(path)[1]:
+        chosen.setdefault((s.paradigm, json.dumps(s.overrides)), set()).add(s.model)
+    assert "mlp-cued" in chosen["digit-switch", '{"cue": true}']
+    assert "mlp-cued" not in chosen["cued-switch", '{"cue": false}'] and "mlp" in chosen["cued-switch", '{"cue": false}']
+    assert "mlp-cued" not in chosen["digit-switch", "{}"]
