@@ -178,6 +178,9 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
     cache = cache_mode(cache)
+    from switchbench.benchmark.loop import pick_device
+
+    pick_device(device)          # before any cached run loads: a device that is not there fails every time
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)

@@ -79,3 +79,78 @@ def test_every_model_is_chosen_for_the_paradigm_as_the_suite_sets_it(tmp_path):
     assert "mlp-cued" in chosen["digit-switch", '{"cue": true}']
     assert "mlp-cued" not in chosen["cued-switch", '{"cue": false}'] and "mlp" in chosen["cued-switch", '{"cue": false}']
     assert "mlp-cued" not in chosen["digit-switch", "{}"]
+
+
+# --- 12. small ------------------------------------------------------------------------------
+
+SMALL = dict(n_blocks=2, block_size=10, progress=False)
+
+
+def test_an_empty_cache_variable_never_caches_into_the_current_folder(tmp_path, monkeypatch):
+    import switchbench
+
+    monkeypatch.setenv("SWITCHBENCH_CACHE", "")
+    monkeypatch.chdir(tmp_path)
+    res = switchbench.run("blocked-linear", "linear", **SMALL)
+    assert res.path.is_relative_to(".cache") and (tmp_path / ".cache" / "runs").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache"]
+
+
+@pytest.mark.parametrize("link", ["dangling", "looping"])
+def test_a_broken_symlink_at_an_entry_is_reported_and_replaced(_cache, capsys, monkeypatch, link):
+    import switchbench
+    from switchbench.benchmark import runner as R
+
+    rc = R.prepare("blocked-linear", "linear", build=False, n_blocks=2, block_size=10)
+    path = R.run_dir(rc.config(0), rc.key(0))
+    path.parent.mkdir(parents=True)
+    path.symlink_to(path if link == "looping" else path.parent / "nowhere")
+    res = switchbench.run("blocked-linear", "linear", **SMALL)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cache entry {path} is a broken symbolic link" in err
+    assert res.path == path and not path.is_symlink() and R.verify_entry(path, res.config)
+    computed = []
+    monkeypatch.setattr(R, "_run", lambda *a, **k: computed.append(1))
+    assert switchbench.run("blocked-linear", "linear", **SMALL).metrics == res.metrics and not computed
+    assert capsys.readouterr().err == ""
+
+
+def test_an_entry_that_cannot_be_written_is_reported_even_on_refresh(_cache, capsys, monkeypatch):
+    import switchbench
+    from switchbench.benchmark import runner as R
+
+    rc = R.prepare("blocked-linear", "linear", build=False, n_blocks=2, block_size=10)
+    path = R.run_dir(rc.config(0), rc.key(0))
+    path.parent.mkdir(parents=True)
+    path.symlink_to(path)
+    switchbench.run("blocked-linear", "linear", cache="refresh", **SMALL)   # refresh: nothing is read first
+    assert f"run not cached: cannot write its entry {path}" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal where there is no CUDA")
+def test_a_missing_device_fails_before_cached_runs_load(tmp_path, capsys, _cache):
+    import switchbench
+
+    switchbench.run("blocked-linear", "linear", **SMALL)
+    assert main(["run", "--paradigm", "blocked-linear", "--model", "linear", "--set", "n_blocks=2",
+                 "--set", "block_size=10", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no CUDA device" in err
+    with pytest.raises(SwitchbenchError, match="no CUDA device"):
+        switchbench.run("blocked-linear", "linear", device="cuda", **SMALL)
+
+
+def test_the_callers_thread_count_is_restored_whatever_threads_a_run_asks_for():
+    import torch
+
+    import switchbench
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for threads in (4, 5, 6):
+            for kw in ({}, {"sampler": "wishart"}):
+                switchbench.run("blocked-linear", "linear", cache=False, threads=threads, **SMALL, **kw)
+                assert torch.get_num_threads() == 2, (threads, kw)
+    finally:
+        torch.set_num_threads(before)
