@@ -94,10 +94,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
               threads: int | None = 1, **options) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
     run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it."""
-    from switchbench.benchmark.loop import pick_device
-
     if "device" in options:         # before any cached run loads: a device that is not there fails every time
-        pick_device(options["device"])
+        loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")

@@ -27,6 +27,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
+from switchbench.benchmark.loop import pick_device
 from switchbench.benchmark.runner import (DEFAULT_K_ADAPT, DEFAULT_N_EVAL, RunResult, cache_mode, cache_root,
                                           check_seed, load_cached, prepare, run_group)
 from switchbench.errors import SwitchbenchError
@@ -178,8 +179,6 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
     cache = cache_mode(cache)
-    from switchbench.benchmark.loop import pick_device
-
     pick_device(device)          # before any cached run loads: a device that is not there fails every time
     specs = list(specs)
     results: list = [None] * len(specs)
