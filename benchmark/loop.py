@@ -56,7 +56,7 @@ from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_ti
 from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss, task_losses
-from switchbench.models import batching
+from switchbench.models import batching, covariance_engine
 from switchbench.paradigms.base import SwitchEnv
 
 CHUNK_BYTES = 16 << 20      # the observations of all seeds drawn ahead at once: at most about this (one step at least)
@@ -77,36 +77,38 @@ def run(rc, seeds, progress: bool = True, *, device: str = "cpu", checkpoints: b
     for i, env in enumerate(envs):
         groups.setdefault(np.asarray(env.curriculum.block).tobytes(), []).append(i)
     out: dict[int, object] = {}
+
+    def call(idx: list[int], learners: list) -> None:
+        out.update(zip(idx, train(rc, [seeds[i] for i in idx], [envs[i] for i in idx], [firsts[i] for i in idx],
+                                  learners, progress, dev, checkpoints, record_hidden)))
+
     for idx in groups.values():
-        calls = [idx]
-        if len(idx) > 1 and not _stackable(rc):
-            calls = [[i] for i in idx]
-        for call in calls:
-            res = train(rc, [seeds[i] for i in call], [envs[i] for i in call], [firsts[i] for i in call], progress,
-                        dev, checkpoints, record_hidden)
-            out.update(zip(call, res))
+        first = build_learner(rc, seeds[idx[0]])         # exactly one learner per seed, none thrown away
+        if batching.can_stack(first):                    # the group in one call
+            call(idx, [first] + [build_learner(rc, seeds[i]) for i in idx[1:]])
+        else:                                            # one seed per call, each learner built in its turn
+            for i in idx:
+                call([i], [first if i == idx[0] else build_learner(rc, seeds[i])])
     return [out[i] for i in range(len(seeds))]
 
 
-def _stackable(rc) -> bool:
-    probe = rc.entry.build(rc.spec, 0, **rc.model_params)
-    return batching.can_stack(probe)
+def build_learner(rc, seed: int):
+    """Seed ``seed``'s learner, built by the model's factory with its model seed (the second
+    child of ``SeedSequence(seed)``), exactly as a run of that seed alone builds it."""
+    return rc.entry.build(rc.spec, _seed_int(np.random.SeedSequence(seed).spawn(3)[1]), **rc.model_params)
 
 
-def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: torch.device,
+def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress: bool, device: torch.device,
           checkpoints: bool = False, record_hidden: bool = False) -> list:
     """The loop proper for seeds whose paradigms are reset (``obs``: their first observations)
-    and share one block layout; see the module docstring."""
+    and share one block layout, with one freshly built learner per seed; see the module docstring."""
     spec, entry, S, K = rc.spec, rc.entry, len(seeds), rc.spec.n_tasks
     label, labels = rc.label(seeds), [rc.label([s]) for s in seeds]
     privileged, sequence, B = entry.card.privileged, spec.sequence, spec.batch_size
-    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
-    model_int = [_seed_int(c[1]) for c in children]
-    eval_int = [_seed_int(c[2]) for c in children]
+    eval_int = [_seed_int(np.random.SeedSequence(s).spawn(3)[2]) for s in seeds]
 
-    # One learner per seed, exactly as a single-seed run builds it; then one batched learner
-    # (one seed: the learner itself through Single, so its numbers are exactly a lone run's).
-    learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
+    # One batched learner of the seeds' learners (one seed: the learner itself through Single,
+    # so its numbers are exactly a lone run's).
     net = batching.Single(learners[0]) if S == 1 else _call(f"{label}: stack", batching.stack, learners)
     if device.type != "cpu":
         net.to(device)
@@ -281,6 +283,67 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
         results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i], probes=seed_probes,
                                  robustness=robust, cue_probes=cue_table, learner=learner,
                                  checkpoints=saved[i] if checkpoints else None, hidden=hidden))
+    return results
+
+
+def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
+    """Run the seeds of the configuration ``rc`` (``sampler="wishart"``) through the linear
+    family's covariance engine (:mod:`switchbench.models.covariance_engine`) as one program:
+    one :class:`RunResult` per seed in order (unsaved; the runner caches them), or the
+    :class:`SwitchbenchError` of a seed whose loss went non-finite. ``chunk``: steps whose
+    covariances are drawn at once."""
+    seeds = [int(s) for s in seeds]
+    env, spec, label = rc.take_env(), rc.spec, rc.label(seeds)
+    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
+    stream, eval_int = [_seed_int(ch[0]) for ch in children], [_seed_int(ch[2]) for ch in children]
+    learners = [build_learner(rc, s) for s in seeds]
+    reason = covariance_engine.decline_reason(learners[0], env)
+    if reason:
+        raise SwitchbenchError(f"{label}: {reason}")
+    teachers = env.ground_truth()                               # one per task (composed tasks included)
+    if len(teachers) != spec.n_tasks:
+        raise SwitchbenchError(f"{rc.paradigm}: {len(teachers)} teachers for {spec.n_tasks} tasks; run it per seed")
+    scheds = []                                                 # each seed's curriculum: one block layout for all
+    for st in stream:
+        env.reset(seed=st)
+        scheds.append(env.curriculum)
+    sched = scheds[0]
+    if any(not np.array_equal(c.block, sched.block) for c in scheds):
+        raise SwitchbenchError(f"{label}: sampler 'wishart' needs seeds whose blocks end at the same steps; "
+                               "run them in separate calls")
+    out = covariance_engine.train(learners, teachers, spec.null_loss, scheds, stream, eval_int,
+                                  batch_size=spec.batch_size, k_adapt=rc.k_adapt,
+                                  privileged=rc.entry.card.privileged, snapshot=new_task_blocks(sched),
+                                  chunk=chunk, progress=progress, label=label)
+    S, n_steps = len(seeds), sched.n_steps
+    phase = np.asarray(sched.phases, dtype=object)[sched.block]
+    params = float(models.count_parameters(learners[0]) or float("nan"))
+    results = []
+    for j, seed in enumerate(seeds):
+        if j in out.failed:
+            results.append(SwitchbenchError(f"{rc.label([seed])}: non-finite loss at step {out.failed[j]} "
+                                            "(a learning rate too large?)"))
+            continue
+        config = rc.config(seed)
+        cols = {"paradigm": rc.paradigm, "model": models.label(rc.model), "seed": seed, "step": np.arange(n_steps),
+                "block": sched.block, "task": scheds[j].task, "phase": phase, "switch": scheds[j].switch,
+                "loss": out.loss[:, j].astype(np.float64)}
+        if out.gates is not None:
+            cols.update({f"gates_{p}": out.gates[:, j, p].astype(np.float64) for p in range(out.gates.shape[2])})
+        if out.modules is not None:
+            flat = out.modules[:, j].reshape(n_steps, -1)
+            cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
+        log = pd.DataFrame(cols)
+        log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+        add_time(log, rc.model_params)
+        seed_probes = {k: v[j] for k, v in out.probes.items()}
+        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config)
+        metrics["params"] = params
+        metrics["params_changed_per_task"] = (float(np.mean([n[j] for n in out.changed])) if out.changed
+                                              else float("nan"))
+        metrics["wall_ms_per_step"] = 1e3 * out.train_time / n_steps / S    # amortised over the batched seeds
+        results.append(RunResult(config=config, log=log, metrics=metrics, R0=out.R0[j], Rk=out.Rk[j],
+                                 probes=seed_probes))
     return results
 
 

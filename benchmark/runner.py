@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from switchbench.benchmark import loop
 from switchbench.benchmark.config import REFRESH, RunConfig, RunOptions, check_seed, prepare, torch_threads, validate
 from switchbench.benchmark.evaluation import check_finite
 from switchbench.benchmark.storage import RunResult, cache_root, load_cached, load_run, run_dir, save_run
@@ -51,7 +52,7 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     The switch criterion (a log column and threshold) defaults to the paradigm's own.
 
     ``sampler="wishart"``: the linear family's covariance engine
-    (:mod:`switchbench.benchmark.batched`: exact held-out expectations, batch covariances
+    (:mod:`switchbench.models.covariance_engine`: exact held-out expectations, batch covariances
     drawn directly) instead of the run loop; other models refuse it, and it refuses
     ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (one line each).
 
@@ -120,10 +121,6 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
 def _run(rc: RunConfig, seeds: list[int], progress: bool, options: RunOptions) -> list:
     """One engine call for ``seeds``: the run loop, or the covariance engine where asked for."""
     if rc.runner.get("sampler") == "wishart":
-        from switchbench.benchmark.batched import run_wishart
-
-        return run_wishart(rc, seeds, progress)
-    from switchbench.benchmark.loop import run as loop
-
-    return loop(rc, seeds, progress, device=options.device, checkpoints=options.checkpoints,
-                record_hidden=options.record_hidden)
+        return loop.run_wishart(rc, seeds, progress)
+    return loop.run(rc, seeds, progress, device=options.device, checkpoints=options.checkpoints,
+                    record_hidden=options.record_hidden)
