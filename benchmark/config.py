@@ -26,11 +26,11 @@ import gymnasium
 import numpy as np
 import torch
 
-import switchbench
-from switchbench import models
+from switchbench import errors, models
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import resolve
-from switchbench.params import Param, signature_params
+from switchbench.params import Param, is_int, signature_params
+from switchbench.version import __version__
 
 DEFAULT_K_ADAPT = 50
 DEFAULT_N_EVAL = 1000
@@ -111,8 +111,9 @@ def source_hash() -> str:
     import switchbench.data
     import switchbench.paradigms
 
-    packages = (switchbench, switchbench.data, switchbench.paradigms, models, switchbench.benchmark)
-    files = sorted({f for p in packages for f in Path(p.__path__[0]).rglob("*.py")})
+    folders = [Path(errors.__file__).parent] + [Path(p.__path__[0]) for p in (switchbench.data, switchbench.paradigms,
+                                                                               models, switchbench.benchmark)]
+    files = sorted({f for folder in folders for f in folder.rglob("*.py")})
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
@@ -186,7 +187,7 @@ def code_versions(model: str) -> dict:
     """Everything besides the configuration that a run's numbers depend on, all in its cache
     key: switchbench's version and source hash, the model's own code (:func:`model_source`)
     and the versions of torch, numpy and neurogym."""
-    return {"switchbench": switchbench.__version__, "source": source_hash(), "model": model_source(model),
+    return {"switchbench": __version__, "source": source_hash(), "model": model_source(model),
             "torch": torch.__version__, "numpy": np.__version__, "neurogym": _version("neurogym")}
 
 
@@ -219,18 +220,14 @@ CRITERIA = ("norm_loss", "loss", "accuracy", "performance")
 REFRESH = "refresh"
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None) -> None:
     """The runner's own options, checked the same way wherever they come from (the Python
     API, ``--set``, a suite file)."""
     if sampler is not None and sampler not in SAMPLERS:
         raise SwitchbenchError(f"sampler must be one of {', '.join(SAMPLERS)} (or unset: the run loop), got {sampler!r}")
-    if not _is_int(k_adapt) or k_adapt < 0:
+    if not is_int(k_adapt) or k_adapt < 0:
         raise SwitchbenchError(f"k_adapt must be an integer >= 0, got {k_adapt!r}")
-    if not _is_int(n_eval) or n_eval < 1:
+    if not is_int(n_eval) or n_eval < 1:
         raise SwitchbenchError(f"n_eval must be an integer >= 1, got {n_eval!r}")
     if criterion is not None and criterion not in CRITERIA:
         raise SwitchbenchError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
@@ -296,7 +293,7 @@ class RunOptions:
 
     def __post_init__(self):
         pick_device(self.device)
-        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+        if self.threads is not None and (not is_int(self.threads) or self.threads < 1):
             raise SwitchbenchError(f"threads must be an integer >= 1, got {self.threads!r}")
         object.__setattr__(self, "cache", cache_mode(self.cache))
         for name in ("checkpoints", "record_hidden"):
@@ -320,7 +317,7 @@ def torch_threads(threads: int | None):
     if threads is None:
         yield
         return
-    if not _is_int(threads) or threads < 1:
+    if not is_int(threads) or threads < 1:
         raise SwitchbenchError(f"threads must be an integer >= 1, got {threads!r}")
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -356,7 +353,7 @@ def memory_terms(params: dict, k_adapt: int, n_eval: int, sample: int | None = N
     >>> memory_terms({"n_blocks": 10, "block_size": 100, "batch_size": 50}, 50, 1000)
     {'n_blocks x block_size': 400000, 'batch_size': 1600}
     """
-    ints = {k: int(v) for k, v in params.items() if _is_int(v) and v > 0}
+    ints = {k: int(v) for k, v in params.items() if is_int(v) and v > 0}
     schedule = params.get("schedule")
     blocks = len(schedule) if isinstance(schedule, (list, tuple)) else ints.get("n_blocks", 1)
     out = {"n_blocks x block_size": 400 * blocks * ints.get("block_size", 1)}
@@ -508,7 +505,7 @@ def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval
 
 
 def check_seed(seed) -> int:
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise SwitchbenchError(f"seed must be an integer >= 0, got {seed!r}")
     return int(seed)
 

@@ -24,10 +24,6 @@ def _seed_int(ss: np.random.SeedSequence) -> int:
     return int(ss.generate_state(1)[0])
 
 
-def _split(t: torch.Tensor, chunks: int, sequence: bool) -> list[torch.Tensor]:
-    return list(torch.chunk(t, chunks, dim=1 if sequence else 0))
-
-
 SHAPE_HINT = ("; size the model from its spec: spec.input_size features per sample (the task cue included), "
               "spec.output_size outputs, batches (time, batch, features) where spec.sequence")
 
@@ -58,16 +54,6 @@ def _call(what: str, fn, *args, batched: bool = False):
     if call == "predict" and not isinstance(out, torch.Tensor):
         raise SwitchbenchError(f"{what} returned {type(out).__name__}, expected a torch.Tensor")
     return out
-
-
-def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
-    """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
-    held-out tasks: :mod:`switchbench.benchmark.probes`); adds their metrics, returns the cue table."""
-    from switchbench.benchmark.probes import run_probes
-
-    table, extra = run_probes(learner, env, entry, config, label)
-    metrics.update(extra)
-    return table
 
 
 def add_time(log: pd.DataFrame, model_params: dict) -> None:

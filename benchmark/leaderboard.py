@@ -43,6 +43,7 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark.config import source_hash
 from switchbench.benchmark.metrics import METRICS, PRIMARY
+from switchbench.benchmark.reporting import fmt, is_privileged, model_entry, registered
 from switchbench.benchmark.runner import RunResult, cache_root
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
@@ -106,29 +107,6 @@ def load_suite(path) -> Suite:
     """Expand a suite file (a path or a shipped suite's name) into run specs (checked against
     its schema: :func:`suite.read_suite`)."""
     return Suite(*read_suite(suite_path(path)))
-
-
-def registered(name: str) -> str:
-    """A report's model name without the settings that tell apart its configurations
-    (:func:`setting_labels`).
-
-    >>> registered("linear (n_blocks=4)"), registered("gated-linear")
-    ('linear', 'gated-linear')
-    """
-    return name.split(" (", 1)[0]
-
-
-def _entry(model: str) -> models.ModelEntry | None:
-    """The model's registry entry, or None where it does not load (a broken plug-in)."""
-    try:
-        return models.get(registered(model))
-    except SwitchbenchError:
-        return None
-
-
-def _privileged(model: str) -> bool:
-    entry = _entry(model)
-    return bool(entry and entry.card.privileged)
 
 
 # --- statistics -------------------------------------------------------------------------
@@ -204,21 +182,6 @@ def shared_ranks(means, ci95, higher_is_better: bool = False) -> list[int]:
 
 # --- formatting -------------------------------------------------------------------------
 
-def fmt(x, digits: int = 3) -> str:
-    """A number as text: integers as integers, otherwise ``digits`` significant digits.
-
-    >>> [fmt(v) for v in (1000.0, 7.9e4, 103.8, 0.06619, 4.957e-07, float("nan"), 0.0)]
-    ['1000', '79000', '104', '0.0662', '4.96e-07', 'n/a', '0']
-    """
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if float(x).is_integer() and abs(x) < 1e9:
-        return str(int(x))
-    if 1e-3 <= abs(x) < 1e6:
-        return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
-    return f"{x:.{digits - 1}e}"
-
-
 def _cell(mean: float, ci: float) -> str:
     return fmt(mean) if not np.isfinite(ci) else f"{fmt(mean)} ± {fmt(ci, 2)}"
 
@@ -256,7 +219,7 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     p_adj = holm(p)
     table = pd.DataFrame({
         "rank": shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib),
-        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(registered(m), '')}" for m in names]})
+        "model": [f"{m}{' †' if is_privileged(m) else ''}{(labels or {}).get(registered(m), '')}" for m in names]})
     p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "") for i, x in enumerate(p_adj)]
     for m in headline_metrics(scores, paradigm):
         if m == "switch_censored_late":
@@ -504,7 +467,7 @@ def to_json(report: dict) -> dict:
         summary = summarise(s)
         for (paradigm, model), g in summary.groupby(["paradigm", "model"]):
             ids = sorted(set(s.loc[(s["paradigm"] == paradigm) & (s["model"] == model), "config_id"]) - {""})
-            card = entry.card if (entry := _entry(model)) else None
+            card = entry.card if (entry := model_entry(model)) else None
             entries.append({
                 "view": view, "paradigm": paradigm, "paradigm_version": report["paradigm_ids"].get(paradigm),
                 "model": model, "card": asdict(card) if card else None, "package_version": switchbench.__version__,

@@ -51,8 +51,9 @@ from tqdm.auto import tqdm
 from switchbench import models
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.config import pick_device
-from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, after_curriculum_probes,
-                                              compute_metrics, new_task_blocks, robustness)
+from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, compute_metrics, new_task_blocks,
+                                              robustness)
+from switchbench.benchmark.probes import after_curriculum_probes
 from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss, task_losses

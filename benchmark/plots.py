@@ -15,6 +15,7 @@ from scipy import stats  # noqa: E402
 
 from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
+from switchbench.benchmark.reporting import is_privileged  # noqa: E402
 
 
 def _save(fig, path: Path, dpi: int = 120, despine: bool = True) -> Path:
@@ -109,10 +110,8 @@ def t_interval(v) -> tuple[float, float]:
 
 def _model_label(model: str) -> str:
     """The model's report name (a registered ``module:factory`` by its name), † if privileged."""
-    from switchbench.benchmark.leaderboard import _privileged
-
     model = models.label(model)
-    return f"{model} †" if _privileged(model) else model
+    return f"{model} †" if is_privileged(model) else model
 
 
 def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS) -> Path:

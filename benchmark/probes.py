@@ -25,13 +25,20 @@ import pandas as pd
 import torch
 
 from switchbench.benchmark import metrics as M
+from switchbench.benchmark.evaluation import _call, _seed_int, accuracy, predict_loss
 from switchbench.errors import SwitchbenchError
+
+
+def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
+    """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
+    held-out tasks); adds their metrics, returns the cue table."""
+    table, extra = run_probes(learner, env, entry, config, label)
+    metrics.update(extra)
+    return table
 
 
 def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
     """The tidy cue-probe table (None without cue probes) and the probe metrics of a trained ``learner``."""
-    from switchbench.benchmark.evaluation import _call, _seed_int, accuracy, predict_loss
-
     spec, seed = env.task_spec, int(config["seed"])
     _, model_ss, eval_ss, probe_ss = np.random.SeedSequence(seed).spawn(4)   # the first three as run()'s
     eval_int, probe_int = _seed_int(eval_ss), _seed_int(probe_ss)

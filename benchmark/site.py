@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 import switchbench
+from switchbench.benchmark.reporting import fmt, model_entry
 from switchbench.benchmark.runner import cache_root
 
 TEMPLATE = "site.html"
@@ -59,8 +60,6 @@ def _table(df: pd.DataFrame, index: bool = True) -> dict:
 
 
 def _cards(report: dict) -> list[dict]:
-    from switchbench.benchmark.leaderboard import _entry, fmt
-
     scores = report["scores"]
     params = scores[scores["metric"] == "params"].groupby(["model", "paradigm"])["value"].mean()
     chosen = {}
@@ -69,7 +68,7 @@ def _cards(report: dict) -> list[dict]:
             chosen.setdefault(r.model, []).append(f"{r.paradigm}: {r.config}")
     cards = []
     for model in sorted(scores["model"].unique()):
-        entry = _entry(model)
+        entry = model_entry(model)
         card = asdict(entry.card) if entry else {"name": model}
         cards.append({"name": model, "description": card.get("description", ""), "citation": card.get("citation", ""),
                       "privileged": bool(card.get("privileged")),

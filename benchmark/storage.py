@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.config import _file_hash, code_versions, run_key
-from switchbench.data.tasksets import cache_dir
+from switchbench.cache import cache_dir
 from switchbench.errors import SwitchbenchError
 
 

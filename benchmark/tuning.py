@@ -34,7 +34,7 @@ import pandas as pd
 
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
-from switchbench.benchmark.suite import Failure, RunSpec, check_out, run_many
+from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 
 if sys.version_info >= (3, 11):
@@ -169,24 +169,3 @@ def read_tuning(path: Path) -> pd.DataFrame:
         table[flag] = table[flag].astype(str).str.lower().eq("true")
     table["default"] = table["default"].astype(str).str.lower().eq("true")
     return table
-
-
-def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: int = 1, budget: int | None = None,
-               seeds: int | None = None, cache: bool | str | None = None, options=None) -> Path:
-    """``switchbench tune``: tune a suite, write ``out/tuning.csv`` and print the selections
-    (``options``, a :class:`~switchbench.benchmark.config.RunOptions`, where given replaces
-    ``threads`` and ``cache``)."""
-    from switchbench.benchmark.leaderboard import fmt, load_suite, protocol_text
-
-    suite = load_suite(path)
-    out = check_out(Path(out))
-    table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads, cache=cache,
-                 options=options)
-    table.to_csv(out / "tuning.csv", index=False)
-    shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
-                                               TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
-    print(protocol_text(table))
-    print("selected ({} = the published defaults):")
-    print(shown[["paradigm", "model", "config", PRIMARY, TIEBREAK]].to_string(index=False))
-    print(f"tuning table: {out / 'tuning.csv'}")
-    return out / "tuning.csv"

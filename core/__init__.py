@@ -11,8 +11,7 @@ paradigms and models share (the digit split, neurogym task sets) in :mod:`switch
 [2, 2]
 """
 from switchbench.errors import SwitchbenchError
-
-__version__ = "0.1.0"
+from switchbench.version import __version__
 
 from switchbench import paradigms  # noqa: E402  (registers the Gymnasium ids on import)
 

@@ -57,7 +57,7 @@ def typed_by_default(default) -> Any:
     for t in (bool, str, float):
         if isinstance(default, t):
             return t
-    return int if _is_int(default) else Any
+    return int if is_int(default) else Any
 
 
 def signature_params(fn, skip: int = 0) -> dict[str, Param]:
@@ -78,7 +78,12 @@ def signature_params(fn, skip: int = 0) -> dict[str, Param]:
     return out
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """An integer (Python's or numpy's), not a bool.
+
+    >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(np.True_), is_int(3.0)
+    (True, True, False, False, False)
+    """
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
@@ -99,7 +104,7 @@ def _matches(value, tp) -> bool:
     if tp is bool:
         return isinstance(value, (bool, np.bool_))
     if tp is int:
-        return _is_int(value)
+        return is_int(value)
     if tp is float:
         return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     origin, args = typing.get_origin(tp) or tp, typing.get_args(tp)

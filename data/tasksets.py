@@ -9,14 +9,13 @@ only when trials are made (seconds: it imports torch).
 """
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
 
+from switchbench.cache import cache_dir  # noqa: F401  (the recurrent models read it here; moving)
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 
@@ -37,12 +36,6 @@ NAMED_SETS = {
     "molap9-pair": _yang("dlygo", "dlyanti"),
     "dm-pair": _yang("dm1", "dm2"),
 }
-
-
-def cache_dir() -> Path:
-    """The run cache: ``$SWITCHBENCH_CACHE`` (unset or empty: ``.cache`` in the working
-    directory, never the working directory itself)."""
-    return Path(os.environ.get("SWITCHBENCH_CACHE") or ".cache")
 
 
 def import_neurogym():

@@ -59,17 +59,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from switchbench.cache import atomic_file, cache_dir
 from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
-from switchbench.data.tasksets import cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, gate_penalty
 from switchbench.models.registry import register
@@ -178,17 +176,10 @@ def feature_network(config: dict) -> tuple[list, float]:
             sys.stderr.write(f"switchbench: warning: feature cache {path} is corrupt ({type(e).__name__}); "
                              "retraining it\n")
     layers, acc = pretrain(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, test_accuracy=acc, config=json.dumps(config, sort_keys=True),
-                     **{f"w{i}": w.numpy() for i, (w, _) in enumerate(layers)},
-                     **{f"b{i}": b.numpy() for i, (_, b) in enumerate(layers)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, suffix=".npz") as f:
+        np.savez(f, test_accuracy=acc, config=json.dumps(config, sort_keys=True),
+                 **{f"w{i}": w.numpy() for i, (w, _) in enumerate(layers)},
+                 **{f"b{i}": b.numpy() for i, (_, b) in enumerate(layers)})
     return layers, acc
 
 

@@ -1,6 +1,6 @@
 """What every switchbench paradigm shares: the task description and the stepping protocol.
 
-One environment step is one learning step (see DESIGN.md):
+One environment step is one learning step:
 
 - ``reset(seed=)`` returns the first batch ``x_0`` and an ``info`` with its ``task``,
   ``block``, ``switch`` and ``phase`` (no target yet);

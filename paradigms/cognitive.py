@@ -102,9 +102,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import os
 import re
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -112,11 +110,12 @@ from typing import Any, Mapping, Sequence
 import gymnasium as gym
 import numpy as np
 
+from switchbench.cache import atomic_file, cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
 from switchbench.paradigms.schedules import make_schedule
-from switchbench.data.tasksets import (NAMED_SETS, cache_dir, generate_trials, import_neurogym, make_task,
+from switchbench.data.tasksets import (NAMED_SETS, generate_trials, import_neurogym, make_task,
                                        pack_trials)
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
@@ -170,15 +169,8 @@ def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
             pass                                     # unreadable: regenerate and overwrite
     pool = pack_trials(generate_trials(env_id, kwargs, seed, size))
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, key=np.array(key), **pool)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, suffix=".npz") as f:
+            np.savez(f, key=np.array(key), **pool)
     return pool
 
 

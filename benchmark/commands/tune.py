@@ -28,10 +28,23 @@ def add(sub) -> None:
 
 
 def main(args) -> int:
+    """Tune a suite, write ``OUT/tuning.csv`` and print the selections."""
     from switchbench.benchmark.commands.options import run_options
-    from switchbench.benchmark.leaderboard import DEFAULT_SUITE
-    from switchbench.benchmark.tuning import run_tuning
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, load_suite, protocol_text
+    from switchbench.benchmark.metrics import PRIMARY
+    from switchbench.benchmark.reporting import fmt
+    from switchbench.benchmark.suite import check_out
+    from switchbench.benchmark.tuning import TIEBREAK, tune
 
-    run_tuning(args.suite or DEFAULT_SUITE, Path(args.out), jobs=args.jobs, backend=args.backend,
-               budget=args.budget, seeds=args.seeds, options=run_options(args))
+    options = run_options(args)
+    suite = load_suite(args.suite or DEFAULT_SUITE)
+    out = check_out(Path(args.out))
+    table = tune(suite, budget=args.budget, seeds=args.seeds, jobs=args.jobs, backend=args.backend, options=options)
+    table.to_csv(out / "tuning.csv", index=False)
+    shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
+                                               TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
+    print(protocol_text(table))
+    print("selected ({} = the published defaults):")
+    print(shown[["paradigm", "model", "config", PRIMARY, TIEBREAK]].to_string(index=False))
+    print(f"tuning table: {out / 'tuning.csv'}")
     return 0

@@ -30,7 +30,7 @@ def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, options=None, overr
     ``cognitive-switch`` with go / anti (Yang et al.'s tasks; anti reverses go's response)
     blocked A B A B A B, 200 batches of 64 trials each, dt 100 ms, every model with its
     defaults (256 hidden units; ``per-task-rnn``: the no-sharing reference; random-modules:
-    ``modular-primitives`` with random frozen modules). Forgetting (DESIGN.md) on held-out
+    ``modular-primitives`` with random frozen modules). Forgetting (:func:`~switchbench.benchmark.metrics.forgetting`) on held-out
     trials, R0 (as is) and Rk (after 50 adaptation steps), the final held-out normalised loss
     and Yang et al.'s performance. Checks: the shared leaky RNN forgets (R0 > 0.05); EWC and
     SI each forget less than it; the modular network ends with a lower held-out loss (mean

@@ -30,7 +30,8 @@ def paper_numbers(finding_name: str) -> dict[tuple[str, str], float]:
     return {(q, src): float(v) for q, src, v in zip(ref["quantity"], ref["source"], ref["value"])}
 
 
-SAMPLERS = ("wishart", "samples", None)
+#: the values of the option ``finding.sampler`` (the runner option ``sampler`` takes ``"wishart"`` only)
+FINDING_SAMPLERS = ("wishart", "samples", None)
 
 
 def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
@@ -39,7 +40,7 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     ``"samples"`` or None, runs the run loop. The report names each engine it used."""
     from switchbench.benchmark.runner import prepare
 
-    if sampler not in SAMPLERS:
+    if sampler not in FINDING_SAMPLERS:
         raise SwitchbenchError(f"finding.sampler must be wishart, samples or None, got {sampler!r}")
     if sampler != "wishart":
         return specs
