@@ -138,7 +138,7 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
         try:
             rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
             stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
-            if cache is True:
+            if cache is True and not rc.uncached():
                 for i in idx:
                     seed = specs[i].seed
                     if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):
