@@ -47,6 +47,7 @@ from switchbench.benchmark.reporting import fmt, is_privileged, model_entry, reg
 from switchbench.benchmark.runner import RunResult, cache_root
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
+from switchbench.benchmark.tuning import suite_id
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import task_spec
 
@@ -107,6 +108,38 @@ def load_suite(path) -> Suite:
     """Expand a suite file (a path or a shipped suite's name) into run specs (checked against
     its schema: :func:`suite.read_suite`)."""
     return Suite(*read_suite(suite_path(path)))
+
+
+def default_out(path) -> Path:
+    """Where ``leaderboard`` and ``tune`` write without ``--out``: ``results/`` (the committed
+    leaderboard) for the shipped full suite only; any other suite's report folder under the
+    cache (``$SWITCHBENCH_CACHE/reports/NAME``), so that a user's suite never overwrites it."""
+    path = suite_path(path)
+    shipped = importlib.resources.files("switchbench.suites") / f"{DEFAULT_SUITE}.toml"
+    if isinstance(path, Path) and Path(str(path)).resolve() != Path(str(shipped)).resolve():
+        return cache_root() / "reports" / load_suite(path).name
+    return Path("results")
+
+
+def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
+    """Refuse a tuning table made for another suite: its recorded identity (:func:`suite_id`)
+    must be the suite's; a table without one (written before it was recorded) must tune
+    exactly the suite's (paradigm, model) pairs."""
+    where = f"tuning table {str(path)!r}"
+    if "suite_id" in table:
+        ids = set(table["suite_id"].astype(str))
+        if ids != {suite_id(suite)}:
+            made = ", ".join(sorted(set(table["suite"].astype(str)))) if "suite" in table else "another suite"
+            raise SwitchbenchError(f"{where} was made for suite {made} (id {', '.join(sorted(ids))}), not for suite "
+                                   f"{suite.name!r} (id {suite_id(suite)}): run `switchbench tune` on this suite")
+        return
+    pairs = {(s.paradigm, s.model) for s in suite.specs}
+    tuned = set(zip(table["paradigm"].astype(str), table["model"].astype(str)))
+    if tuned != pairs:
+        odd = sorted(tuned ^ pairs)[0]
+        side = "tunes" if odd in tuned else "lacks"
+        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it {side} {odd[1]} on "
+                               f"{odd[0]}; run `switchbench tune` on this suite")
 
 
 # --- statistics -------------------------------------------------------------------------
@@ -530,6 +563,8 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
 
     suite = load_suite(path)
     table = read_tuning(tuning) if tuning is not None else None
+    if table is not None:
+        check_tuning(table, suite, tuning)
     out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
                         desc=f"suite {suite.name}", cache=cache, options=options)

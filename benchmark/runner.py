@@ -25,7 +25,7 @@ from typing import Sequence
 from switchbench.benchmark import loop
 from switchbench.benchmark.config import REFRESH, RunConfig, RunOptions, check_seed, prepare, torch_threads, validate
 from switchbench.benchmark.evaluation import check_finite
-from switchbench.benchmark.storage import RunResult, cache_root, load_cached, load_run, run_dir, save_run
+from switchbench.benchmark.storage import RunResult, cache_root, load_cached, load_run, run_dir, save_run, warn
 from switchbench.errors import SwitchbenchError
 
 #: the documented API (every other part is imported from the module that defines it)
@@ -98,6 +98,11 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
     Options the engine of ``rc`` cannot honour are refused first (:meth:`RunOptions.check_engine`)."""
     options.check_engine(rc)
     mode, seeds, done = options.cache, [int(s) for s in seeds], {}
+    if mode and (why := rc.uncached()):
+        if why not in _WARNED:
+            _WARNED.add(why)
+            warn(why)
+        mode = False
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
     if mode is True:    # verified entries only; a corrupt one is reported and recomputed
@@ -116,6 +121,9 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
                     r = e
             done[s] = r
     return [done[s] for s in seeds]
+
+
+_WARNED: set[str] = set()      # the reasons for not caching already given (once a process)
 
 
 def _run(rc: RunConfig, seeds: list[int], progress: bool, options: RunOptions) -> list:

@@ -25,6 +25,7 @@ per (paradigm, model, configuration) with its validation scores and ``selected``
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -49,6 +50,16 @@ TIEBREAK = "final_loss"
 LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
            "eligible", "selected"]
+#: the suite a table was made for (its name and :func:`suite_id`), written by
+#: ``tune``; a table without them (written before) is checked by its (paradigm, model) pairs instead
+IDENTITY = ["suite", "suite_id"]
+
+
+def suite_id(suite) -> str:
+    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
+    identity a tuning table records, checked when a leaderboard reads it."""
+    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
+    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
 
 
 def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:
@@ -117,7 +128,7 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     table = pd.DataFrame(list(rows.values()))
     for m in (PRIMARY, TIEBREAK):
         table[m] = [float(np.mean(v)) if v else np.nan for v in table[m]]
-    return select(table)[COLUMNS]
+    return select(table)[COLUMNS].assign(suite=suite.name, suite_id=suite_id(suite))
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +171,8 @@ def read_tuning(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SwitchbenchError(f"tuning table {str(path)!r} not found: run `switchbench tune` first")
-    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str})
+    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str, "suite": str,
+                                     "suite_id": str})
     missing = [c for c in COLUMNS if c not in table]
     if missing:
         raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")

@@ -93,6 +93,13 @@ def add_set(s, help: str) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
+def add_out(s) -> None:
+    """``--out`` of the commands that write a suite's results (leaderboard, tune)."""
+    s.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for the results and tuning.csv (default: results for the shipped full suite, else "
+                        "the suite's report folder under the cache, .cache/reports/NAME)")
+
+
 def add_run_options(s, *, slurm: bool = False) -> None:
     """The options of every command that runs models: ``--jobs``, ``--threads``, ``--device``,
     ``--no-cache`` (``slurm``: the command also has ``--backend``, which ``--jobs`` and

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_run_options, command, positive_int
+from switchbench.benchmark.commands.options import add_out, add_run_options, command, positive_int
 
 
 def add(sub) -> None:
@@ -17,8 +17,7 @@ def add(sub) -> None:
                 "switchbench tune --jobs 2")
     s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
                    help="a shipped suite's name or a suite file (TOML) (default: full)")
-    s.add_argument("--out", default="results", metavar="DIR",
-                   help="folder for the results and tuning.csv (default: results)")
+    add_out(s)
     s.add_argument("--budget", type=positive_int, default=None, metavar="N",
                    help="configurations per (paradigm, model) (default: the suite's [tuning] budget, else 3)")
     s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
@@ -30,15 +29,16 @@ def add(sub) -> None:
 def main(args) -> int:
     """Tune a suite, write ``OUT/tuning.csv`` and print the selections."""
     from switchbench.benchmark.commands.options import run_options
-    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, load_suite, protocol_text
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, default_out, load_suite, protocol_text
     from switchbench.benchmark.metrics import PRIMARY
     from switchbench.benchmark.reporting import fmt
     from switchbench.benchmark.suite import check_out
     from switchbench.benchmark.tuning import TIEBREAK, tune
 
     options = run_options(args)
-    suite = load_suite(args.suite or DEFAULT_SUITE)
-    out = check_out(Path(args.out))
+    name = args.suite or DEFAULT_SUITE
+    suite = load_suite(name)
+    out = check_out(Path(args.out) if args.out else default_out(name))
     table = tune(suite, budget=args.budget, seeds=args.seeds, jobs=args.jobs, backend=args.backend, options=options)
     table.to_csv(out / "tuning.csv", index=False)
     shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
