@@ -119,3 +119,20 @@ def test_a_finding_checks_model_prefixes_before_any_run(monkeypatch):
         FINDINGS["curriculum-blocked-vs-interleaved"](overrides={"finding.models": ("linear",),
                                                                  "gated-linear/lr": 0.1})
     assert FINDINGS["nta-fig2"].models == ("gated-linear", "gated-linear-forgetful")
+
+
+@pytest.mark.parametrize("name", sorted(FINDINGS))
+def test_every_finding_has_the_one_signature_a_summary_and_its_model_labels(name):
+    import inspect
+
+    fn = FINDINGS[name]
+    params = inspect.signature(fn).parameters
+    assert list(params) == ["n_seeds", "jobs", "options", "overrides", "figures", "progress"]
+    assert params["n_seeds"].default >= 1 and all(params[p].kind == p_kind for p, p_kind in
+                                                   [("jobs", inspect.Parameter.KEYWORD_ONLY),
+                                                    ("options", inspect.Parameter.KEYWORD_ONLY)])
+    assert (fn.__doc__ or "").strip().splitlines()[0]          # `switchbench list findings` shows it
+    assert fn.models and all(isinstance(m, str) for m in fn.models)
+    key = f"{fn.models[0]}/no_such_parameter"
+    from switchbench.benchmark.findings.base import check_model_prefixes
+    check_model_prefixes(name, {key: 1}, fn.models)              # its own labels are accepted
