@@ -254,3 +254,42 @@ def test_a_users_leaderboard_never_writes_results_and_refuses_another_suites_tun
     full = leaderboard.load_suite("full")       # the committed table is the full suite's, and still reads
     leaderboard.check_tuning(tuning.read_tuning(tmp_path / "results" / "tuning.csv"), full, "results/tuning.csv")
     assert leaderboard.default_out("full") == leaderboard.Path("results")
+
+
+# --- 6. a plug-in that changes its input batch ------------------------------------------------
+
+class Halving:
+    """The linear model, but its predict halves the batch it is given, in place."""
+
+    def __init__(self, spec, seed, where):
+        from switchbench import models
+
+        self.net, self.where = models.get("linear").factory(spec, seed), where
+
+    def predict(self, x):
+        if self.where == "predict":
+            x.mul_(0.5)
+        return self.net.predict(x)
+
+    def learn(self, x, y):
+        if self.where == "learn":
+            y.add_(1.0)
+        return self.net.learn(x, y)
+
+
+def make_halving_predict(spec, seed):
+    return Halving(spec, seed, "predict")
+
+
+def make_shifting_learn(spec, seed):
+    return Halving(spec, seed, "learn")
+
+
+@pytest.mark.parametrize("factory, call", [("make_halving_predict", "predict"), ("make_shifting_learn", "learn")])
+def test_a_model_that_changes_its_input_in_place_fails_its_run_and_is_never_cached(_cache, factory, call):
+    import switchbench
+
+    with pytest.raises(SwitchbenchError, match=rf"test_silent_numbers:{factory} on blocked-linear \(seed 0\): "
+                                                rf"{call} changed its input in place"):
+        switchbench.run("blocked-linear", f"test_silent_numbers:{factory}", **SMALL)
+    assert not list((_cache / "runs").rglob("config.json")) if (_cache / "runs").exists() else True
