@@ -29,22 +29,15 @@ from switchbench.benchmark.evaluation import _call, _seed_int, accuracy, predict
 from switchbench.errors import SwitchbenchError
 
 
-def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
-    """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
-    held-out tasks); adds their metrics, returns the cue table."""
-    table, extra = run_probes(learner, env, entry, config, label)
-    metrics.update(extra)
-    return table
-
-
-def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
-    """The tidy cue-probe table (None without cue probes) and the probe metrics of a trained ``learner``."""
+def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tidy cue-probe and transfer tables of a trained ``learner`` (each None where the
+    paradigm has no such probe); their metrics are registered in :mod:`switchbench.benchmark.metrics`."""
     spec, seed = env.task_spec, int(config["seed"])
     _, model_ss, eval_ss, probe_ss = np.random.SeedSequence(seed).spawn(4)   # the first three as run()'s
     eval_int, probe_int = _seed_int(eval_ss), _seed_int(probe_ss)
     privileged = entry.card.privileged
     n_eval = config["runner"]["n_eval"]
-    metrics, table = {}, None
+    table, transferred = None, None
 
     rows = []
     for p in env.cue_probes(probe_int):
@@ -57,7 +50,6 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
                              performance=score, norm_loss=loss))
     if rows:
         table = pd.DataFrame(rows)
-        metrics.update(M.rule_composition(table))
 
     probe = env.transfer_probe()
     if probe is not None:
@@ -80,5 +72,5 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
         fresh = entry.build(spec, _seed_int(model_ss), **config["model_params"])   # as run() built the learner
         rows = [dict(task=k, network=name, **dict(zip(("steps", "censored"), steps(copy.deepcopy(net), k))))
                 for k in probe.tasks for name, net in (("curriculum", learner), ("scratch", fresh))]
-        metrics.update(M.transfer(pd.DataFrame(rows)))
-    return table, metrics
+        transferred = pd.DataFrame(rows)
+    return table, transferred
