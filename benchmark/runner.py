@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from switchbench.benchmark import loop
 from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_EVAL, REFRESH,  # noqa: F401
                                           RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
                                           available_memory, cache_mode, check_memory, check_runner_options,
                                           check_seed, code_versions, configure, make_config, make_env,
-                                          memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, spec_for, split_overrides, torch_threads, validate)
+                                          memory_terms, model_source, paradigm_side, prepare, resolve_paradigm,
+                                          run_key, source_hash, spec_for, split_overrides, torch_threads, validate)
 from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
                                               after_curriculum_probes, check_finite, compute_metrics,
                                               new_task_blocks, predict_loss, robustness)
@@ -52,7 +53,7 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     The switch criterion (a log column and threshold) defaults to the paradigm's own.
 
     ``sampler="wishart"``: the linear family's covariance engine
-    (:mod:`switchbench.benchmark.batched`: exact held-out expectations, batch covariances
+    (:mod:`switchbench.models.covariance_engine`: exact held-out expectations, batch covariances
     drawn directly) instead of the run loop; other models refuse it.
 
     Outputs kept in memory, never cached (a result loaded from the cache has them None):
@@ -93,6 +94,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
               threads: int | None = 1, **options) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
     run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it."""
+    if "device" in options:         # before any cached run loads: a device that is not there fails every time
+        loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
@@ -117,12 +120,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
 def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:
     """One engine call for ``seeds``: the run loop, or the covariance engine where asked for."""
     if rc.runner.get("sampler") == "wishart":
-        from switchbench.benchmark.batched import run_wishart
-
-        return run_wishart(rc, seeds, progress)
-    from switchbench.benchmark.loop import run as loop
-
-    return loop(rc, seeds, progress, **options)
+        return loop.run_wishart(rc, seeds, progress)
+    return loop.run(rc, seeds, progress, **options)
 
 
 def is_cached(paradigm: str, model: str, seed: int = 0, **kwargs) -> bool:

@@ -28,8 +28,9 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark.runner import (RunResult, cache_mode, cache_root, check_seed, load_cached, prepare,
-                                          run_group)
+from switchbench.benchmark.loop import pick_device
+from switchbench.benchmark.runner import (DEFAULT_K_ADAPT, DEFAULT_N_EVAL, RunResult, cache_mode, cache_root,
+                                          check_seed, load_cached, prepare, run_group)
 from switchbench.errors import SwitchbenchError
 from switchbench.models.batching import can_stack
 
@@ -228,6 +229,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     if threads > MAX_THREADS:
         raise SwitchbenchError(f"threads must be an integer in 1..{MAX_THREADS}, got {threads}")
     cache = cache_mode(cache)
+    pick_device(device)          # before any cached run loads: a device that is not there fails every time
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
@@ -367,8 +369,8 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     any work, from the paradigms' data-free specs (``spec_for``: no data built; what only
     the data can check fails that run when it builds it): ``(name, specs, text)``; a bad
     file is one clear error line."""
-    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
-                                              split_overrides)
+    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, paradigm_side, resolve_paradigm,
+                                              spec_for, split_overrides)
 
     path = Path(path)
     try:
@@ -388,7 +390,7 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
     name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
     n_seeds = suite.get("seeds", 3)
-    specs = []
+    specs, seen = [], {}      # seen: each configuration (resolved parameters) -> the block that lists it
     for i, entry in enumerate(suite.get("paradigm", [])):
         where = f"suite {name!r}, [[paradigm]] {i + 1}"
         if not isinstance(entry, dict):
@@ -405,13 +407,19 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
         runner = {k: overrides[k] for k in RUNNER_OPTIONS if k in overrides}
         check_runner_options(**{"k_adapt": 0, "n_eval": 1, "criterion": None, "threshold": None, **runner})
         chosen = entry.get("models", "*")
-        if chosen == "*":
-            spec = spec_for(short, {})
+        params = {k: v for k, v in overrides.items() if k not in RUNNER_OPTIONS}
+        if chosen == "*":          # the models that support the paradigm as this block sets it
+            spec = spec_for(short, paradigm_side(env_cls, params))
             chosen = [m for m in models.names() if _supports(m, spec)]
         env_params = None
         for m in chosen:
-            env_params, _ = split_overrides(env_cls, models.get(m), {k: v for k, v in overrides.items()
-                                                                     if k not in RUNNER_OPTIONS})
+            env_params, model_params = split_overrides(env_cls, models.get(m), params)
+            key = json.dumps([short, m, env_params, model_params, {**RUNNER_DEFAULTS, **runner}], sort_keys=True,
+                             default=repr)
+            if key in seen:
+                raise SwitchbenchError(f"suite {name!r}: {m} on {short} is listed twice with the same settings "
+                                       f"({seen[key]} and {i + 1}): each seed would count twice; list it once")
+            seen[key] = f"[[paradigm]] {i + 1}"
         if env_params is not None:   # the paradigm's parameters (the same for every model) fit; no data built
             spec_for(short, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
         for m in chosen:
@@ -429,6 +437,11 @@ def _has_date(value) -> bool:
     if isinstance(value, dict):
         return any(_has_date(v) for v in value.values())
     return isinstance(value, list) and any(_has_date(v) for v in value)
+
+
+#: the runner's options where a suite leaves them unset (two blocks that differ only in writing a default are one
+#: configuration)
+RUNNER_DEFAULTS = {"k_adapt": DEFAULT_K_ADAPT, "n_eval": DEFAULT_N_EVAL, "criterion": None, "threshold": None, "sampler": None}
 
 
 def _supports(model: str, spec) -> bool:
