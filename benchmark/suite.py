@@ -173,8 +173,9 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
          bar) -> tuple[list[list[int]], dict]:
     """Group the specs (those of indices ``unique``) by configuration (paradigm, model, overrides): cached seeds load here
     (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
-    run loop call each. A model that stacks seeds runs each configuration in as few chunks as
-    keep ``jobs`` workers busy; any other model one seed per chunk. Also returns each chunk's
+    run loop call each. With one worker, a configuration is one chunk; with several, a model that
+    stacks seeds runs each configuration in as few chunks as keep ``jobs`` workers busy, any
+    other model one seed per chunk (:func:`_together`). Also returns each chunk's
     prepared configuration (by chunk index; None where preparing failed)."""
     groups: dict[str, list[int]] = {}
     for i in unique:
@@ -185,7 +186,6 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
         s, rc = specs[idx[0]], None
         try:
             rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
-            stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
             if cache is True:
                 for i in idx:
                     seed = specs[i].seed
@@ -193,18 +193,34 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
                         results[i] = hit
                         bar.update()
         except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
-            stacks, rc = False, None
+            rc = None
         rest = [i for i in idx if results[i] is None]
         if rest:
-            todo.append((rest, stacks, rc))
+            todo.append((rest, _together(rc, jobs, len(rest)), rc))
     chunks, prepared = [], {}
     per_group = max(1, -(-jobs // max(1, len(todo))))          # ceil(jobs / groups)
-    for rest, stacks, rc in todo:
-        n = min(len(rest), per_group) if stacks else len(rest)
+    for rest, together, rc in todo:
+        n = min(len(rest), per_group) if together else len(rest)
         for j in range(n):
             prepared[len(chunks)] = rc
             chunks.append(rest[j::n])
     return chunks, prepared
+
+
+def _together(rc, jobs: int, n: int) -> bool:
+    """Whether seeds of the configuration ``rc`` may share a chunk: always with one worker (the
+    run loop runs a model that cannot stack one seed per call, each learner built once); with
+    several, where the model stacks (a learner built here to ask, never trained), else one
+    seed per chunk keeps the workers busy. Not where the configuration failed to prepare (each
+    seed then reports its failure on its own)."""
+    if rc is None:
+        return False
+    if jobs == 1 or n == 1 or rc.runner.get("sampler") == "wishart":
+        return True
+    try:
+        return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
+    except Exception:  # noqa: BLE001 - run_chunk reports the failing build per seed
+        return False
 
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
