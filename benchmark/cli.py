@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model name (required; `switchbench list models`) or module:factory, "
                         "the module importable or in the current folder, e.g. gated-linear")
-    s.add_argument("--seeds", type=seed_count, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
+    s.add_argument("--seeds", type=seed_count, default=1, metavar="N", help="run seeds 0..N-1, N at most 10000 (default: 1)")
     _add_jobs(s, "runs")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a paradigm or model parameter, repeatable; VALUE is a Python literal, else a "
@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--backend", choices=("local", "slurm"), default="local",
                        help="local processes or a Slurm job array through submitit (default: local)")
         s.add_argument("--threads", type=thread_count, default=1, metavar="N",
-                       help="torch threads (and Slurm CPUs) per run (default: 1)")
+                       help="torch threads (and Slurm CPUs) per run, 1..1024 (default: 1)")
         s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     return p
 

@@ -192,7 +192,7 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
                     if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):
                         results[i] = hit
                         bar.update()
-        except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
+        except (Exception, SystemExit):  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure
             rc = None
         rest = [i for i in idx if results[i] is None]
         if rest:
@@ -219,7 +219,7 @@ def _together(rc, jobs: int, n: int) -> bool:
         return True
     try:
         return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
-    except Exception:  # noqa: BLE001 - run_chunk reports the failing build per seed
+    except (Exception, SystemExit):  # noqa: BLE001 - run_chunk reports the failing build (or sys.exit) per seed
         return False
 
 
