@@ -43,13 +43,13 @@ _BUILTIN = {
     "gated-mlp-forgetful": "switchbench.models.gated_mlp",
     "mlp": "switchbench.models.gated_mlp",
     "mlp-cued": "switchbench.models.gated_mlp",
-    "gru": "switchbench.models.rnn",
-    "leaky-rnn": "switchbench.models.recurrent",
-    "per-task-rnn": "switchbench.models.recurrent",
-    "leaky-rnn-ewc": "switchbench.models.recurrent",
-    "leaky-rnn-si": "switchbench.models.recurrent",
-    "gated-rnn": "switchbench.models.recurrent",
-    "modular-primitives": "switchbench.models.recurrent",
+    "gru": "switchbench.models.gru",
+    "leaky-rnn": "switchbench.models.leaky_rnn",
+    "per-task-rnn": "switchbench.models.leaky_rnn",
+    "leaky-rnn-ewc": "switchbench.models.consolidation",
+    "leaky-rnn-si": "switchbench.models.consolidation",
+    "gated-rnn": "switchbench.models.gated_rnn",
+    "modular-primitives": "switchbench.models.molap",
 }
 
 
