@@ -107,10 +107,59 @@ def load_suite(path) -> Suite:
     return Suite(*read_suite(suite_path(path)))
 
 
+def default_out(path) -> Path:
+    """Where ``leaderboard`` and ``tune`` write without ``--out``: ``results/`` (the committed
+    leaderboard) for the shipped full suite only; any other suite's report folder under the
+    cache (``$SWITCHBENCH_CACHE/reports/NAME``), so that a user's suite never overwrites it."""
+    path = suite_path(path)
+    shipped = importlib.resources.files("switchbench.suites") / f"{DEFAULT_SUITE}.toml"
+    if isinstance(path, Path) and Path(str(path)).resolve() != Path(str(shipped)).resolve():
+        return cache_root() / "reports" / load_suite(path).name
+    return Path("results")
+
+
+def suite_id(suite: Suite) -> str:
+    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
+    identity a tuning table records, checked when a leaderboard reads it."""
+    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
+    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+
+
+def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
+    """Refuse a tuning table made for another suite: its recorded identity (:func:`suite_id`)
+    must be the suite's; a table without one (written before it was recorded) must tune
+    exactly the suite's (paradigm, model) pairs."""
+    where = f"tuning table {str(path)!r}"
+    if "suite_id" in table:
+        ids = set(table["suite_id"].astype(str))
+        if ids != {suite_id(suite)}:
+            made = ", ".join(sorted(set(table["suite"].astype(str)))) if "suite" in table else "another suite"
+            raise SwitchbenchError(f"{where} was made for suite {made} (id {', '.join(sorted(ids))}), not for suite "
+                                   f"{suite.name!r} (id {suite_id(suite)}): run `switchbench tune` on this suite")
+        return
+    pairs = {(s.paradigm, s.model) for s in suite.specs}
+    tuned = set(zip(table["paradigm"].astype(str), table["model"].astype(str)))
+    if tuned != pairs:
+        odd = sorted(tuned ^ pairs)[0]
+        side = "tunes" if odd in tuned else "lacks"
+        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it {side} {odd[1]} on "
+                               f"{odd[0]}; run `switchbench tune` on this suite")
+
+
+def registered(name: str) -> str:
+    """A report's model name without the settings that tell apart its configurations
+    (:func:`setting_labels`).
+
+    >>> registered("linear (n_blocks=4)"), registered("gated-linear")
+    ('linear', 'gated-linear')
+    """
+    return name.split(" (", 1)[0]
+
+
 def _entry(model: str) -> models.ModelEntry | None:
     """The model's registry entry, or None where it does not load (a broken plug-in)."""
     try:
-        return models.get(model)
+        return models.get(registered(model))
     except SwitchbenchError:
         return None
 
@@ -245,7 +294,7 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     p_adj = holm(p)
     table = pd.DataFrame({
         "rank": shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib),
-        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(m, '')}" for m in names]})
+        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(registered(m), '')}" for m in names]})
     p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "") for i, x in enumerate(p_adj)]
     for m in headline_metrics(scores, paradigm):
         if m == "switch_censored_late":
@@ -266,7 +315,7 @@ def overall(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=["model", "mean rank", "paradigms"])
     df = pd.DataFrame(rows)
-    df["model"] = df["model"].str.split(" ").str[0]
+    df["model"] = df["model"].str.replace(r" †| \[[^\]]*\]$", "", regex=True)   # the dagger, a tuned setting
     out = df.groupby("model")["rank"].agg(["mean", "count"]).rename(columns={"mean": "mean rank",
                                                                              "count": "paradigms"})
     out = out.sort_values(["mean rank", "paradigms"], ascending=[True, False]).reset_index()
@@ -346,15 +395,49 @@ def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "lo
             for v, specs in views.items()}
 
 
+def _flat(config: dict) -> dict:
+    """A configuration's parameters and runner options by name (a model parameter that a
+    paradigm parameter shares its name with as ``model.NAME``)."""
+    env = config["paradigm_params"]
+    return {**env, **{(f"model.{k}" if k in env else k): v for k, v in config["model_params"].items()},
+            **config["runner"]}
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def setting_labels(configs: list[dict]) -> dict[str, str]:
+    """``config_id`` -> the text appended to the model's name in the reports: where a view
+    runs one (paradigm, model) in more than one configuration (two ``[[paradigm]]`` blocks of
+    one paradigm with different ``set``), the settings that tell them apart, e.g.
+    ``" (n_blocks=4)"``, so that each is a row of its own, never pooled; ``""`` otherwise."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for c in configs:
+        groups.setdefault((c["paradigm"], c["model"]), {})[config_id(c)] = _flat(c)
+    out = {}
+    for group in groups.values():
+        flats = list(group.values())
+        keys = [k for k in dict.fromkeys(k for f in flats for k in f)
+                if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+        for i, f in group.items():
+            out[i] = " (" + ", ".join(f"{k}={_value(f.get(k))}" for k in keys) + ")" if len(group) > 1 else ""
+    return out
+
+
 def scores_of(results_by_view: dict[str, list]) -> pd.DataFrame:
-    """The long score table of every view, with ``view`` and ``config_id`` columns."""
+    """The long score table of every view, with ``view`` and ``config_id`` columns; a model
+    that a view runs in several configurations is labelled by its settings
+    (:func:`setting_labels`): one row each in every table."""
     tables = []
     for view, results in results_by_view.items():
         t = metrics_table(results)
+        ok = [r for r in results if isinstance(r, RunResult)]
         ids = [config_id(r.config) if isinstance(r, RunResult) else "" for r in results]
         n = [len(r.metrics) if isinstance(r, RunResult) else 1 for r in results]
         t["view"] = view
         t["config_id"] = np.repeat(ids, n) if len(t) else []
+        t["model"] = t["model"] + t["config_id"].map(setting_labels([r.config for r in ok])).fillna("")
         tables.append(t)
     return pd.concat(tables, ignore_index=True)
 
@@ -500,7 +583,10 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
             stem = f"{paradigm}_{view}"
             figures[f"{stem}_metrics"] = plots.metric_bars(s[s["paradigm"] == paradigm],
                                                            out / "figures" / f"{stem}_metrics.png")
-            figures[f"{stem}_switch_time"] = plots.switch_curves(runs, out / "figures" / f"{stem}_switch_time.png")
+            labels = setting_labels([r.config for r in runs])
+            figures[f"{stem}_switch_time"] = plots.switch_curves(
+                runs, out / "figures" / f"{stem}_switch_time.png",
+                names=[models.label(r.config["model"]) + labels[config_id(r.config)] for r in runs])
     files.update(figures)
     files["site"] = site.write_site(report, figures, out / "site")
     return files
@@ -518,6 +604,8 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
 
     suite = load_suite(path)
     table = read_tuning(tuning) if tuning is not None else None
+    if table is not None:
+        check_tuning(table, suite, tuning)
     out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
                         desc=f"suite {suite.name}", cache=cache)

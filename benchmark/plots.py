@@ -151,16 +151,17 @@ def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS) -> Path:
     return _save(fig, path, dpi=110)
 
 
-def switch_curves(runs: list, path: Path) -> Path:
-    """Switch time at each switch of the curriculum, per model: mean and 95% t-interval over
-    seeds; a hollow marker where some seed never met the criterion (censored: counted at the
-    block's length); privileged models marked †; the legend outside the axes."""
+def switch_curves(runs: list, path: Path, names: list[str] | None = None) -> Path:
+    """Switch time at each switch of the curriculum, per model (``names``: each run's name in
+    the legend, default its model's): mean and 95% t-interval over seeds; a hollow marker
+    where some seed never met the criterion (censored: counted at the block's length);
+    privileged models marked †; the legend outside the axes."""
     sns.set_theme(style="ticks", context="paper")
     rows = []
-    for r in runs:
+    for r, name in zip(runs, names or [r.config["model"] for r in runs]):
         t = r.switch_times
         rows.append(pd.DataFrame({"switch": np.arange(1, len(t) + 1), "switch time (steps)": t["switch_time"],
-                                  "censored": t["censored"].astype(bool), "model": _model_label(r.config["model"]),
+                                  "censored": t["censored"].astype(bool), "model": _model_label(name),
                                   "seed": r.config["seed"]}))
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     if not rows:

@@ -23,8 +23,8 @@ from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_E
                                           RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
                                           available_memory, cache_mode, check_memory, check_runner_options,
                                           check_seed, code_versions, configure, make_config, make_env,
-                                          memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, spec_for, split_overrides, torch_threads, validate)
+                                          memory_terms, model_source, paradigm_side, prepare, resolve_paradigm,
+                                          run_key, source_hash, spec_for, split_overrides, torch_threads, validate)
 from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
                                               after_curriculum_probes, check_finite, compute_metrics,
                                               new_task_blocks, predict_loss, robustness)
@@ -94,7 +94,14 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
               threads: int | None = 1, **options) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
     run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it."""
+    if "device" in options:         # before any cached run loads: a device that is not there fails every time
+        loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
+    if mode and (why := rc.uncached()):
+        if why not in _WARNED:
+            _WARNED.add(why)
+            warn(why)
+        mode = False
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
     if mode is True:    # verified entries only; a corrupt one is reported and recomputed
@@ -113,6 +120,9 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
                     r = e
             done[s] = r
     return [done[s] for s in seeds]
+
+
+_WARNED: set[str] = set()      # the reasons for not caching already given (once a process)
 
 
 def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:

@@ -49,6 +49,9 @@ TIEBREAK = "final_loss"
 LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
            "eligible", "selected"]
+#: the suite a table was made for (its name and :func:`~switchbench.benchmark.leaderboard.suite_id`), written by
+#: ``tune``; a table without them (written before) is checked by its (paradigm, model) pairs instead
+IDENTITY = ["suite", "suite_id"]
 
 
 def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:
@@ -88,7 +91,11 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     p = protocol(suite, budget, seeds, first_seed)
     per_paradigm = {e["name"]: e["tune_seeds"] for e in tomllib.loads(suite.source).get("paradigm", [])
                     if "tune_seeds" in e and seeds is None}
-    entries = {(s.paradigm, s.model): s.overrides for s in suite.specs}
+    entries: dict[tuple[str, str], dict] = {}
+    for s in suite.specs:
+        if entries.setdefault((s.paradigm, s.model), s.overrides) != s.overrides:
+            raise SwitchbenchError(f"tuning selects one configuration per (paradigm, model), and suite {suite.name!r} "
+                                   f"runs {s.model} on {s.paradigm} with two settings: tune each in a suite of its own")
     specs, keys, val = [], [], {}
     for (paradigm, model), overrides in entries.items():
         n = per_paradigm.get(paradigm, p["seeds"])
@@ -110,10 +117,12 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
         else:
             row[PRIMARY].append(r.metrics.get(PRIMARY, np.nan))
             row[TIEBREAK].append(r.metrics.get(TIEBREAK, np.nan))
+    from switchbench.benchmark.leaderboard import suite_id
+
     table = pd.DataFrame(list(rows.values()))
     for m in (PRIMARY, TIEBREAK):
         table[m] = [float(np.mean(v)) if v else np.nan for v in table[m]]
-    return select(table)[COLUMNS]
+    return select(table)[COLUMNS].assign(suite=suite.name, suite_id=suite_id(suite))
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +165,8 @@ def read_tuning(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SwitchbenchError(f"tuning table {str(path)!r} not found: run `switchbench tune` first")
-    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str})
+    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str, "suite": str,
+                                     "suite_id": str})
     missing = [c for c in COLUMNS if c not in table]
     if missing:
         raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")
