@@ -49,7 +49,6 @@ import torch
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark import metrics as M
 from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, after_curriculum_probes,
                                               compute_metrics, new_task_blocks, robustness)
 from switchbench.benchmark.storage import RunResult
@@ -277,16 +276,16 @@ def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress:
         log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
         add_time(log, rc.model_params)
         seed_probes = {k: v[i] for k, v in probes.items()}
-        metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, envs[i], config)
-        metrics["params"] = float(models.count_parameters(learner) or float("nan"))
-        metrics["params_changed_per_task"] = float(np.mean([n[i] for n in changed])) if changed else float("nan")
-        metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S     # amortised over the seeds of the call
+        measured = {"params": float(models.count_parameters(learner) or float("nan")),
+                    "params_changed_per_task": float(np.mean([n[i] for n in changed])) if changed else float("nan"),
+                    "wall_ms_per_step": 1e3 * train_time / n_steps / S}     # amortised over the seeds of the call
         robust = None
         held_i = [(held_x[k][i].cpu(), held_y[k][i].cpu()) for k in range(K)]
         if callable(getattr(learner, "perturb", None)):
             robust = robustness(learner, envs[i], held_i, privileged, eval_int[i], labels[i])
-            metrics.update(M.robustness(robust))
-        cue_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i], metrics)
+        cue_table, transfer_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i])
+        metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, envs[i], config, robustness=robust,
+                                  cue_table=cue_table, transfer_table=transfer_table, measured=measured)
         hidden = None
         if record_hidden and callable(getattr(learner, "record_hidden", None)):
             with torch.no_grad():
@@ -348,11 +347,11 @@ def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
         log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
         add_time(log, rc.model_params)
         seed_probes = {k: v[j] for k, v in out.probes.items()}
-        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config)
-        metrics["params"] = params
-        metrics["params_changed_per_task"] = (float(np.mean([n[j] for n in out.changed])) if out.changed
-                                              else float("nan"))
-        metrics["wall_ms_per_step"] = 1e3 * out.train_time / n_steps / S    # amortised over the batched seeds
+        measured = {"params": params,
+                    "params_changed_per_task": (float(np.mean([n[j] for n in out.changed])) if out.changed
+                                                else float("nan")),
+                    "wall_ms_per_step": 1e3 * out.train_time / n_steps / S}    # amortised over the batched seeds
+        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config, measured=measured)
         results.append(RunResult(config=config, log=log, metrics=metrics, R0=out.R0[j], Rk=out.Rk[j],
                                  probes=seed_probes))
     return results
