@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.config import _file_hash, code_versions, run_key
-from switchbench.cache import cache_dir
+from switchbench.cache import atomic_path, cache_dir, write_atomic  # noqa: F401  (write_atomic: its API here)
 from switchbench.errors import SwitchbenchError
 
 
@@ -202,7 +202,7 @@ def verify_entry(path: Path, config: dict | None = None, key: str | None = None)
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:   # RecursionError: brackets nested thousands deep
         raise CorruptEntry(f"config.json unreadable ({type(e).__name__})") from None
     if not isinstance(meta, dict) or not {"config", "key", "files", "checksum"} <= set(meta):
         raise CorruptEntry("config.json lacks its configuration, key or checksums")

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from switchbench.cache import atomic_file, cache_dir
+from switchbench.cache import atomic_path, cache_dir
 from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, gate_penalty
@@ -176,8 +176,8 @@ def feature_network(config: dict) -> tuple[list, float]:
             sys.stderr.write(f"switchbench: warning: feature cache {path} is corrupt ({type(e).__name__}); "
                              "retraining it\n")
     layers, acc = pretrain(config)
-    with atomic_file(path, suffix=".npz") as f:
-        np.savez(f, test_accuracy=acc, config=json.dumps(config, sort_keys=True),
+    with atomic_path(path) as tmp:
+        np.savez(tmp, test_accuracy=acc, config=json.dumps(config, sort_keys=True),
                  **{f"w{i}": w.numpy() for i, (w, _) in enumerate(layers)},
                  **{f"b{i}": b.numpy() for i, (_, b) in enumerate(layers)})
     return layers, acc

@@ -68,6 +68,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_count(text: str) -> int:
+    """An argparse type: a number of seeds, 1..``MAX_SEEDS`` (as in suite files)."""
+    from switchbench.benchmark.suite import MAX_SEEDS
+
+    return _at_most(positive_int(text), MAX_SEEDS, text)
+
+
+def thread_count(text: str) -> int:
+    """An argparse type: torch threads per run, 1..``MAX_THREADS``."""
+    from switchbench.benchmark.suite import MAX_THREADS
+
+    return _at_most(positive_int(text), MAX_THREADS, text)
+
+
+def _at_most(value: int, most: int, text: str) -> int:
+    if value > most:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..{most}, got {text!r}")
+    return value
+
+
 def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs; a value is a Python literal if it parses as one, else a string.
 
@@ -114,9 +134,9 @@ def add_run_options(s, *, slurm: bool = False) -> None:
         s.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                        help="runs in parallel (worker processes, one torch thread each unless --threads; "
                             "default: 1)")
-    s.add_argument("--threads", type=positive_int, default=1, metavar="N",
-                   help="torch threads (and Slurm CPUs) per run (default: 1)" if slurm else
-                   "torch threads per run (default: 1)")
+    s.add_argument("--threads", type=thread_count, default=1, metavar="N",
+                   help="torch threads (and Slurm CPUs) per run, 1..1024 (default: 1)" if slurm else
+                   "torch threads per run, 1..1024 (default: 1)")
     s.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where the run loop computes: cpu, cuda, or auto (cuda where available) (default: cpu)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)

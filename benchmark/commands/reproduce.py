@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, positive_int
+from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
 
 
 def add(sub) -> None:
@@ -17,7 +17,7 @@ def add(sub) -> None:
                 "switchbench reproduce nta-fig5 --set 'finding.blocks=(10,)'")
     s.add_argument("findings", nargs="*", metavar="FINDING",
                    help="finding names (`switchbench list findings`; default: every finding)")
-    s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+    s.add_argument("--seeds", type=seed_count, default=None, metavar="N",
                    help="seeds per model (default: the finding's own, as in the paper)")
     add_set(s, "override a parameter of every run of the finding (MODEL/KEY: one model's runs; finding.KEY: the "
                "finding's own options, e.g. its grid), repeatable (default: none, the finding's own settings)")

@@ -6,7 +6,7 @@ import json
 import shutil
 from typing import TYPE_CHECKING
 
-from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, positive_int
+from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
 from switchbench.benchmark.commands.options import table as as_text
 from switchbench.errors import SwitchbenchError
 
@@ -27,7 +27,8 @@ def add(sub) -> None:
     s.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model name (required; `switchbench list models`) or module:factory, "
                         "the module importable or in the current folder, e.g. gated-linear")
-    s.add_argument("--seeds", type=positive_int, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
+    s.add_argument("--seeds", type=seed_count, default=1, metavar="N",
+                   help="run seeds 0..N-1, N at most 10000 (default: 1)")
     add_set(s, "set a paradigm or model parameter, repeatable; VALUE is a Python literal, else a string; write "
                "paradigm.KEY= or model.KEY= where both have KEY (default: none, the published defaults), e.g. "
                "--set n_blocks=4 --set tau_c=0.1")

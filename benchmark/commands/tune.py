@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_out, add_run_options, command, positive_int
+from switchbench.benchmark.commands.options import add_out, add_run_options, command, positive_int, seed_count
 
 
 def add(sub) -> None:
@@ -20,7 +20,7 @@ def add(sub) -> None:
     add_out(s)
     s.add_argument("--budget", type=positive_int, default=None, metavar="N",
                    help="configurations per (paradigm, model) (default: the suite's [tuning] budget, else 3)")
-    s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+    s.add_argument("--seeds", type=seed_count, default=None, metavar="N",
                    help="validation seeds per run (default: the suite's [tuning] seeds, else 2)")
     add_run_options(s, slurm=True)
     s.set_defaults(fn=main)
@@ -33,6 +33,7 @@ def main(args) -> int:
     from switchbench.benchmark.metrics import PRIMARY
     from switchbench.benchmark.reporting import fmt
     from switchbench.benchmark.suite import check_out
+    from switchbench.cache import write_atomic
     from switchbench.benchmark.tuning import TIEBREAK, tune
 
     options = run_options(args)
@@ -40,7 +41,7 @@ def main(args) -> int:
     suite = load_suite(name)
     out = check_out(Path(args.out) if args.out else default_out(name))
     table = tune(suite, budget=args.budget, seeds=args.seeds, jobs=args.jobs, backend=args.backend, options=options)
-    table.to_csv(out / "tuning.csv", index=False)
+    write_atomic(out / "tuning.csv", table.to_csv(index=False))
     shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
                                                TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
     print(protocol_text(table))
