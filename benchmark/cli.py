@@ -1,6 +1,7 @@
 """The ``switchbench`` command line (see ``switchbench --help``).
 
-Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+Errors are one line on stderr and a non-zero exit, never a traceback (``--debug``, an option
+of every command, prints the full traceback before that line). Heavy libraries
 (torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
 ``--version`` answer at once.
 """
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +130,8 @@ def cmd_run(args) -> int:
     results = run_many(specs, jobs=args.jobs, cache=_cache(args), device=args.device)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
+        if args.debug and failed[0].trace:
+            print(failed[0].trace, end="", file=sys.stderr)
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
     print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))
@@ -426,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=int, default=1, metavar="N",
                        help="torch threads (and Slurm CPUs) per run (default: 1)")
         s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
+    for s in sub.choices.values():
+        s.add_argument("--debug", action="store_true",
+                       help="on an error, print the full traceback (the model's own code included) before the "
+                            "one-line message (default: the one line only)")
     return p
 
 
@@ -436,19 +444,26 @@ def _one_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 all runs succeeded; 1 some runs failed (reasons listed, the report of
     the others written); 2 bad input (one line on stderr); 130 interrupted. An unexpected
-    error is one line too (``SWITCHBENCH_DEBUG=1`` shows its traceback)."""
+    error is one line too. ``--debug`` (or ``SWITCHBENCH_DEBUG=1``) prints the full traceback
+    first, with the exception raised in a model's own code that caused the error."""
     args = build_parser().parse_args(argv)      # --help and --version exit here, before any heavy import
     from switchbench.benchmark.suite import RunsFailed
 
+    debug = args.debug = bool(args.debug or os.environ.get("SWITCHBENCH_DEBUG"))
     no_cache = os.environ.get("SWITCHBENCH_NO_CACHE")
     try:
         return args.fn(args)
     except RunsFailed as e:
+        if debug:
+            for trace in e.traces:
+                print(trace, end="", file=sys.stderr)
         print(f"switchbench: {e}:", file=sys.stderr)
         for line in e.failed:
             print(f"  {line}", file=sys.stderr)
         return 1
     except SwitchbenchError as e:
+        if debug:
+            traceback.print_exception(type(e), e, e.__traceback__)
         print(f"switchbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -462,10 +477,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - never a traceback for users
-        if os.environ.get("SWITCHBENCH_DEBUG"):
+        if debug:
             raise
         print(f"switchbench: internal error: {type(e).__name__}: {_one_line(e)} "
-              "(please report it; SWITCHBENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+              "(please report it; --debug shows the traceback)", file=sys.stderr)
         return 1
     finally:
         if no_cache is None:

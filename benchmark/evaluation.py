@@ -48,7 +48,7 @@ def _call(what: str, fn, *args, batched: bool = False):
         msg = str(e).splitlines()[0] if str(e) else ""
         if isinstance(e, RuntimeError) and "shape" in msg:   # e.g. torch's "mat1 and mat2 shapes cannot be multiplied"
             msg += SHAPE_HINT
-        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from None
+        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from e     # the model's traceback kept
     call = what.rsplit(": ", 1)[-1]
     if call == "learn" and not batched:
         try:

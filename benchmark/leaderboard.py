@@ -529,5 +529,6 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
     print(f"web page: {files['site']}")
     failed = failure_lines([r for rs in results.values() for r in rs])
     if failed:
-        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files)
+        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files,
+                         [r.trace for rs in results.values() for r in rs if isinstance(r, Failure) and r.trace])
     return files

@@ -118,6 +118,9 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
     # One learner per seed, exactly as a single-seed run builds it; then one batched learner
     # (one seed: the learner itself through Single, so its numbers are exactly a lone run's).
     learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
+    if record_hidden and not callable(getattr(learners[0], "record_hidden", None)):
+        raise SwitchbenchError(f"{label}: record_hidden=True, but {type(learners[0]).__name__} has no "
+                               "record_hidden(x) method (a TorchLearner: pass hidden='<submodule name>')")
     net = batching.Single(learners[0]) if S == 1 else _call(f"{label}: stack", batching.stack, learners)
     if device.type != "cpu":
         net.to(device)
@@ -286,9 +289,10 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
             metrics.update(M.robustness(robust))
         cue_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i], metrics)
         hidden = None
-        if record_hidden and callable(getattr(learner, "record_hidden", None)):
+        if record_hidden:
             with torch.no_grad():
-                hidden = [learner.record_hidden(x).detach().cpu() for x, _ in held_i]
+                hidden = [_call(f"{labels[i]}: record_hidden", learner.record_hidden, x).detach().cpu()
+                          for x, _ in held_i]
         results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i], probes=seed_probes,
                                  robustness=robust, cue_probes=cue_table, learner=learner,
                                  checkpoints=saved[i] if checkpoints else None, hidden=hidden))
