@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
+import shlex
 import shutil
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -210,12 +213,22 @@ def cmd_reproduce(args) -> int:
     if args.no_cache:      # the findings call run_many, which reads this switch
         os.environ["SWITCHBENCH_NO_CACHE"] = "1"
     ok = True
+    command = "switchbench " + " ".join(shlex.quote(a) for a in args.argv)
     for n in names:
-        kw = {"jobs": args.jobs, "overrides": overrides, **({"figures": Path(args.figures)} if args.figures else {})}
+        figures = args.figures or args.record          # a record keeps its figures beside it
+        if args.record:
+            Path(args.record).mkdir(parents=True, exist_ok=True)
+        kw = {"jobs": args.jobs, "overrides": overrides, **({"figures": Path(figures)} if figures else {})}
         if args.seeds:
             kw["n_seeds"] = args.seeds
+        start = time.perf_counter()
         report = reproduce(n, **kw)
-        save_finding(report)   # its status, for the leaderboard's web page
+        seeds = args.seeds or inspect.signature(FINDINGS[n]).parameters["n_seeds"].default
+        provenance = {"seeds": seeds, "command": command, "wall_s": time.perf_counter() - start,
+                      "overrides": overrides}
+        save_finding(report, **provenance)     # the last verdict in this cache, for the web page
+        if args.record:
+            print(f"      record: {save_finding(report, Path(args.record), **provenance)}")
         print(f"== {n}: " + ", ".join(f"{k} {v}" for k, v in report.counts().items()))
         for c in report.checks:
             print(c.line())
@@ -380,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--figures", default=None, metavar="DIR",
                    help="folder for figures (default: a folder under the run cache)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
+    s.add_argument("--record", nargs="?", const="results/findings", default=None, metavar="DIR",
+                   help="write each finding's record (verdict, checks, figures, provenance: commit, source hash, "
+                        "command, seeds, wall time, date) to DIR/NAME.json, its figures beside it (DIR default: "
+                        "results/findings; without --record: only this cache keeps the last verdict)")
     s.set_defaults(fn=cmd_reproduce)
     for name, helptext, description, example in (
             ("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its ranked tables, "
@@ -450,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     from switchbench.benchmark.suite import RunsFailed
 
     debug = args.debug = bool(args.debug or os.environ.get("SWITCHBENCH_DEBUG"))
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     no_cache = os.environ.get("SWITCHBENCH_NO_CACHE")
     try:
         return args.fn(args)

@@ -14,6 +14,10 @@ from switchbench.benchmark import leaderboard, tuning
 from switchbench.benchmark.cli import main
 from switchbench.errors import SwitchbenchError
 
+ROOT = Path(__file__).resolve().parent.parent
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")   # 1x1
+
 TINY = """
 name = "tiny"
 seeds = 3
@@ -187,6 +191,68 @@ def test_the_page_shows_each_findings_status_from_the_last_reproduce():
     site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False)]))
     status = {f["name"]: f["status"] for f in site._findings()}
     assert status[name] == "FAIL"
+
+
+def test_a_record_holds_the_verdict_and_provenance_and_goes_stale_when_the_code_changes(tmp_path, monkeypatch):
+    from switchbench.benchmark import config, site
+    from switchbench.benchmark.findings import FINDINGS, Check, Report, base
+
+    name = next(iter(FINDINGS))
+    fig = tmp_path / "rec" / "fig.png"
+    fig.parent.mkdir()
+    fig.write_bytes(PNG)
+    report = Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False, source="Fig. 3")],
+                    figures=[fig])
+    path = site.save_finding(report, tmp_path / "rec", seeds=3, command="switchbench reproduce x --record",
+                             wall_s=61.24)
+    rec = json.loads(path.read_text())
+    assert rec["verdict"] == "FAIL" and rec["counts"] == {"PASS": 1, "FAIL": 1, "DIFFERS": 0}
+    assert [(c["name"], c["status"], c["value"], c["target"]) for c in rec["checks"]] == [
+        ("a", "PASS", 1.0, ">= 0"), ("b", "FAIL", 0.5, ">= 1")]
+    assert rec["checks"][1]["source"] == "Fig. 3" and rec["checks"][0]["source"] == FINDINGS[name].source != ""
+    assert rec["figures"] == ["fig.png"] and not list((tmp_path / "rec").glob(".*"))   # no temporary file left
+    p = rec["provenance"]
+    assert (p["source_hash"], p["seeds"], p["wall_s"]) == (config.source_hash(), 3, 61.2)
+    assert p["command"] == "switchbench reproduce x --record" and p["date"].startswith("20")
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert (shown["status"], shown["stale"], len(shown["figures"])) == ("FAIL", False, 1)
+    assert f"| `{name}` | FAIL | 1 / 1 / 0 | 61 s | 3 |" in base.records_table(tmp_path / "rec")
+
+    monkeypatch.setattr(config, "source_hash", lambda: "0123456789abcdef")     # the code changed since
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert shown["stale"] and shown["date"] == p["date"][:10] and shown["status"] == "FAIL"
+    assert f"| stale ({p['date'][:10]}): FAIL |" in base.records_table(tmp_path / "rec")
+    site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True)]))      # a current one in the cache wins
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert (shown["status"], shown["stale"]) == ("PASS", False)
+
+
+def test_reproduce_record_writes_the_record_and_its_figure(tmp_path, monkeypatch):
+    from switchbench.benchmark.findings import FINDINGS, Check, Report, base
+
+    def fake(n_seeds: int = 4, *, jobs=1, overrides=None, figures=None, progress=True):
+        out = Path(figures) / "fake.png"
+        out.write_bytes(PNG)
+        return Report("fake-finding", [Check("claim", 2.0, ">= 1", True)], notes=["a note"], figures=[out])
+
+    fake.source = "a paper"
+    monkeypatch.setitem(FINDINGS, "fake-finding", fake)
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "fake-finding", "--record"]) == 0
+    rec = base.load_records()["fake-finding"]
+    assert rec["verdict"] == "PASS" and not rec["stale"] and rec["figures"] == ["fake.png"]
+    assert (tmp_path / "results" / "findings" / "fake.png").is_file()
+    assert rec["provenance"]["seeds"] == 4 and rec["provenance"]["command"] == \
+        "switchbench reproduce fake-finding --record"
+    assert rec["checks"][0]["source"] == "a paper" and rec["notes"] == ["a note"]
+
+
+def test_the_readme_findings_table_is_the_generated_one():
+    from switchbench.benchmark.findings.base import records_table
+
+    readme = (ROOT / "README.md").read_text()
+    table = records_table(ROOT / "results" / "findings", mark_stale=False)
+    assert table in readme
 
 
 def test_selection_excludes_configurations_that_did_not_learn():
