@@ -201,7 +201,7 @@ def make_config(short: str, gym_id: str, env_params: dict, model: str, model_par
 # --- options, memory and threads -------------------------------------------------------
 
 RUNNER_OPTIONS = ("k_adapt", "n_eval", "criterion", "threshold", "sampler")
-#: ``sampler="wishart"``: the covariance engine of the linear family (:mod:`switchbench.benchmark.batched`)
+#: ``sampler="wishart"``: the covariance engine of the linear family (:mod:`switchbench.models.covariance_engine`)
 SAMPLERS = ("wishart",)
 CRITERIA = ("norm_loss", "loss", "accuracy", "performance")
 REFRESH = "refresh"

@@ -55,7 +55,7 @@ from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_ti
 from switchbench.benchmark.storage import RunResult
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss, task_losses
-from switchbench.models import batching
+from switchbench.models import batching, covariance_engine
 from switchbench.paradigms.base import SwitchEnv
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -296,6 +296,67 @@ def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: t
         results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i], probes=seed_probes,
                                  robustness=robust, cue_probes=cue_table, learner=learner,
                                  checkpoints=saved[i] if checkpoints else None, hidden=hidden))
+    return results
+
+
+def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
+    """Run the seeds of the configuration ``rc`` (``sampler="wishart"``) through the linear
+    family's covariance engine (:mod:`switchbench.models.covariance_engine`) as one program:
+    one :class:`RunResult` per seed in order (unsaved; the runner caches them), or the
+    :class:`SwitchbenchError` of a seed whose loss went non-finite. ``chunk``: steps whose
+    covariances are drawn at once."""
+    seeds = [int(s) for s in seeds]
+    env, spec, label = rc.take_env(), rc.spec, rc.label(seeds)
+    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
+    stream, model_int, eval_int = ([_seed_int(ch[j]) for ch in children] for j in range(3))
+    learners = [rc.entry.build(spec, m, **rc.model_params) for m in model_int]
+    reason = covariance_engine.decline_reason(learners[0], env)
+    if reason:
+        raise SwitchbenchError(f"{label}: {reason}")
+    teachers = env.ground_truth()                               # one per task (composed tasks included)
+    if len(teachers) != spec.n_tasks:
+        raise SwitchbenchError(f"{rc.paradigm}: {len(teachers)} teachers for {spec.n_tasks} tasks; run it per seed")
+    scheds = []                                                 # each seed's curriculum: one block layout for all
+    for st in stream:
+        env.reset(seed=st)
+        scheds.append(env.curriculum)
+    sched = scheds[0]
+    if any(not np.array_equal(c.block, sched.block) for c in scheds):
+        raise SwitchbenchError(f"{label}: sampler 'wishart' needs seeds whose blocks end at the same steps; "
+                               "run them in separate calls")
+    out = covariance_engine.train(learners, teachers, spec.null_loss, scheds, stream, eval_int,
+                                  batch_size=spec.batch_size, k_adapt=rc.k_adapt,
+                                  privileged=rc.entry.card.privileged, snapshot=new_task_blocks(sched),
+                                  chunk=chunk, progress=progress, label=label)
+    S, n_steps = len(seeds), sched.n_steps
+    phase = np.asarray(sched.phases, dtype=object)[sched.block]
+    params = float(models.count_parameters(learners[0]) or float("nan"))
+    results = []
+    for j, seed in enumerate(seeds):
+        if j in out.failed:
+            results.append(SwitchbenchError(f"{rc.label([seed])}: non-finite loss at step {out.failed[j]} "
+                                            "(a learning rate too large?)"))
+            continue
+        config = rc.config(seed)
+        cols = {"paradigm": rc.paradigm, "model": models.label(rc.model), "seed": seed, "step": np.arange(n_steps),
+                "block": sched.block, "task": scheds[j].task, "phase": phase, "switch": scheds[j].switch,
+                "loss": out.loss[:, j].astype(np.float64)}
+        if out.gates is not None:
+            cols.update({f"gates_{p}": out.gates[:, j, p].astype(np.float64) for p in range(out.gates.shape[2])})
+        if out.modules is not None:
+            flat = out.modules[:, j].reshape(n_steps, -1)
+            cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
+        log = pd.DataFrame(cols)
+        log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+        add_time(log, rc.model_params)
+        seed_probes = {k: v[j] for k, v in out.probes.items()}
+        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config)
+        metrics["params"] = params
+        metrics["params_changed_per_task"] = (float(np.mean([n[j] for n in out.changed])) if out.changed
+                                              else float("nan"))
+        metrics["wall_ms_per_step"] = 1e3 * out.train_time / n_steps / S    # amortised over the batched seeds
+        results.append(RunResult(config=config, log=log, metrics=metrics, R0=out.R0[j], Rk=out.Rk[j],
+                                 probes=seed_probes))
     return results
 
 

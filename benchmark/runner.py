@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from switchbench.benchmark import loop
 from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_EVAL, REFRESH,  # noqa: F401
                                           RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
                                           available_memory, cache_mode, check_memory, check_runner_options,
@@ -52,7 +53,7 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     The switch criterion (a log column and threshold) defaults to the paradigm's own.
 
     ``sampler="wishart"``: the linear family's covariance engine
-    (:mod:`switchbench.benchmark.batched`: exact held-out expectations, batch covariances
+    (:mod:`switchbench.models.covariance_engine`: exact held-out expectations, batch covariances
     drawn directly) instead of the run loop; other models refuse it.
 
     Outputs kept in memory, never cached: ``RunResult.learner`` is the trained learner
@@ -123,12 +124,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
 def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:
     """One engine call for ``seeds``: the run loop, or the covariance engine where asked for."""
     if rc.runner.get("sampler") == "wishart":
-        from switchbench.benchmark.batched import run_wishart
-
-        return run_wishart(rc, seeds, progress)
-    from switchbench.benchmark.loop import run as loop
-
-    return loop(rc, seeds, progress, **options)
+        return loop.run_wishart(rc, seeds, progress)
+    return loop.run(rc, seeds, progress, **options)
 
 
 def is_cached(paradigm: str, model: str, seed: int = 0, **kwargs) -> bool:

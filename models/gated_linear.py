@@ -100,7 +100,7 @@ class GatedLinear(ZooModule):
     do not learn); learning rates ``lr_w = dt / tau_w``, ``lr_c = dt / tau_c``; ``dtype``.
     Stacked seeds (:meth:`stack`) put a seed dimension first: ``W`` (S, P, d_out, d_in).
     """
-    covariance_form = property(lambda self: self.c.ndim == 1)   # one gate per path: benchmark.batched can run it
+    covariance_form = property(lambda self: self.c.ndim == 1)   # one gate per path: models.covariance_engine can run it
 
     def __init__(self, d_in: int, d_out: int, n_paths: int, *, dt: float, tau_w: float, tau_c: float, lam: float,
                  c_init: float, w_init: float, seed: int, learn_gates: bool = True, dtype: str = "float32",

@@ -33,7 +33,7 @@ class DeepLinear(ZooModule):
     """A product of linear layers ``y = W_L ... W_1 x`` trained by plain gradient descent
     (hand-written backprop). ``layers``: the matrices ``W_l`` (out, in), parameters; ``lr``;
     ``dtype``. Stacked seeds (:meth:`stack`) put a seed dimension first: (S, out, in)."""
-    covariance_form = property(lambda self: len(self.layers) == 1)   # one layer: benchmark.batched can run it
+    covariance_form = property(lambda self: len(self.layers) == 1)   # one layer: models.covariance_engine can run it
 
     def __init__(self, sizes: list[int], *, lr: float, w_init: float, seed: int, dtype: str = "float32"):
         super().__init__()

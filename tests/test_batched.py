@@ -8,8 +8,9 @@ import pytest
 
 import conftest
 
-from switchbench.benchmark import batched, runner
-from switchbench.benchmark.batched import sample_cov, wishart_cov
+from switchbench.benchmark import runner
+from switchbench.models import covariance_engine
+from switchbench.models.covariance_engine import sample_cov, wishart_cov
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 
@@ -125,7 +126,7 @@ def test_runs_are_cached_under_their_own_keys_and_resume(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed a cached run")
 
-    monkeypatch.setattr(batched, "_run", boom)
+    monkeypatch.setattr(covariance_engine, "train", boom)
     again = runner.run_seeds("blocked-linear", "gated-linear", [1, 0], sampler="wishart", **small)
     assert [r.path for r in again] == [a[1].path, a[0].path]
     assert_same_run(again[1], a[0], rtol=0, atol=1e-12)
@@ -169,6 +170,6 @@ def test_the_gate_penalty_gradient_is_the_models_bit_for_bit(dtype, P):
             c = (scale * rng.standard_normal((64, P))).astype(dtype)
             c[rng.random(c.shape) < 0.05] = 0.0
             c[rng.random(c.shape) < 0.05] = -0.0
-            ours, model = batched.gate_penalty_grad(c, weight), gate_penalty_grad(torch.from_numpy(c), weight).numpy()
+            ours, model = covariance_engine.gate_penalty_grad(c, weight), gate_penalty_grad(torch.from_numpy(c), weight).numpy()
             assert ours.dtype == model.dtype == dtype
             np.testing.assert_array_equal(ours.view(f"u{ours.itemsize}"), model.view(f"u{model.itemsize}"))

@@ -139,7 +139,7 @@ def test_zoo_models_are_modules_with_a_state_dict(name, spec):
 
 
 def test_the_batched_engine_still_reads_the_linear_learners():
-    """``benchmark/batched.py`` stacks the linear learners from these attributes."""
+    """``models/covariance_engine.py`` stacks the linear learners from these attributes."""
     net = models.get("gated-linear").build(LIN, seed=0)
     assert net.W.numpy().shape == (2, 2, 6) and net.c.numpy().shape == (2,) and net.dtype == torch.float32
     assert (net.lr_w, net.lr_c, net.lam, net.learn_gates, net.manifold_weight) == (1e-3 / 1.3, 1e-3 / 0.03, 0.1,

@@ -91,3 +91,26 @@ def test_source_hash_reads_every_module_of_the_package(monkeypatch):
     config.source_hash.__wrapped__()
     assert "switchbench.data" in names and len(files) > 40
     assert files <= read, sorted(str(f) for f in files - read)
+
+
+def test_timing_scripts_live_outside_the_package_and_import_what_exists():
+    """The timing scripts (benchmarks/) are not installed nor hashed (editing one never
+    invalidates a cached run), and every name they import from switchbench exists."""
+    import ast
+    import configparser
+    import importlib
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    folders = [line.split("=")[1].strip() for line in cfg["options"]["package_dir"].strip().splitlines()]
+    assert not any(f.split("/")[0] == "benchmarks" for f in folders)
+    scripts = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert {p.name for p in scripts} >= {"engine_speed.py", "speed.py", "pool_speed.py"}
+    for script in scripts:
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("switchbench"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{script.name}: {node.module}.{alias.name}"
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("_") and node.module != "__future__":  # the scripts' own helpers
+                assert (ROOT / "benchmarks" / f"{node.module}.py").is_file(), f"{script.name}: {node.module}"

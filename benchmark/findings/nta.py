@@ -59,7 +59,7 @@ def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None,
              progress: bool = True) -> Report:
     """Fig. 2 of the gated-network paper: specialisation, gate switching and faster switching.
 
-    The seeds of each model run as one batched program (:mod:`switchbench.benchmark.batched`)
+    The seeds of each model run as one batched program (:mod:`switchbench.models.covariance_engine`)
     with the option ``finding.sampler`` (default ``"wishart"``: batch covariances drawn exactly
     in distribution, held-out losses exact; ``"samples"`` or ``None``: the run loop, on the
     paradigm's own samples); see :func:`sampled`.

@@ -1,6 +1,6 @@
 """Whole-process wall times of the commands users type, from a fresh cache, side by side::
 
-    python -m switchbench.benchmark.engine_speed [--parts fig2,fig2-wishart,cognitive] [--jobs 2]
+    python benchmarks/engine_speed.py [--parts fig2,fig2-wishart,cognitive] [--jobs 2]
         [--compare OTHER_VENV/bin/switchbench ...] [--repeats 1]
 
 Each part is a command line run as its own process into an empty ``$SWITCHBENCH_CACHE``
@@ -96,7 +96,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m switchbench.benchmark.engine_speed",
+    p = argparse.ArgumentParser(prog="python benchmarks/engine_speed.py",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--parts", default="fig2,cognitive",
                    help="comma-separated: fig2, fig2-wishart, cognitive, cognitive-gru, leaderboard")
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--short", action="store_true",
                    help="the cognitive part with 2 blocks of 100 batches instead of 6 of 300 (a quicker comparison)")
     args = p.parse_args(argv)
-    here = shutil.which("switchbench") or str(Path(sys.executable).with_name("switchbench"))
+    here = Path(sys.executable).with_name("switchbench")      # the installation this interpreter runs
+    here = str(here) if here.exists() else shutil.which("switchbench")
     exes = [here] + list(args.compare)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}; each command in a fresh cache")

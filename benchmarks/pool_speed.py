@@ -1,6 +1,6 @@
 """Speed of ``CognitiveSwitch-v0``'s trial pools against ``neurogym.Dataset``, in one run::
 
-    python -m switchbench.benchmark.pool_speed [--task yang19.go-v0] [--dt 20] [--batch 64] [--seq-len 100]
+    python benchmarks/pool_speed.py [--task yang19.go-v0] [--dt 20] [--batch 64] [--seq-len 100]
 
 Prints the median time of one ``batch x seq-len`` batch (target: <= 5 ms) three ways:
 
@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from switchbench.benchmark.speed import scratch_cache
+from _common import cpu_name, scratch_cache
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -37,7 +37,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m switchbench.benchmark.pool_speed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/pool_speed.py", description=__doc__.split("\n")[0])
     p.add_argument("--task", default="yang19.go-v0", help="neurogym env id")
     p.add_argument("--dt", type=int, default=20, help="the task's time step in ms (Yang et al.: 20)")
     p.add_argument("--batch", type=int, default=64, help="trials per batch")
@@ -54,7 +54,6 @@ def _measure(args) -> int:
     import torch
 
     import switchbench  # noqa: F401  (registers the paradigms)
-    from switchbench.benchmark.speed import cpu_name
 
     kw = dict(envs=[args.task], env_kwargs={args.task: {"dt": args.dt}}, seq_len=args.seq_len,
               batch_size=args.batch, pool_size=args.pool_size, eval_pool_size=16, n_blocks=1,

@@ -36,6 +36,12 @@ probed at a block end are those the evaluation left: the last task's). The metri
 ``wall_ms_per_step`` is the batch's training time (covariances and updates, evaluation
 excluded) per step and seed.
 
+The interface: :func:`decline_reason` (can it run this learner on this paradigm?) and
+:func:`train` (single-seed learners, the paradigm's teachers and curricula, the seeds'
+streams -> arrays, :class:`Trained`); the run loop's :func:`~switchbench.benchmark.loop.run_wishart`
+builds the learners, calls them and makes the arrays a :class:`~switchbench.benchmark.storage.RunResult`
+per seed, scored as every run is.
+
 >>> from switchbench.benchmark.runner import run
 >>> res = run("blocked-linear", "gated-linear", seeds=[0, 1], sampler="wishart", n_blocks=2, block_size=20,
 ...           cache=False, progress=False)
@@ -50,12 +56,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from switchbench import models
-from switchbench.benchmark import runner as R
 from switchbench.errors import SwitchbenchError
 
 def decline_reason(learner, env) -> str | None:
@@ -142,12 +145,14 @@ def gate_penalty_grad(c: np.ndarray, weight: float = 10.0) -> np.ndarray:
     return (dn + weight * dm) / (1 + weight)
 
 
-def _from_learners(learners: list, dtype) -> tuple[Batched, dict[str, bool]]:
-    """Stack the per-seed learners the registry built (same initialisation, same checks)."""
+def from_learners(learners: list) -> tuple[Batched, bool]:
+    """Stack the per-seed learners the registry built (same initialisation, same checks), in
+    their ``dtype``; and whether they have gates and modules to probe."""
     from switchbench.models.gated_linear import GatedLinear
     from switchbench.models.linear import DeepLinear
 
     first = learners[0]
+    dtype = np.float64 if first.dtype == torch.float64 else np.float32
     if isinstance(first, GatedLinear):
         W = np.stack([m.W.detach().numpy() for m in learners])
         c = np.stack([m.c.detach().numpy() for m in learners])
@@ -187,57 +192,60 @@ def wishart_cov(rng: np.random.Generator, n: int, d: int, batch: int, dtype) -> 
     return (At @ At.transpose(1, 2) / batch).numpy().astype(dtype)
 
 
-# --- the run --------------------------------------------------------------------------------
+# --- the program -----------------------------------------------------------------------------
 
-def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list[R.RunResult]:
-    """Run the seeds of the configuration ``rc`` (a :class:`~switchbench.benchmark.config.RunConfig`
-    with ``sampler="wishart"``) as one batched program: one unsaved
-    :class:`~switchbench.benchmark.runner.RunResult` per seed, in order (the runner caches them).
-    ``chunk``: steps whose covariances are drawn at once."""
-    return _run(rc, [int(s) for s in seeds], chunk, progress)
+def task_gates(learner, n_tasks: int) -> np.ndarray:
+    """The gates ``observe_task(k)`` sets on a privileged learner (``oracle-gates``), one row per task."""
+    told = copy.deepcopy(learner)
+    gates = []
+    for k in range(n_tasks):
+        told.observe_task(k)
+        gates.append(told.c.detach().numpy().copy())
+    return np.asarray(gates)
 
 
-def _run(rc, seeds, chunk, progress):
-    """The batched program for ``seeds``."""
-    env, entry, spec, model, short = rc.take_env(), rc.entry, rc.spec, rc.model, rc.paradigm
-    S, K, B, d = len(seeds), spec.n_tasks, spec.batch_size, spec.input_size
-    todo = [(s, rc.config(s)) for s in seeds]
-    label = rc.label(seeds)
-    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
-    stream, model_int, eval_int = ([R._seed_int(ch[j]) for ch in children] for j in range(3))
-    learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
-    reason = decline_reason(learners[0], env)
-    if reason:
-        raise SwitchbenchError(f"{label}: {reason}")
-    dtype = np.float64 if learners[0].dtype == torch.float64 else np.float32
-    net, has_probe = _from_learners(learners, dtype)
-    privileged = entry.card.privileged
-    teachers = env.ground_truth()                               # one per task (composed tasks included)
-    if len(teachers) != K:
-        raise SwitchbenchError(f"{short}: {len(teachers)} teachers for {K} tasks; run it per seed")
+@dataclass
+class Trained:
+    """What one program gives, per seed ``s`` (first index): ``loss`` (n_steps, S); ``gates``
+    (n_steps, S, P) and ``modules`` (n_steps, S, P, d_out * d_in) where small enough (else
+    None); ``R0``, ``Rk`` (S, n_blocks, K); ``probes`` (name -> (S, n_blocks, ...), empty
+    without gates); ``changed``: per new-task block, the parameters it changed (S,);
+    ``train_time``: seconds spent learning (covariances included, evaluation excluded);
+    ``failed``: seed index -> the step of its first non-finite loss."""
+
+    loss: np.ndarray
+    gates: np.ndarray | None
+    modules: np.ndarray | None
+    R0: np.ndarray
+    Rk: np.ndarray
+    probes: dict[str, np.ndarray]
+    changed: list[np.ndarray]
+    train_time: float
+    failed: dict[int, int]
+
+
+def train(learners: list, teachers: np.ndarray, null_loss, curricula: list, streams: list[int],
+          eval_seeds: list[int], *, batch_size: int, k_adapt: int, privileged: bool, snapshot: np.ndarray,
+          chunk: int = 250, progress: bool = False, label: str = "") -> Trained:
+    """Train the single-seed ``learners`` (one per seed, built by the registry) as one program.
+
+    ``teachers`` (K, d_out, d_in): the paradigm's linear teachers, one per task; ``null_loss``:
+    each task's loss of the zero prediction; ``curricula``: each seed's
+    :class:`~switchbench.paradigms.base.Curriculum` (one block layout for all);
+    ``streams``/``eval_seeds``: each seed's stream and evaluation seeds (module docstring);
+    ``privileged``: set the gates ``observe_task`` sets before each step and evaluation;
+    ``snapshot``: True at the steps where a block counted in ``changed`` starts; ``chunk``:
+    steps whose covariances are drawn at once."""
+    net, has_probe = from_learners(learners)
+    dtype = net.W.dtype
+    S, K, B, d = len(learners), len(teachers), batch_size, net.shape[1]
+    gates_of = task_gates(learners[0], K).astype(dtype) if privileged else None
     teachers = teachers.astype(np.float32).astype(dtype)       # the env computes its targets in float32
-    null = np.asarray(spec.null_loss)
-    task_gates = []                                            # privileged: the gates observe_task(k) sets
-    if privileged:
-        told = copy.deepcopy(learners[0])
-        for k in range(K):
-            told.observe_task(k)
-            task_gates.append(told.c.detach().numpy().copy())
-    task_gates = np.asarray(task_gates, dtype=dtype)
-
-    # Each seed's curriculum (one block layout for all; the tasks may differ, as when
-    # interleaved) and stream.
-    scheds = []
-    for st in stream:
-        env.reset(seed=st)
-        scheds.append(env.curriculum)
-    sched = scheds[0]
-    if any(not np.array_equal(c.block, sched.block) for c in scheds):
-        raise SwitchbenchError(f"{label}: sampler 'wishart' needs seeds whose blocks end at the same steps; "
-                               "run them in separate calls")
-    step_tasks = np.stack([c.task for c in scheds], axis=1)    # (n_steps, S)
+    null = np.asarray(null_loss)
+    sched = curricula[0]
+    step_tasks = np.stack([c.task for c in curricula], axis=1)  # (n_steps, S)
     n_steps = sched.n_steps
-    rngs = [np.random.default_rng(st) for st in stream]
+    rngs = [np.random.default_rng(st) for st in streams]
     pool = ThreadPoolExecutor(max(1, torch.get_num_threads()))
 
     def train_covs():
@@ -266,9 +274,9 @@ def _run(rc, seeds, chunk, progress):
         """Start drawing the adaptation batches of ``block`` in the pool (each from its own
         generator, so when they are drawn does not matter): done while the block trains."""
         def one(sk):
-            e, k = eval_int[sk // K], sk % K
-            return wishart_cov(np.random.default_rng((e, 1 + block, k)), rc.k_adapt, d, B, dtype)
-        if rc.k_adapt and block not in adapt_jobs:
+            e, k = eval_seeds[sk // K], sk % K
+            return wishart_cov(np.random.default_rng((e, 1 + block, k)), k_adapt, d, B, dtype)
+        if k_adapt and block not in adapt_jobs:
             adapt_jobs[block] = [pool.submit(one, sk) for sk in range(S * K)]
 
     def adapt_covs(block):
@@ -283,17 +291,17 @@ def _run(rc, seeds, chunk, progress):
         r0 = np.empty((S, K))
         for k in range(K):
             if privileged:
-                net.c[:] = task_gates[k]                        # observe_task(k), as the runner does
+                net.c[:] = gates_of[k]                          # observe_task(k), as the run loop does
             r0[:, k] = held_loss(net, np.full(S, k), held[:, k])
         copies, tasks = net.repeat(K), np.tile(np.arange(K), S)
         targets = teachers[tasks]
-        if rc.k_adapt:
+        if k_adapt:
             for sig in adapt_covs(block):
                 if privileged:
-                    copies.c[:] = task_gates[tasks]
+                    copies.c[:] = gates_of[tasks]
                 copies.learn(sig, targets)
         if privileged:
-            copies.c[:] = task_gates[tasks]
+            copies.c[:] = gates_of[tasks]
         rk = held_loss(copies, tasks, held.reshape(S * K, d, d)).reshape(S, K)
         return r0, rk
 
@@ -308,8 +316,8 @@ def _run(rc, seeds, chunk, progress):
     block_end = np.append(sched.block[1:] != sched.block[:-1], True)
     block_start = np.append(True, block_end[:-1])
     new_tasks = np.append(True, (step_tasks[1:] != step_tasks[:-1]).any(1))   # some seed's task changes
-    new_task, before, changed = R.new_task_blocks(sched), None, []   # parameters changed per new task, per seed
-    failed = {}                                                   # seed index -> why its run failed
+    before, changed = None, []                                    # parameters changed per new task, per seed
+    failed: dict[int, int] = {}
     try:
         with np.errstate(all="ignore"):
             t_start = time.perf_counter()
@@ -321,8 +329,8 @@ def _run(rc, seeds, chunk, progress):
                     if block_start[t]:
                         draw_adapt(int(sched.block[t]))
                     if privileged:
-                        net.c[:] = task_gates[task]
-                    if new_task[t]:
+                        net.c[:] = gates_of[task]
+                    if snapshot[t]:
                         before = (net.W.copy(), net.c.copy())
                     loss[t] = net.learn(sig, targets)
                     if gates is not None:
@@ -346,41 +354,15 @@ def _run(rc, seeds, chunk, progress):
                     t += 1
                 bar.update(len(sigmas))
                 for step, s in np.argwhere(~np.isfinite(loss[t - len(sigmas):t])):   # a seed's first non-finite loss
-                    if int(s) not in failed:
-                        failed[int(s)] = SwitchbenchError(f"{rc.label([seeds[s]])}: non-finite loss at step "
-                                                     f"{int(step) + t - len(sigmas)} (a learning rate too large?)")
+                    failed.setdefault(int(s), int(step) + t - len(sigmas))
                 if len(failed) == S:
-                    return [failed[s] for s in range(S)]
+                    break
             train_time += time.perf_counter() - t_start
     finally:
         bar.close()
         pool.shutdown(cancel_futures=True)
-
+    if len(failed) == S:
+        return Trained(loss, gates, mods, np.empty((S, 0, K)), np.empty((S, 0, K)), {}, changed, train_time, failed)
     R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)        # (S, n_blocks, K)
     probes = {k: np.stack(v, axis=1) for k, v in probes.items()} if has_probe else {}
-    phase = np.asarray(sched.phases, dtype=object)[sched.block]
-    label = models.label(model)
-    params = float(models.count_parameters(learners[0]) or float("nan"))
-    results = []
-    for j, (seed, config) in enumerate(todo):
-        if j in failed:
-            results.append(failed[j])
-            continue
-        cols = {"paradigm": short, "model": label, "seed": seed, "step": np.arange(n_steps), "block": sched.block,
-                "task": scheds[j].task, "phase": phase, "switch": scheds[j].switch,
-                "loss": loss[:, j].astype(np.float64)}
-        if gates is not None:
-            cols.update({f"gates_{p}": gates[:, j, p].astype(np.float64) for p in range(P)})
-        if mods is not None:
-            flat = mods[:, j].reshape(n_steps, -1)
-            cols.update({f"modules_{q}": flat[:, q].astype(np.float64) for q in range(flat.shape[1])})
-        log = pd.DataFrame(cols)
-        log["norm_loss"] = log["loss"] / null[log["task"].to_numpy()]
-        R.add_time(log, rc.model_params)
-        seed_probes = {k: v[j] for k, v in probes.items()}
-        metrics = R.compute_metrics(log, R0[j], Rk[j], seed_probes, env, config)
-        metrics["params"] = params
-        metrics["params_changed_per_task"] = float(np.mean([n[j] for n in changed])) if changed else float("nan")
-        metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S    # amortised over the batched seeds
-        results.append(R.RunResult(config=config, log=log, metrics=metrics, R0=R0[j], Rk=Rk[j], probes=seed_probes))
-    return results
+    return Trained(loss, gates, mods, R0, Rk, probes, changed, train_time, failed)
