@@ -113,7 +113,10 @@ def site_data(report: dict, figures: dict[str, Path], records: Path | None = Non
     views = {}
     for view, t in report["tables"].items():
         views[view] = {"paradigms": {p: _table(df) for p, df in t["paradigms"].items()},
-                       "overall": _table(t["overall"], index=False)}
+                       "overall": _table(t["overall"], index=False), "caveats": t.get("caveats", {}),
+                       "ranked_by": {p: df.attrs.get("ranked_by", "") for p, df in t["paradigms"].items()},
+                       "note": ("Published view: every model at its card's defaults." if view == "published"
+                                else report["protocol"])}
     figs = {}
     for key, path in figures.items():
         for view in report["tables"]:

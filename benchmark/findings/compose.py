@@ -190,7 +190,15 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = No
               Check("steps to criterion on rtanti, modular-primitives / leaky-rnn from scratch", molap,
                     "< 1 (pretrained primitives facilitate a new task)", molap < 1)]
     out = Path(figures) if figures is not None else cache_root() / "reports" / "compose"
-    fig = plots.grouped_bars(df[df["measure"].isin(names[:3])], out / "zoo_transfer.png", x="model", hue=None)
+    shown = df[df["measure"].isin(names[:3])].merge(
+        df[df["measure"] == "transfer_censored"][["model", "seed", "value"]].rename(columns={"value": "censored"}),
+        on=["model", "seed"])
+    shown["censored"] = shown["censored"] > 0
+    fig = plots.grouped_bars(shown, out / "zoo_transfer.png", x="model", hue=None, censored="censored",
+                             ylabels={"transfer_steps": "after the curriculum / from scratch (ratio)",
+                                      "transfer_steps_curriculum": "steps to criterion, after the curriculum",
+                                      "transfer_steps_scratch": "steps to criterion, from scratch"},
+                             reflines={"transfer_steps": 1.0})
     c = results[0].config
     what = (f"steps: batches until {c['runner']['criterion']} {'>=' if c['runner']['criterion'] == 'accuracy' else '<='} "
             f"{c['runner']['threshold']:g}, budget {c['paradigm_params']['transfer_budget']}; censored: fraction that "

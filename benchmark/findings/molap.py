@@ -105,9 +105,13 @@ def _corpus_note(results) -> str:
 
 
 def _figure(df: pd.DataFrame, measures, figures, name: str) -> Path:
-    long = df.melt(id_vars=["model", "task", "seed"], value_vars=list(measures), var_name="measure")
+    long = df.melt(id_vars=["model", "task", "seed", "censored"], value_vars=list(measures), var_name="measure")
+    long["censored"] = long["censored"] & (long["measure"] == "steps to criterion")   # a bound on steps only
     out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
-    return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model")
+    return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model", censored="censored",
+                              ylabels={"steps to criterion": "steps to criterion (learning steps)",
+                                       "held-out performance": "held-out performance (fraction)",
+                                       "parameters changed": "parameters changed (count)"})
 
 
 @finding("molap-efficiency", source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's efficiency claim")
