@@ -81,6 +81,18 @@ def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str
             {**{k: p.default for k, p in model_params.items()}, **model_kw})
 
 
+def paradigm_side(env_cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that set the paradigm's parameters (``paradigm.key``, or a bare key the
+    paradigm has), whatever the model: what decides which models a paradigm so set supports."""
+    names = paradigm_params(env_cls)
+    out = {}
+    for key, value in overrides.items():
+        side, _, bare = key.rpartition(".")
+        if side in ("", "paradigm") and bare in names:
+            out[bare] = value
+    return out
+
+
 def _jsonable(v):
     if isinstance(v, (tuple, list)):
         return [_jsonable(x) for x in v]

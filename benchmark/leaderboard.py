@@ -111,10 +111,20 @@ def load_suite(path) -> Suite:
     return Suite(*read_suite(suite_path(path)))
 
 
+def registered(name: str) -> str:
+    """A report's model name without the settings that tell apart its configurations
+    (:func:`setting_labels`).
+
+    >>> registered("linear (n_blocks=4)"), registered("gated-linear")
+    ('linear', 'gated-linear')
+    """
+    return name.split(" (", 1)[0]
+
+
 def _entry(model: str) -> models.ModelEntry | None:
     """The model's registry entry, or None where it does not load (a broken plug-in)."""
     try:
-        return models.get(model)
+        return models.get(registered(model))
     except SwitchbenchError:
         return None
 
@@ -291,7 +301,7 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     names += list(bad)
     table = pd.DataFrame({
         "rank": ranks,
-        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(m, '')}" for m in names]})
+        "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(registered(m), '')}" for m in names]})
     p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - len(bad) - 1 else "")
               for i, x in enumerate(p_adj)]
     shown = headline_metrics(scores, paradigm)
@@ -322,7 +332,7 @@ def overall(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=["model", "mean rank", "paradigms"])
     df = pd.DataFrame(rows)
-    df["model"] = df["model"].str.split(" ").str[0]
+    df["model"] = df["model"].str.replace(r" †| \[[^\]]*\]$", "", regex=True)   # the dagger, a tuned setting
     out = df.groupby("model")["rank"].agg(["mean", "count"]).rename(columns={"mean": "mean rank",
                                                                              "count": "paradigms"})
     out = out.sort_values(["mean rank", "paradigms"], ascending=[True, False]).reset_index()
@@ -403,15 +413,49 @@ def run_views(views: dict[str, list[RunSpec]], jobs: int = 1, backend: str = "lo
             for v, specs in views.items()}
 
 
+def _flat(config: dict) -> dict:
+    """A configuration's parameters and runner options by name (a model parameter that a
+    paradigm parameter shares its name with as ``model.NAME``)."""
+    env = config["paradigm_params"]
+    return {**env, **{(f"model.{k}" if k in env else k): v for k, v in config["model_params"].items()},
+            **config["runner"]}
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def setting_labels(configs: list[dict]) -> dict[str, str]:
+    """``config_id`` -> the text appended to the model's name in the reports: where a view
+    runs one (paradigm, model) in more than one configuration (two ``[[paradigm]]`` blocks of
+    one paradigm with different ``set``), the settings that tell them apart, e.g.
+    ``" (n_blocks=4)"``, so that each is a row of its own, never pooled; ``""`` otherwise."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for c in configs:
+        groups.setdefault((c["paradigm"], c["model"]), {})[config_id(c)] = _flat(c)
+    out = {}
+    for group in groups.values():
+        flats = list(group.values())
+        keys = [k for k in dict.fromkeys(k for f in flats for k in f)
+                if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats}) > 1]
+        for i, f in group.items():
+            out[i] = " (" + ", ".join(f"{k}={_value(f.get(k))}" for k in keys) + ")" if len(group) > 1 else ""
+    return out
+
+
 def scores_of(results_by_view: dict[str, list]) -> pd.DataFrame:
-    """The long score table of every view, with ``view`` and ``config_id`` columns."""
+    """The long score table of every view, with ``view`` and ``config_id`` columns; a model
+    that a view runs in several configurations is labelled by its settings
+    (:func:`setting_labels`): one row each in every table."""
     tables = []
     for view, results in results_by_view.items():
         t = metrics_table(results)
+        ok = [r for r in results if isinstance(r, RunResult)]
         ids = [config_id(r.config) if isinstance(r, RunResult) else "" for r in results]
         n = [len(r.metrics) if isinstance(r, RunResult) else 1 for r in results]
         t["view"] = view
         t["config_id"] = np.repeat(ids, n) if len(t) else []
+        t["model"] = t["model"] + t["config_id"].map(setting_labels([r.config for r in ok])).fillna("")
         tables.append(t)
     return pd.concat(tables, ignore_index=True)
 
@@ -578,7 +622,10 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
                                                            out / "figures" / f"{stem}_metrics.png",
                                                            colours=colours[paradigm],
                                                            exploded=exploded(s, paradigm))
-            curves = plots.switch_curves(runs, out / "figures" / f"{stem}_switch_time.png", colours=colours[paradigm])
+            labels = setting_labels([r.config for r in runs])
+            curves = plots.switch_curves(runs, out / "figures" / f"{stem}_switch_time.png", colours=colours[paradigm],
+                                         names=[models.label(r.config["model"]) + labels[config_id(r.config)]
+                                                for r in runs])
             if curves is not None:            # no switch (one block): no figure rather than empty axes
                 figures[f"{stem}_switch_time"] = curves
     files.update(figures)

@@ -88,36 +88,38 @@ def run(rc, seeds, progress: bool = True, *, device: str = "cpu", checkpoints: b
     for i, env in enumerate(envs):
         groups.setdefault(np.asarray(env.curriculum.block).tobytes(), []).append(i)
     out: dict[int, object] = {}
+
+    def call(idx: list[int], learners: list) -> None:
+        out.update(zip(idx, train(rc, [seeds[i] for i in idx], [envs[i] for i in idx], [firsts[i] for i in idx],
+                                  learners, progress, dev, checkpoints, record_hidden)))
+
     for idx in groups.values():
-        calls = [idx]
-        if len(idx) > 1 and not _stackable(rc):
-            calls = [[i] for i in idx]
-        for call in calls:
-            res = train(rc, [seeds[i] for i in call], [envs[i] for i in call], [firsts[i] for i in call], progress,
-                        dev, checkpoints, record_hidden)
-            out.update(zip(call, res))
+        first = build_learner(rc, seeds[idx[0]])         # exactly one learner per seed, none thrown away
+        if batching.can_stack(first):                    # the group in one call
+            call(idx, [first] + [build_learner(rc, seeds[i]) for i in idx[1:]])
+        else:                                            # one seed per call, each learner built in its turn
+            for i in idx:
+                call([i], [first if i == idx[0] else build_learner(rc, seeds[i])])
     return [out[i] for i in range(len(seeds))]
 
 
-def _stackable(rc) -> bool:
-    probe = rc.entry.build(rc.spec, 0, **rc.model_params)
-    return batching.can_stack(probe)
+def build_learner(rc, seed: int):
+    """Seed ``seed``'s learner, built by the model's factory with its model seed (the second
+    child of ``SeedSequence(seed)``), exactly as a run of that seed alone builds it."""
+    return rc.entry.build(rc.spec, _seed_int(np.random.SeedSequence(seed).spawn(3)[1]), **rc.model_params)
 
 
-def train(rc, seeds: list[int], envs: list, obs: list, progress: bool, device: torch.device,
+def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress: bool, device: torch.device,
           checkpoints: bool = False, record_hidden: bool = False) -> list:
     """The loop proper for seeds whose paradigms are reset (``obs``: their first observations)
-    and share one block layout; see the module docstring."""
+    and share one block layout, with one freshly built learner per seed; see the module docstring."""
     spec, entry, S, K = rc.spec, rc.entry, len(seeds), rc.spec.n_tasks
     label, labels = rc.label(seeds), [rc.label([s]) for s in seeds]
     privileged, sequence, B = entry.card.privileged, spec.sequence, spec.batch_size
-    children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
-    model_int = [_seed_int(c[1]) for c in children]
-    eval_int = [_seed_int(c[2]) for c in children]
+    eval_int = [_seed_int(np.random.SeedSequence(s).spawn(3)[2]) for s in seeds]
 
-    # One learner per seed, exactly as a single-seed run builds it; then one batched learner
-    # (one seed: the learner itself through Single, so its numbers are exactly a lone run's).
-    learners = [entry.build(spec, m, **rc.model_params) for m in model_int]
+    # One batched learner of the seeds' learners (one seed: the learner itself through Single,
+    # so its numbers are exactly a lone run's).
     if record_hidden and not callable(getattr(learners[0], "record_hidden", None)):
         raise SwitchbenchError(f"{label}: record_hidden=True, but {type(learners[0]).__name__} has no "
                                "record_hidden(x) method (a TorchLearner: pass hidden='<submodule name>')")
@@ -308,8 +310,8 @@ def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
     seeds = [int(s) for s in seeds]
     env, spec, label = rc.take_env(), rc.spec, rc.label(seeds)
     children = [np.random.SeedSequence(s).spawn(3) for s in seeds]
-    stream, model_int, eval_int = ([_seed_int(ch[j]) for ch in children] for j in range(3))
-    learners = [rc.entry.build(spec, m, **rc.model_params) for m in model_int]
+    stream, eval_int = [_seed_int(ch[0]) for ch in children], [_seed_int(ch[2]) for ch in children]
+    learners = [build_learner(rc, s) for s in seeds]
     reason = covariance_engine.decline_reason(learners[0], env)
     if reason:
         raise SwitchbenchError(f"{label}: {reason}")

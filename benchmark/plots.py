@@ -132,7 +132,8 @@ def model_colours(names) -> dict[str, tuple]:
 
 
 def _base(name: str) -> str:
-    return models.label(str(name)).split(" ")[0]
+    """A model's name in a report, without its privileged mark."""
+    return models.label(str(name)).replace(" †", "")
 
 
 def _model_label(model: str) -> str:
@@ -206,19 +207,21 @@ def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS, colours: 
     return _save(fig, path, dpi=110)
 
 
-def switch_curves(runs: list, path: Path, colours: dict | None = None) -> Path | None:
-    """Switch time at each switch of the curriculum, per model: mean and 95% t-interval over
-    seeds (clipped at 0); a hollow marker where some seed never met the criterion (censored:
-    counted at the block's length); privileged models marked †; the legend outside the axes.
-    None, and no file, where no run has a switch (a one-block curriculum): never empty axes."""
+def switch_curves(runs: list, path: Path, colours: dict | None = None,
+                  names: list[str] | None = None) -> Path | None:
+    """Switch time at each switch of the curriculum, per model (``names``: each run's name in
+    the legend, default its model's): mean and 95% t-interval over seeds (clipped at 0); a
+    hollow marker where some seed never met the criterion (censored: counted at the block's
+    length); privileged models marked †; the legend outside the axes. None, and no file,
+    where no run has a switch (a one-block curriculum): never empty axes."""
     sns.set_theme(style="ticks", context="paper")
     rows = []
-    for r in runs:
+    for r, name in zip(runs, names or [r.config["model"] for r in runs]):
         t = r.switch_times
         if len(t):
             rows.append(pd.DataFrame({"switch": np.arange(1, len(t) + 1), "switch time (steps)": t["switch_time"],
-                                      "censored": t["censored"].astype(bool),
-                                      "model": _model_label(r.config["model"]), "seed": r.config["seed"]}))
+                                      "censored": t["censored"].astype(bool), "model": _model_label(name),
+                                      "seed": r.config["seed"]}))
     if not rows:
         return None
     df = pd.concat(rows)

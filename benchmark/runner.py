@@ -23,8 +23,8 @@ from switchbench.benchmark.config import (CRITERIA, DEFAULT_K_ADAPT, DEFAULT_N_E
                                           RUNNER_OPTIONS, SAMPLERS, RunConfig, _defaults, _is_int, _jsonable,
                                           available_memory, cache_mode, check_memory, check_runner_options,
                                           check_seed, code_versions, configure, make_config, make_env,
-                                          memory_terms, model_source, prepare, resolve_paradigm, run_key,
-                                          source_hash, spec_for, split_overrides, torch_threads, validate)
+                                          memory_terms, model_source, paradigm_side, prepare, resolve_paradigm,
+                                          run_key, source_hash, spec_for, split_overrides, torch_threads, validate)
 from switchbench.benchmark.evaluation import (SHAPE_HINT, _call, _seed_int, accuracy, add_time,  # noqa: F401
                                               after_curriculum_probes, check_finite, compute_metrics,
                                               new_task_blocks, predict_loss, robustness)
@@ -99,6 +99,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
     run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it.
     ``checkpoints`` or ``record_hidden`` among ``options``: every seed runs (what they keep is
     never cached); an existing cache entry is kept."""
+    if "device" in options:         # before any cached run loads: a device that is not there fails every time
+        loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.config import _file_hash, code_versions, run_key
+from switchbench.data.tasksets import cache_dir
 from switchbench.errors import SwitchbenchError
 
 
@@ -57,7 +58,8 @@ class RunResult:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SWITCHBENCH_CACHE", ".cache"))
+    """The run cache: ``$SWITCHBENCH_CACHE`` (unset or empty: ``.cache``)."""
+    return cache_dir()
 
 
 def slug(name: str) -> str:
@@ -180,8 +182,10 @@ def save_run(result: RunResult, path: Path, overwrite: bool = False, key: str | 
                 pass
         try:
             os.replace(tmp, path)
-        except OSError:   # another process finished the same run first: keep theirs
+        except OSError as e:   # another process finished the same run first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
+            if not path.is_dir():    # else something that no run can replace: say so
+                warn(f"run not cached: cannot write its entry {path} ({e.strerror or type(e).__name__})")
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -243,6 +247,12 @@ def load_cached(config: dict, key: str | None = None) -> RunResult | None:
     warning line naming its path) and removed, so that the run is recomputed (None)."""
     path = run_dir(config, key)
     if not path.exists():
+        if path.is_symlink():       # dangling or looping: no run could ever be cached there
+            warn(f"cache entry {path} is a broken symbolic link; removing it and recomputing the run")
+            try:
+                path.unlink()
+            except OSError:
+                pass                # another process removed it first
         return None
     try:
         return load_run(path, config, key)

@@ -28,8 +28,9 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark.runner import (RunResult, cache_mode, cache_root, check_seed, load_cached, prepare,
-                                          run_group)
+from switchbench.benchmark.loop import pick_device
+from switchbench.benchmark.runner import (DEFAULT_K_ADAPT, DEFAULT_N_EVAL, RunResult, cache_mode, cache_root,
+                                          check_seed, load_cached, prepare, run_group)
 from switchbench.errors import SwitchbenchError
 from switchbench.models.batching import can_stack
 
@@ -131,8 +132,9 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
          bar) -> tuple[list[list[int]], dict]:
     """Group the specs (those of indices ``unique``) by configuration (paradigm, model, overrides): cached seeds load here
     (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
-    run loop call each. A model that stacks seeds runs each configuration in as few chunks as
-    keep ``jobs`` workers busy; any other model one seed per chunk. Also returns each chunk's
+    run loop call each. With one worker, a configuration is one chunk; with several, a model that
+    stacks seeds runs each configuration in as few chunks as keep ``jobs`` workers busy, any
+    other model one seed per chunk (:func:`_together`). Also returns each chunk's
     prepared configuration (by chunk index; None where preparing failed)."""
     groups: dict[str, list[int]] = {}
     for i in unique:
@@ -143,7 +145,6 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
         s, rc = specs[idx[0]], None
         try:
             rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
-            stacks = rc.runner.get("sampler") == "wishart" or can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
             if cache is True:
                 for i in idx:
                     seed = specs[i].seed
@@ -151,18 +152,34 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
                         results[i] = hit
                         bar.update()
         except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
-            stacks, rc = False, None
+            rc = None
         rest = [i for i in idx if results[i] is None]
         if rest:
-            todo.append((rest, stacks, rc))
+            todo.append((rest, _together(rc, jobs, len(rest)), rc))
     chunks, prepared = [], {}
     per_group = max(1, -(-jobs // max(1, len(todo))))          # ceil(jobs / groups)
-    for rest, stacks, rc in todo:
-        n = min(len(rest), per_group) if stacks else len(rest)
+    for rest, together, rc in todo:
+        n = min(len(rest), per_group) if together else len(rest)
         for j in range(n):
             prepared[len(chunks)] = rc
             chunks.append(rest[j::n])
     return chunks, prepared
+
+
+def _together(rc, jobs: int, n: int) -> bool:
+    """Whether seeds of the configuration ``rc`` may share a chunk: always with one worker (the
+    run loop runs a model that cannot stack one seed per call, each learner built once); with
+    several, where the model stacks (a learner built here to ask, never trained), else one
+    seed per chunk keeps the workers busy. Not where the configuration failed to prepare (each
+    seed then reports its failure on its own)."""
+    if rc is None:
+        return False
+    if jobs == 1 or n == 1 or rc.runner.get("sampler") == "wishart":
+        return True
+    try:
+        return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
+    except Exception:  # noqa: BLE001 - run_chunk reports the failing build per seed
+        return False
 
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
@@ -185,6 +202,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
     cache = cache_mode(cache)
+    pick_device(device)          # before any cached run loads: a device that is not there fails every time
     specs = list(specs)
     results: list = [None] * len(specs)
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
@@ -311,8 +329,8 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     any work, from the paradigms' data-free specs (``spec_for``: no data built; what only
     the data can check fails that run when it builds it): ``(name, specs, text)``; a bad
     file is one clear error line."""
-    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, resolve_paradigm, spec_for,
-                                              split_overrides)
+    from switchbench.benchmark.runner import (RUNNER_OPTIONS, check_runner_options, paradigm_side, resolve_paradigm,
+                                              spec_for, split_overrides)
 
     path = Path(path)
     try:
@@ -330,7 +348,7 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
     name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
     n_seeds = suite.get("seeds", 3)
-    specs = []
+    specs, seen = [], {}      # seen: each configuration (resolved parameters) -> the block that lists it
     for i, entry in enumerate(suite.get("paradigm", [])):
         where = f"suite {name!r}, [[paradigm]] {i + 1}"
         if not isinstance(entry, dict):
@@ -343,13 +361,19 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
         runner = {k: overrides[k] for k in RUNNER_OPTIONS if k in overrides}
         check_runner_options(**{"k_adapt": 0, "n_eval": 1, "criterion": None, "threshold": None, **runner})
         chosen = entry.get("models", "*")
-        if chosen == "*":
-            spec = spec_for(short, {})
+        params = {k: v for k, v in overrides.items() if k not in RUNNER_OPTIONS}
+        if chosen == "*":          # the models that support the paradigm as this block sets it
+            spec = spec_for(short, paradigm_side(env_cls, params))
             chosen = [m for m in models.names() if _supports(m, spec)]
         env_params = None
         for m in chosen:
-            env_params, _ = split_overrides(env_cls, models.get(m), {k: v for k, v in overrides.items()
-                                                                     if k not in RUNNER_OPTIONS})
+            env_params, model_params = split_overrides(env_cls, models.get(m), params)
+            key = json.dumps([short, m, env_params, model_params, {**RUNNER_DEFAULTS, **runner}], sort_keys=True,
+                             default=repr)
+            if key in seen:
+                raise SwitchbenchError(f"suite {name!r}: {m} on {short} is listed twice with the same settings "
+                                       f"({seen[key]} and {i + 1}): each seed would count twice; list it once")
+            seen[key] = f"[[paradigm]] {i + 1}"
         if env_params is not None:   # the paradigm's parameters (the same for every model) fit; no data built
             spec_for(short, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
         for m in chosen:
@@ -358,6 +382,11 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     if not specs:
         raise SwitchbenchError(f"suite {name!r} lists no runs")
     return name, specs, text
+
+
+#: the runner's options where a suite leaves them unset (two blocks that differ only in writing a default are one
+#: configuration)
+RUNNER_DEFAULTS = {"k_adapt": DEFAULT_K_ADAPT, "n_eval": DEFAULT_N_EVAL, "criterion": None, "threshold": None, "sampler": None}
 
 
 def _supports(model: str, spec) -> bool:

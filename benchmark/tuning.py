@@ -88,7 +88,11 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     p = protocol(suite, budget, seeds, first_seed)
     per_paradigm = {e["name"]: e["tune_seeds"] for e in tomllib.loads(suite.source).get("paradigm", [])
                     if "tune_seeds" in e and seeds is None}
-    entries = {(s.paradigm, s.model): s.overrides for s in suite.specs}
+    entries: dict[tuple[str, str], dict] = {}
+    for s in suite.specs:
+        if entries.setdefault((s.paradigm, s.model), s.overrides) != s.overrides:
+            raise SwitchbenchError(f"tuning selects one configuration per (paradigm, model), and suite {suite.name!r} "
+                                   f"runs {s.model} on {s.paradigm} with two settings: tune each in a suite of its own")
     specs, keys, val = [], [], {}
     for (paradigm, model), overrides in entries.items():
         n = per_paradigm.get(paradigm, p["seeds"])

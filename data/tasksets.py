@@ -40,8 +40,9 @@ NAMED_SETS = {
 
 
 def cache_dir() -> Path:
-    """The run cache: ``$SWITCHBENCH_CACHE`` (default ``.cache`` in the working directory)."""
-    return Path(os.environ.get("SWITCHBENCH_CACHE", ".cache"))
+    """The run cache: ``$SWITCHBENCH_CACHE`` (unset or empty: ``.cache`` in the working
+    directory, never the working directory itself)."""
+    return Path(os.environ.get("SWITCHBENCH_CACHE") or ".cache")
 
 
 def import_neurogym():

@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
+from switchbench.data.tasksets import cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.models.gated_linear import CITATION, gate_penalty
 from switchbench.models.registry import register
@@ -114,8 +115,7 @@ def feature_config(seed: int = 0, hidden=HIDDEN, epochs: int = 40, lr: float = 3
 def feature_cache_path(config: dict) -> Path:
     """Where the pretrained network of ``config`` is cached (keyed by a hash of the config)."""
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(os.environ.get("SWITCHBENCH_CACHE", ".cache"))
-    return root / "features" / f"digits-mlp-seed{config['seed']}-{key}.npz"
+    return cache_dir() / "features" / f"digits-mlp-seed{config['seed']}-{key}.npz"
 
 
 def pretrain(config: dict) -> tuple[list, float]:

@@ -116,7 +116,8 @@ from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
 from switchbench.paradigms.schedules import make_schedule
-from switchbench.data.tasksets import NAMED_SETS, generate_trials, import_neurogym, make_task, pack_trials
+from switchbench.data.tasksets import (NAMED_SETS, cache_dir, generate_trials, import_neurogym, make_task,
+                                       pack_trials)
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
 SWITCH_CRITERION = ("norm_loss", 0.2)
@@ -140,7 +141,7 @@ def resolve_envs(envs: str | Sequence[str]) -> tuple[str, ...]:
 
 def pool_dir() -> Path:
     """Where pools are cached: ``$SWITCHBENCH_CACHE/neurogym-pools`` (default ``.cache/``)."""
-    return Path(os.environ.get("SWITCHBENCH_CACHE", ".cache")) / "neurogym-pools"
+    return cache_dir() / "neurogym-pools"
 
 
 def _ng_version() -> str:

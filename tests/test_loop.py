@@ -94,6 +94,24 @@ def make_unstable(spec, seed):
     return make(spec, seed, lr=1e9 if seed % 2 else 0.05)
 
 
+BUILT = []      # the model seed of every learner the counting plug-ins built, in order
+
+
+class Solo(Lin):
+    stack = None          # cannot stack: the loop runs one seed per call
+
+
+def make_counted(spec, seed, cls=Lin):
+    """A plug-in with global state: its first weights depend on how many learners it built before."""
+    BUILT.append(seed)
+    learner = make(spec, seed)
+    return cls(learner.W * len(BUILT), learner.lr)
+
+
+def make_counted_solo(spec, seed):
+    return make_counted(spec, seed, Solo)
+
+
 def model_seed(seed: int) -> int:
     return runner._seed_int(np.random.SeedSequence(seed).spawn(3)[1])
 
@@ -229,3 +247,21 @@ def test_seeds_whose_blocks_end_elsewhere_run_in_separate_calls(monkeypatch):
     for c in calls:
         assert len({len(res[s].log) for s in c}) == 1
     assert {len(r.log) for r in res} == {40, 60}
+
+
+@pytest.mark.parametrize("model", ["test_loop:make_counted", "test_loop:make_counted_solo"])
+def test_exactly_one_learner_is_built_per_seed(model):
+    """No throwaway learners (to ask whether the model stacks, or to plan the chunks): a
+    plug-in with global state gets the same numbers through run, run_seeds and run_many."""
+    small = {k: v for k, v in SMALL.items() if k != "progress"}
+    BUILT.clear()
+    alone = switchbench.run("blocked-linear", model, seed=0, cache=False, **SMALL)
+    assert BUILT == [model_seed(0)]
+    BUILT.clear()
+    many = run_many([RunSpec("blocked-linear", model, s, small) for s in (0, 1, 2)], jobs=1, progress=False,
+                    cache=False)
+    assert BUILT == [model_seed(s) for s in (0, 1, 2)]
+    assert_same(many[0], alone, rtol=1e-6, atol=1e-9)     # batched: float rounding only (built twice: 2x the weights)
+    BUILT.clear()
+    runner.run_seeds("blocked-linear", model, [0, 1], cache=False, **SMALL)
+    assert BUILT == [model_seed(s) for s in (0, 1)]

@@ -381,7 +381,9 @@ BAD_FIELDS = st.one_of(
     st.tuples(st.just("top"), st.sampled_from(["name", "seeds", "paradigm", "models", "extra"]), VALUES),
     st.tuples(st.just("entry"), st.sampled_from(["name", "models", "seeds", "set", "sets", "model"]), VALUES),
     st.tuples(st.just("set"), st.sampled_from(["n_blocks", "block_size", "batch_size", "n_eval", "k_adapt",
-                                               "threshold", "input_size", "nope", "tau_w", "schedule"]), VALUES))
+                                               "threshold", "input_size", "nope", "tau_w", "schedule"]), VALUES),
+    # one configuration listed twice: its seeds would count twice
+    st.tuples(st.just("dup"), st.sampled_from(["block", "models", "default"]), st.just(None)))
 
 
 def _is_bad(where, key, value) -> bool:
@@ -389,6 +391,8 @@ def _is_bad(where, key, value) -> bool:
     that might be legal are skipped, so that no example runs a suite)."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if where == "dup":
+        return True
     if key == "seeds":
         return not is_int or not 1 <= value <= 10_000
     if where == "top":
@@ -417,8 +421,15 @@ def test_property_bad_suite_files_are_one_line_and_exit_2(field, tmp_path_factor
         return
     root = tmp_path_factory.mktemp("suite")
     suite = {"name": "s", "seeds": 1, "paradigm": [dict(GOOD_PARADIGM, set=dict(GOOD_PARADIGM["set"]))]}
-    target = {"top": suite, "entry": suite["paradigm"][0], "set": suite["paradigm"][0]["set"]}[where]
-    target[key] = value
+    if where == "dup":      # a second block as the first, a model listed twice, or a default written out
+        first = suite["paradigm"][0]
+        if key == "models":
+            first["models"] = ["linear", "deep-linear", "linear"]
+        else:
+            suite["paradigm"].append(dict(first, set=dict(first["set"], **({"k_adapt": 50} if key == "default" else {}))))
+    else:
+        target = {"top": suite, "entry": suite["paradigm"][0], "set": suite["paradigm"][0]["set"]}[where]
+        target[key] = value
     p = suite["paradigm"]
     tables = p if isinstance(p, list) and p and all(isinstance(e, dict) for e in p) else []
     lines = [f"{k} = {_toml(v)}" for k, v in suite.items() if k != "paradigm" or not tables]
