@@ -248,23 +248,26 @@ def cmd_suite(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, run_suite
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, default_out, run_suite
 
-    tuning = Path(args.tuning) if args.tuning else Path(args.out) / "tuning.csv"
+    suite = args.suite or DEFAULT_SUITE
+    out = Path(args.out) if args.out else default_out(suite)
+    tuning = Path(args.tuning) if args.tuning else out / "tuning.csv"
     if not args.tuning and not tuning.is_file():
         print(f"switchbench: no {tuning}: the published view only (run `switchbench tune` for the tuned view)",
               file=sys.stderr)
         tuning = None
-    run_suite(args.suite or DEFAULT_SUITE, jobs=args.jobs, backend=args.backend, threads=args.threads,
-              out=Path(args.out), tuning=tuning, cache=_cache(args))
+    run_suite(suite, jobs=args.jobs, backend=args.backend, threads=args.threads, out=out, tuning=tuning,
+              cache=_cache(args))
     return 0
 
 
 def cmd_tune(args) -> int:
-    from switchbench.benchmark.leaderboard import DEFAULT_SUITE
+    from switchbench.benchmark.leaderboard import DEFAULT_SUITE, default_out
     from switchbench.benchmark.tuning import run_tuning
 
-    run_tuning(args.suite or DEFAULT_SUITE, Path(args.out), jobs=args.jobs, backend=args.backend,
+    suite = args.suite or DEFAULT_SUITE
+    run_tuning(suite, Path(args.out) if args.out else default_out(suite), jobs=args.jobs, backend=args.backend,
                threads=args.threads, budget=args.budget, seeds=args.seeds, cache=_cache(args))
     return 0
 
@@ -405,11 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
              "ranked table and write the report (tables, figures, web page) to .cache/reports/SUITE/ (never "
              "results/). The shipped suites (quick, full) are found by name from any folder.",
              "switchbench suite quick --jobs 2"),
-            ("leaderboard", "run a suite (default: full) in its published and tuned views into results/",
+            ("leaderboard", "run a suite (default: full) in its published and tuned views (the full suite into "
+                            "results/)",
              "Run (or load from the cache) a suite, by default the shipped full suite, in two views: published "
              "(every model at its card's defaults) and, given a tuning table (switchbench tune), tuned (each model "
-             "at its selected configuration). Writes scores.csv, leaderboard.md, leaderboard.json, figures/ and "
-             "site/index.html to --out.",
+             "at its selected configuration; a table made for another suite is refused). Writes scores.csv, "
+             "leaderboard.md, leaderboard.json, figures/ and site/index.html to --out (default: results/ for the "
+             "shipped full suite only, any other suite's report folder under the cache).",
              "switchbench leaderboard my_suite.toml --out my_results --jobs 2"),
             ("tune", "tune every (paradigm, model) of a suite (default: full) on validation seeds, the same budget "
                      "each; writes tuning.csv",
@@ -425,12 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
                            help="a shipped suite's name or a suite file (TOML) (default: full)")
-            s.add_argument("--out", default="results", metavar="DIR",
-                           help="folder for the results and tuning.csv (default: results)")
+            s.add_argument("--out", default=None, metavar="DIR",
+                           help="folder for the results and tuning.csv (default: results for the shipped full "
+                                "suite, else the suite's report folder under the cache, .cache/reports/NAME)")
             if name == "leaderboard":
                 s.add_argument("--tuning", default=None, metavar="CSV",
-                               help="the tuning table (default: OUT/tuning.csv where it exists, else the published "
-                                    "view only)")
+                               help="the tuning table, refused if made for another suite (default: OUT/tuning.csv "
+                                    "where it exists, else the published view only)")
                 s.set_defaults(fn=cmd_leaderboard)
             else:
                 s.add_argument("--budget", type=positive_int, default=None, metavar="N",

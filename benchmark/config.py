@@ -16,6 +16,9 @@ import json
 import math
 import numbers
 import os
+import site
+import sys
+import sysconfig
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -157,10 +160,65 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """The folders of installed code (the standard library, site-packages): modules there are
+    identified by their distribution's version, not hashed."""
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    return tuple(sorted(str(Path(r).resolve()) + os.sep for r in roots if r))
+
+
+def _user_module(module) -> bool:
+    """Whether ``module`` is code of the user's (a plug-in, a script), neither switchbench's own
+    (in the source hash), nor installed (the standard library, site-packages), nor built in."""
+    name = getattr(module, "__name__", "") or ""
+    if name == "switchbench" or name.startswith("switchbench."):
+        return False
+    path = getattr(module, "__file__", None)
+    if not path:     # built in, frozen, a namespace package; or made without a file (stdin, a notebook)
+        spec = getattr(module, "__spec__", None)
+        return spec is None and not hasattr(module, "__path__") or name == "__main__"
+    return not str(Path(path).resolve()).startswith(_installed_roots())
+
+
+def code_files(factory) -> tuple[list[Path], list[str]]:
+    """What a model runs beyond switchbench and installed packages: ``(files, sourceless)``:
+    the source files of the module that defines ``factory``, of every module whose classes,
+    functions or module objects it (and so on, transitively) holds at its top level, and of
+    every module of those modules' top-level packages (a learner in ``mypkg/learners.py``
+    beside a factory in ``mypkg/models.py``); ``sourceless``: the user modules among them that
+    have no source file (a script on stdin, a notebook cell), whose code no hash can follow."""
+    start = inspect.getmodule(factory) or sys.modules.get(getattr(factory, "__module__", None) or "")
+    todo, seen, files, sourceless = [start], set(), set(), []
+    while todo:
+        module = todo.pop()
+        if module is None or module.__name__ in seen or not _user_module(module):
+            continue
+        seen.add(module.__name__)
+        path = getattr(module, "__file__", None)
+        if not path or not os.path.isfile(path):
+            sourceless.append(module.__name__)
+            continue
+        files.add(Path(path).resolve())
+        top = sys.modules.get(module.__name__.split(".")[0])
+        if top is not None and getattr(top, "__path__", None) and _user_module(top):    # the whole package
+            files |= {f.resolve() for p in top.__path__ for f in Path(p).rglob("*.py")}
+        for value in list(vars(module).values()):
+            if inspect.ismodule(value):
+                todo.append(value)
+            elif inspect.isclass(value) or inspect.isroutine(value):
+                todo.append(inspect.getmodule(value))
+    return sorted(files), sourceless
+
+
 def model_source(model: str) -> dict:
-    """What identifies a model's code beyond switchbench's own source: a hash of the source
-    file of the module that defines its factory (a plug-in's module, entry point or
-    ``@register`` in user code) and the version of the distribution that installed it.
+    """What identifies a model's code beyond switchbench's own source: a hash of every source
+    file it runs (:func:`code_files`: a plug-in's module, entry point or ``@register`` in user
+    code, the modules it draws on and their packages), ``None`` where some of that code has no
+    source file (its runs are not cached: :meth:`RunConfig.uncached`), and the version of the
+    distribution that installed it.
 
     >>> model_source("linear")["module"]
     'switchbench.models.linear'
@@ -169,12 +227,17 @@ def model_source(model: str) -> dict:
     module = inspect.getmodule(factory)
     name = getattr(module, "__name__", getattr(factory, "__module__", None))
     out = {"module": name, "source": None, "distribution": None}
-    path = getattr(module, "__file__", None)
-    try:
-        out["source"] = _file_hash(path)[:16] if path else \
-            hashlib.sha256(inspect.getsource(factory).encode()).hexdigest()[:16]
-    except (OSError, TypeError):
-        out["source"] = None   # no source to read (a built-in or a compiled factory): the version below
+    if not _user_module(module) and getattr(module, "__file__", None):   # switchbench's own or installed code
+        out["source"] = _file_hash(module.__file__)[:16]
+    else:
+        files, sourceless = code_files(factory)
+        if sourceless:
+            out["sourceless"] = sourceless
+        else:
+            h = hashlib.sha256()
+            for f in files:
+                h.update(f"{f.name}\0{_file_hash(f)}\0".encode())
+            out["source"] = h.hexdigest()[:16]
     top = (name or "").split(".")[0]
     dists = distributions_of(top)
     if dists:
@@ -394,6 +457,17 @@ class RunConfig:
         if self._code is None:
             self._code = code_versions(self.model)
         return _key(self.config(seed), self._code)
+
+    def uncached(self) -> str | None:
+        """Why no run of this configuration may be cached, or None: some of its model's code has
+        no source file (:func:`code_files`), so that no cache key could tell its edits apart."""
+        if self._code is None:
+            self._code = code_versions(self.model)
+        where = self._code["model"].get("sourceless")
+        if where:
+            return (f"model {self.model!r} runs code without a source file (module {', '.join(where)}: a script on "
+                    "stdin or a notebook cell?), which no cache key can follow: its runs are not cached")
+        return None
 
     def take_env(self):
         """A paradigm to run: the one built while checking (once), then new ones. The first

@@ -33,9 +33,12 @@ SHAPE_HINT = ("; size the model from its spec: spec.input_size features per samp
 
 
 def _call(what: str, fn, *args, batched: bool = False):
-    """Call into a model; anything it raises, or a return value of the wrong type, becomes
-    one clear line naming the model and the call (``learn`` returns a float, ``predict`` a
-    tensor; ``batched``: a seed-batched learner's call, whose results the loop checks)."""
+    """Call into a model; anything it raises, a return value of the wrong type, or an input
+    it changed in place (a batch that the loop, the other seeds or a later evaluation reuse:
+    seen by the tensors' version counters, at no cost) becomes one clear line naming the
+    model and the call (``learn`` returns a float, ``predict`` a tensor; ``batched``: a
+    seed-batched learner's call, whose results the loop checks)."""
+    versions = [a._version for a in args if isinstance(a, torch.Tensor) and not a.is_inference()]
     try:
         out = fn(*args)
     except SwitchbenchError:
@@ -49,6 +52,9 @@ def _call(what: str, fn, *args, batched: bool = False):
         if isinstance(e, RuntimeError) and "shape" in msg:   # e.g. torch's "mat1 and mat2 shapes cannot be multiplied"
             msg += SHAPE_HINT
         raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from e     # the model's traceback kept
+    if versions != [a._version for a in args if isinstance(a, torch.Tensor) and not a.is_inference()]:
+        raise SwitchbenchError(f"{what} changed its input in place (e.g. x.mul_(...)), which the other seeds and "
+                               "later evaluations reuse: a model must leave its inputs as they are (copy them first)")
     call = what.rsplit(": ", 1)[-1]
     if call == "learn" and not batched:
         try:

@@ -111,6 +111,45 @@ def load_suite(path) -> Suite:
     return Suite(*read_suite(suite_path(path)))
 
 
+def default_out(path) -> Path:
+    """Where ``leaderboard`` and ``tune`` write without ``--out``: ``results/`` (the committed
+    leaderboard) for the shipped full suite only; any other suite's report folder under the
+    cache (``$SWITCHBENCH_CACHE/reports/NAME``), so that a user's suite never overwrites it."""
+    path = suite_path(path)
+    shipped = importlib.resources.files("switchbench.suites") / f"{DEFAULT_SUITE}.toml"
+    if isinstance(path, Path) and Path(str(path)).resolve() != Path(str(shipped)).resolve():
+        return cache_root() / "reports" / load_suite(path).name
+    return Path("results")
+
+
+def suite_id(suite: Suite) -> str:
+    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
+    identity a tuning table records, checked when a leaderboard reads it."""
+    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
+    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+
+
+def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
+    """Refuse a tuning table made for another suite: its recorded identity (:func:`suite_id`)
+    must be the suite's; a table without one (written before it was recorded) must tune
+    exactly the suite's (paradigm, model) pairs."""
+    where = f"tuning table {str(path)!r}"
+    if "suite_id" in table:
+        ids = set(table["suite_id"].astype(str))
+        if ids != {suite_id(suite)}:
+            made = ", ".join(sorted(set(table["suite"].astype(str)))) if "suite" in table else "another suite"
+            raise SwitchbenchError(f"{where} was made for suite {made} (id {', '.join(sorted(ids))}), not for suite "
+                                   f"{suite.name!r} (id {suite_id(suite)}): run `switchbench tune` on this suite")
+        return
+    pairs = {(s.paradigm, s.model) for s in suite.specs}
+    tuned = set(zip(table["paradigm"].astype(str), table["model"].astype(str)))
+    if tuned != pairs:
+        odd = sorted(tuned ^ pairs)[0]
+        side = "tunes" if odd in tuned else "lacks"
+        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it {side} {odd[1]} on "
+                               f"{odd[0]}; run `switchbench tune` on this suite")
+
+
 def registered(name: str) -> str:
     """A report's model name without the settings that tell apart its configurations
     (:func:`setting_labels`).
@@ -645,6 +684,8 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
 
     suite = load_suite(path)
     table = read_tuning(tuning) if tuning is not None else None
+    if table is not None:
+        check_tuning(table, suite, tuning)
     out = check_out(Path(out) if out is not None else cache_root() / "reports" / suite.name)
     results = run_views(view_specs(suite, table), jobs=jobs, backend=backend, threads=threads,
                         desc=f"suite {suite.name}", cache=cache)

@@ -102,6 +102,11 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
     if "device" in options:         # before any cached run loads: a device that is not there fails every time
         loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
+    if mode and (why := rc.uncached()):
+        if why not in _WARNED:
+            _WARNED.add(why)
+            warn(why)
+        mode = False
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
     in_memory = options.get("checkpoints") or options.get("record_hidden")    # never cached: recompute
@@ -121,6 +126,9 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
                     r = e
             done[s] = r
     return [done[s] for s in seeds]
+
+
+_WARNED: set[str] = set()      # the reasons for not caching already given (once a process)
 
 
 def _run(rc: RunConfig, seeds: list[int], progress: bool, **options) -> list:

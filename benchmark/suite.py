@@ -145,7 +145,7 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
         s, rc = specs[idx[0]], None
         try:
             rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
-            if cache is True:
+            if cache is True and not rc.uncached():
                 for i in idx:
                     seed = specs[i].seed
                     if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):

@@ -49,6 +49,9 @@ TIEBREAK = "final_loss"
 LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
            "eligible", "selected"]
+#: the suite a table was made for (its name and :func:`~switchbench.benchmark.leaderboard.suite_id`), written by
+#: ``tune``; a table without them (written before) is checked by its (paradigm, model) pairs instead
+IDENTITY = ["suite", "suite_id"]
 
 
 def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:
@@ -114,10 +117,12 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
         else:
             row[PRIMARY].append(r.metrics.get(PRIMARY, np.nan))
             row[TIEBREAK].append(r.metrics.get(TIEBREAK, np.nan))
+    from switchbench.benchmark.leaderboard import suite_id
+
     table = pd.DataFrame(list(rows.values()))
     for m in (PRIMARY, TIEBREAK):
         table[m] = [float(np.mean(v)) if v else np.nan for v in table[m]]
-    return select(table)[COLUMNS]
+    return select(table)[COLUMNS].assign(suite=suite.name, suite_id=suite_id(suite))
 
 
 def select(table: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +165,8 @@ def read_tuning(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SwitchbenchError(f"tuning table {str(path)!r} not found: run `switchbench tune` first")
-    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str})
+    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str, "suite": str,
+                                     "suite_id": str})
     missing = [c for c in COLUMNS if c not in table]
     if missing:
         raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")

@@ -154,3 +154,142 @@ def test_the_callers_thread_count_is_restored_whatever_threads_a_run_asks_for():
                 assert torch.get_num_threads() == 2, (threads, kw)
     finally:
         torch.set_num_threads(before)
+
+
+# --- 2. the cache key follows every module a plug-in runs -------------------------------------
+
+CLI = [sys.executable, "-m", "switchbench.benchmark.cli"]
+FACTORY = """
+from mypkg.learners import make_learner
+
+def make(spec, seed):
+    return make_learner(spec, seed)
+"""
+LEARNER = """
+from switchbench import models
+TAU_W = {tau_w}
+
+def make_learner(spec, seed):
+    return models.get("linear").factory(spec, seed, tau_w=TAU_W)
+"""
+
+
+def _cli(tmp_path, *args, stdin=None):
+    env = {**__import__("os").environ, "SWITCHBENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+    return subprocess.run([*CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          input=stdin)
+
+
+def test_editing_a_module_beside_the_factory_is_a_new_cache_key(tmp_path):
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "models.py").write_text(FACTORY)
+    (tmp_path / "mypkg" / "learners.py").write_text(LEARNER.format(tau_w=1.0))
+    args = ["run", "--paradigm", "blocked-linear", "--model", "mypkg.models:make", "--set", "n_blocks=3",
+            "--set", "block_size=20", "--format", "json"]
+
+    def score():
+        out = _cli(tmp_path, *args)
+        assert out.returncode == 0, out.stderr
+        rows = {r["metric"]: r for r in json.loads(out.stdout)}
+        return rows["final_loss"]["value"], rows["final_loss"]["path"]
+
+    first, path1 = score()
+    (tmp_path / "mypkg" / "learners.py").write_text(LEARNER.format(tau_w=20.0))   # the factory's module unchanged
+    second, path2 = score()
+    assert path2 != path1 and second != first
+
+
+def test_a_model_without_source_runs_and_is_never_cached(tmp_path):
+    script = ("import switchbench\nfrom switchbench import models\n"
+              "@models.register('stdin-linear')\ndef make(spec, seed):\n"
+              "    return models.get('linear').factory(spec, seed)\n"
+              "for seed in (0, 1):\n"
+              "    r = switchbench.run('blocked-linear', 'stdin-linear', seed=seed, n_blocks=2, block_size=10, "
+              "progress=False)\n    print(r.path, r.metrics['final_loss'])\n")
+    env = {**__import__("os").environ, "SWITCHBENCH_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-"], input=script, env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("\n") == 1 and "runs code without a source file (module __main__" in out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()] == ["None", "None"]
+    assert not (tmp_path / "cache" / "runs").exists()
+
+
+# --- 5. results/ only when asked; a tuning table of another suite is refused ----------------------
+
+MINE = f'name = "mine"\nseeds = 1\n[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\nset = {{ {TINY} }}\n'
+
+
+def test_a_users_leaderboard_never_writes_results_and_refuses_another_suites_tuning(tmp_path, capsys, _cache,
+                                                                                    monkeypatch):
+    import pandas as pd
+
+    from switchbench.benchmark import tuning
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    committed = pd.read_csv(leaderboard.Path(__file__).parents[1] / "results" / "tuning.csv")
+    committed.to_csv(tmp_path / "results" / "tuning.csv", index=False)      # the full suite's, as committed
+    path = _suite(tmp_path, MINE, "mine.toml")
+    assert main(["leaderboard", str(path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["tuning.csv"]     # results/ untouched
+    assert (_cache / "reports" / "mine" / "leaderboard.md").is_file()
+    assert "no " in capsys.readouterr().err            # published view only: the committed table is not read
+    for args in (["--tuning", "results/tuning.csv"], ["--out", "results"]):
+        assert main(["leaderboard", str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "made for another suite than 'mine'" in err, args
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["tuning.csv"]
+    # a table that tune writes records its suite; another suite (another set) is refused by that record
+    table = tuning.select(pd.DataFrame({"paradigm": "blocked-linear", "model": "linear", "config": ["{}"],
+                                        "default": True, "budget": 1, "validation_seeds": "1000-1000",
+                                        "switch_time_late": 5.0, "final_loss": 0.1, "failed": ""}))
+    mine = leaderboard.load_suite(path)
+    table.assign(suite="mine", suite_id=leaderboard.suite_id(mine)).to_csv(tmp_path / "t.csv", index=False)
+    leaderboard.check_tuning(tuning.read_tuning(tmp_path / "t.csv"), mine, "t.csv")
+    other = _suite(tmp_path, MINE.replace("n_blocks = 2", "n_blocks = 3"), "other.toml")
+    assert main(["leaderboard", str(other), "--tuning", "t.csv"]) == 2
+    assert "was made for suite mine" in capsys.readouterr().err
+    full = leaderboard.load_suite("full")       # the committed table is the full suite's, and still reads
+    leaderboard.check_tuning(tuning.read_tuning(tmp_path / "results" / "tuning.csv"), full, "results/tuning.csv")
+    assert leaderboard.default_out("full") == leaderboard.Path("results")
+
+
+# --- 6. a plug-in that changes its input batch ------------------------------------------------
+
+class Halving:
+    """The linear model, but its predict halves the batch it is given, in place."""
+
+    def __init__(self, spec, seed, where):
+        from switchbench import models
+
+        self.net, self.where = models.get("linear").factory(spec, seed), where
+
+    def predict(self, x):
+        if self.where == "predict":
+            x.mul_(0.5)
+        return self.net.predict(x)
+
+    def learn(self, x, y):
+        if self.where == "learn":
+            y.add_(1.0)
+        return self.net.learn(x, y)
+
+
+def make_halving_predict(spec, seed):
+    return Halving(spec, seed, "predict")
+
+
+def make_shifting_learn(spec, seed):
+    return Halving(spec, seed, "learn")
+
+
+@pytest.mark.parametrize("factory, call", [("make_halving_predict", "predict"), ("make_shifting_learn", "learn")])
+def test_a_model_that_changes_its_input_in_place_fails_its_run_and_is_never_cached(_cache, factory, call):
+    import switchbench
+
+    with pytest.raises(SwitchbenchError, match=rf"test_silent_numbers:{factory} on blocked-linear \(seed 0\): "
+                                                rf"{call} changed its input in place"):
+        switchbench.run("blocked-linear", f"test_silent_numbers:{factory}", **SMALL)
+    assert not list((_cache / "runs").rglob("config.json")) if (_cache / "runs").exists() else True
