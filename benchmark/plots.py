@@ -88,7 +88,8 @@ def nta_fig5(tables: dict[str, dict[str, pd.DataFrame]], path: Path) -> Path:
     return _save(fig, path, dpi=100, despine=False)
 
 
-BAR_METRICS = ("switch_time_late", "final_loss", "forgetting_Rk", "specialisation")
+BAR_METRICS = ("switch_time_late", "final_performance", "final_accuracy", "final_loss", "forgetting_Rk",
+               "specialisation")
 #: axis labels (with units) of the leaderboard's metrics
 UNITS = {"switch_time_late": "late switch time (steps)", "switch_time_early": "early switch time (steps)",
          "final_loss": "final loss (normalised: 1 = null)", "forgetting_Rk": "forgetting, Rk (normalised loss)",
@@ -199,8 +200,9 @@ def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS, colours: 
         if ax.get_xscale() == "linear":
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4))           # fewer ticks: labels never overlap
     axes[0][0].set_yticks(range(len(order)), [_model_label(m) for m in order])
-    title = (f"{scores['paradigm'].iloc[0]}: mean and 95% t-interval over seeds; hatched: some late switches "
-             "censored; † privileged")
+    title = (f"{scores['paradigm'].iloc[0]}: mean and 95% t-interval over seeds; "
+             + ("hatched: some late switches censored; " if shown[0].startswith("switch_time") else "")
+             + "† privileged")
     if exploded:
         title += "\nleft out, a run exploded (final loss > 1e3): " + ", ".join(sorted(exploded))
     fig.suptitle(title, fontsize=9)
