@@ -348,7 +348,7 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
     name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
     n_seeds = suite.get("seeds", 3)
-    specs, seen = [], {}      # seen: each configuration (resolved parameters) -> the block that lists it
+    specs, seen = [], {}      # seen: each configuration (resolved parameters) -> the index of its block
     for i, entry in enumerate(suite.get("paradigm", [])):
         where = f"suite {name!r}, [[paradigm]] {i + 1}"
         if not isinstance(entry, dict):
@@ -371,9 +371,10 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
             key = json.dumps([short, m, env_params, model_params, {**RUNNER_DEFAULTS, **runner}], sort_keys=True,
                              default=repr)
             if key in seen:
+                where = f"{seen[key] + 1} and {i + 1}" if seen[key] != i else f"{i + 1}, twice"
                 raise SwitchbenchError(f"suite {name!r}: {m} on {short} is listed twice with the same settings "
-                                       f"({seen[key]} and {i + 1}): each seed would count twice; list it once")
-            seen[key] = f"[[paradigm]] {i + 1}"
+                                       f"([[paradigm]] {where}): each seed would count twice; list it once")
+            seen[key] = i
         if env_params is not None:   # the paradigm's parameters (the same for every model) fit; no data built
             spec_for(short, env_params, **{k: runner[k] for k in ("k_adapt", "n_eval") if k in runner})
         for m in chosen:

@@ -293,3 +293,24 @@ def test_a_model_that_changes_its_input_in_place_fails_its_run_and_is_never_cach
                                                 rf"{call} changed its input in place"):
         switchbench.run("blocked-linear", f"test_silent_numbers:{factory}", **SMALL)
     assert not list((_cache / "runs").rglob("config.json")) if (_cache / "runs").exists() else True
+
+
+def test_the_code_hash_follows_the_modules_a_plain_module_draws_on(tmp_path, monkeypatch):
+    """A factory in a top-level module whose learner comes from another top-level module: both
+    files are hashed (and nothing installed); an edit of the second is a new model source."""
+    import importlib
+
+    from switchbench.benchmark import config as C
+    from switchbench import models
+
+    (tmp_path / "sn_factory.py").write_text("import numpy as np\nfrom sn_learner import make_learner\n\n"
+                                            "def make(spec, seed):\n    return make_learner(spec, seed)\n")
+    (tmp_path / "sn_learner.py").write_text(LEARNER.format(tau_w=1.0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("sn_factory")
+    files, sourceless = C.code_files(module.make)
+    assert [f.name for f in files] == ["sn_factory.py", "sn_learner.py"] and sourceless == []
+    before = C.model_source("sn_factory:make")["source"]
+    (tmp_path / "sn_learner.py").write_text(LEARNER.format(tau_w=2.0))
+    assert C.model_source("sn_factory:make")["source"] != before
+    assert C.model_source("linear")["source"] == C._file_hash(models.get("linear").factory.__code__.co_filename)[:16]
