@@ -21,6 +21,7 @@ import pandas as pd
 
 import switchbench
 from switchbench.benchmark.runner import cache_root
+from switchbench.benchmark.storage import write_atomic
 
 TEMPLATE = "site.html"
 
@@ -147,5 +148,4 @@ def write_site(report: dict, figures: dict[str, Path], out: Path, records: Path 
     page = page.replace("/*__DATA__*/null", data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").write_text(page)
-    return out / "index.html"
+    return write_atomic(out / "index.html", page)

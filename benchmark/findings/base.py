@@ -77,10 +77,36 @@ def finding_options(name: str, overrides: dict | None, defaults: dict) -> tuple[
             if bare not in defaults:
                 valid = ", ".join(f"finding.{k}" for k in defaults) or "none"
                 raise SwitchbenchError(f"{name} has no option {key!r}; valid: {valid}")
-            options[bare] = value
+            options[bare] = _check_option(name, key, value, defaults[bare])
         else:
             rest[key] = value
     return options, rest
+
+
+def _check_option(name: str, key: str, value, default):
+    """``value`` if it is of the kind of the option's ``default`` (a number; a non-empty list
+    of numbers or of names; text), else a clear error. A list comes back as a tuple.
+
+    >>> _check_option("nta-fig5", "finding.blocks", [10, 4], (10, 8))
+    (10, 4)
+    >>> _check_option("nta-fig5", "finding.blocks", "oops", (10, 8))
+    Traceback (most recent call last):
+    ...
+    switchbench.errors.SwitchbenchError: nta-fig5: finding.blocks must be a non-empty list of numbers, e.g. (10, 8), got 'oops'
+    """
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(default, tuple) and default:
+        kind = number if number(default[0]) else (lambda v: isinstance(v, type(default[0])))
+        what = "numbers" if number(default[0]) else "names" if isinstance(default[0], str) else "values"
+        if isinstance(value, (list, tuple)) and value and all(kind(v) for v in value):
+            return tuple(value)
+        raise SwitchbenchError(f"{name}: {key} must be a non-empty list of {what}, e.g. {default!r}, got {value!r}")
+    if number(default) and not (number(value) and (isinstance(value, int) or not isinstance(default, int))):
+        what = "an integer" if isinstance(default, int) else "a number"
+        raise SwitchbenchError(f"{name}: {key} must be {what}, e.g. {default!r}, got {value!r}")
+    return value
 
 
 def reference(name: str) -> Path:
@@ -249,22 +275,11 @@ def make_record(report: Report, *, seeds: int | None, command: str, wall_s: floa
 
 def write_record(record: dict, folder: Path = RECORDS) -> Path:
     """Write ``folder/NAME.json`` atomically (a temporary file beside it, then one rename)."""
-    import os
-    import tempfile
+    from switchbench.benchmark.storage import write_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record['finding']}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{record['finding']}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(folder / f"{record['finding']}.json", json.dumps(record, indent=1, default=str) + "\n")
 
 
 def load_records(folder: Path = RECORDS) -> dict[str, dict]:
@@ -280,7 +295,7 @@ def load_records(folder: Path = RECORDS) -> dict[str, dict]:
             rec = json.loads(path.read_text())
             rec["stale"] = rec["provenance"]["source_hash"] != now
             rec["verdict"] = verdict(c["status"] for c in rec["checks"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
             warn(f"finding record {path} is unreadable ({type(e).__name__}: {e}); skipped")
             continue
         out[rec["finding"]] = rec
