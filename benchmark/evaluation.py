@@ -66,14 +66,13 @@ def _call(what: str, fn, *args, batched: bool = False):
     return out
 
 
-def after_curriculum_probes(learner, env, entry, config: dict, label: str, metrics: dict) -> pd.DataFrame | None:
+def after_curriculum_probes(learner, env, entry, config: dict, label: str) -> tuple:
     """The paradigm's own probes of the trained learner (rule-cue composition, transfer to
-    held-out tasks: :mod:`switchbench.benchmark.probes`); adds their metrics, returns the cue table."""
+    held-out tasks: :mod:`switchbench.benchmark.probes`): the cue table and the transfer
+    table (each None where the paradigm has no such probe)."""
     from switchbench.benchmark.probes import run_probes
 
-    table, extra = run_probes(learner, env, entry, config, label)
-    metrics.update(extra)
-    return table
+    return run_probes(learner, env, entry, config, label)
 
 
 def add_time(log: pd.DataFrame, model_params: dict) -> None:
@@ -165,33 +164,13 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 
-def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: dict, env, config: dict) -> dict:
-    """All scalar metrics of one run (see :mod:`switchbench.benchmark.metrics`)."""
-    c = config["runner"]
-    train = log[log["phase"] == "train"]
-    tail = train.iloc[-max(1, len(train) // 10):]
-    out = {"final_loss": float(tail["norm_loss"].mean())}
-    if "accuracy" in log:
-        out["final_accuracy"] = float(tail["accuracy"].mean())
-    for k in ("performance", "performance_strict"):
-        if k in log:
-            out[f"final_{k}"] = float(tail[k].mean())
-    if "n_switch" in log:
-        out.update(M.trial_metrics(log))
-    out.update(M.switch_time_summary(M.switch_time(log, c["criterion"], c["threshold"])))
-    trained = M.trained_matrix(log, R0.shape[0], R0.shape[1])
-    out["forgetting_R0"], out["forgetting_Rk"] = M.forgetting(R0, trained), M.forgetting(Rk, trained)
-    out["bwt_R0"], out["bwt_Rk"] = M.backward_transfer(R0, trained), M.backward_transfer(Rk, trained)
-    if (log["phase"] == "compose").any():
-        comp = M.composition(log, 100, c["criterion"], c["threshold"])
-        out["composition_loss"], out["composition_steps"] = float(comp["loss_k"].mean()), float(comp["steps"].mean())
-    truth = env.ground_truth()
-    if truth is not None and "modules" in probes:     # modules compared with the building-block teachers
-        teachers = truth[: env.task_spec.n_base_tasks or len(truth)]
-        mods = probes["modules"][-1]                  # (modules, output, input with any cue)
-        if mods.ndim == teachers.ndim and mods[..., : teachers.shape[-1]].shape[1:] == teachers.shape[1:]:
-            out["specialisation"] = M.specialisation(teachers, mods[..., : teachers.shape[-1]])[0]
-    return out
+def compute_metrics(log: pd.DataFrame, R0: np.ndarray, Rk: np.ndarray, probes: dict, env, config: dict, *,
+                    robustness: pd.DataFrame | None = None, cue_table: pd.DataFrame | None = None,
+                    transfer_table: pd.DataFrame | None = None, measured: dict | None = None) -> dict:
+    """All scalar metrics of one run: every metric registered in
+    :mod:`switchbench.benchmark.metrics` that applies to it (arguments: :class:`~switchbench.benchmark.metrics.RunView`)."""
+    return M.compute_metrics(M.RunView(log, R0, Rk, probes, env, config, robustness, cue_table, transfer_table,
+                                       dict(measured or {})))
 
 
 def check_finite(result) -> None:

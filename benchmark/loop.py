@@ -3,11 +3,12 @@
 Read it top to bottom: :func:`run` builds one paradigm per seed and resets each with its
 seed's stream; seeds whose curricula end their blocks at the same steps go through
 :func:`train` together (the rest in further calls, one per block layout: a seed-dependent
-curriculum length never mixes two layouts in one call). :func:`train` builds each seed's
-learner with the model's factory, stacks them into one seed-batched learner
+curriculum length never mixes two layouts in one call); it builds exactly one learner per
+seed with the model's factory (:func:`build_learner`), and a learner class that cannot stack
+runs one seed per call. :func:`train` stacks a call's learners into one seed-batched learner
 (:mod:`switchbench.models.batching`; one seed runs as itself through ``Single``, so a lone
 seed's numbers are exactly its learner's) and then, chunk by chunk (a block, or a part of
-one where a block's batches would take much memory)::
+one where a block's batches would take much memory), in named phases (:class:`Call`)::
 
     env_s.draw_steps(n)             each seed's paradigm draws the chunk's n batches at once,
                                     exactly those that n step() calls would give; the S
@@ -33,6 +34,10 @@ batch, one copy per step; setting ``draws_ahead = False`` on the envs forces tha
 numbers are the same, which the tests check). The log's step, block, task, phase and switch
 columns are the curriculum's (``env.curriculum``); they equal ``step()``'s infos.
 
+:func:`run_wishart` runs a configuration with ``sampler="wishart"`` through the linear
+family's covariance engine instead (:mod:`switchbench.models.covariance_engine`), scored as
+every run is.
+
 Seeds: ``numpy.random.SeedSequence(seed).spawn(3)`` gives three children that seed,
 separately, the paradigm stream, the model initialisation and the evaluation sets; a
 seed's numbers do not depend on which other seeds share its call (up to float rounding
@@ -49,7 +54,6 @@ import torch
 from tqdm.auto import tqdm
 
 from switchbench import models
-from switchbench.benchmark import metrics as M
 from switchbench.benchmark.evaluation import (_call, _seed_int, accuracy, add_time, after_curriculum_probes,
                                               compute_metrics, new_task_blocks, robustness)
 from switchbench.benchmark.storage import RunResult
@@ -112,189 +116,251 @@ def build_learner(rc, seed: int):
 def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress: bool, device: torch.device,
           checkpoints: bool = False, record_hidden: bool = False) -> list:
     """The loop proper for seeds whose paradigms are reset (``obs``: their first observations)
-    and share one block layout, with one freshly built learner per seed; see the module docstring."""
-    spec, entry, S, K = rc.spec, rc.entry, len(seeds), rc.spec.n_tasks
-    label, labels = rc.label(seeds), [rc.label([s]) for s in seeds]
-    privileged, sequence, B = entry.card.privileged, spec.sequence, spec.batch_size
-    eval_int = [_seed_int(np.random.SeedSequence(s).spawn(3)[2]) for s in seeds]
-
-    # One batched learner of the seeds' learners (one seed: the learner itself through Single,
-    # so its numbers are exactly a lone run's).
-    net = batching.Single(learners[0]) if S == 1 else _call(f"{label}: stack", batching.stack, learners)
-    if device.type != "cpu":
-        net.to(device)
-
-    def tensor(arrays) -> torch.Tensor:               # S numpy arrays -> (S, ...) on the device
-        t = torch.from_numpy(arrays[0])[None] if S == 1 else torch.from_numpy(np.stack(arrays))
-        return t if device.type == "cpu" else t.to(device)
-
-    # Held-out sets, one per task and seed, fixed for the whole run: (S, n_eval, ...) per task.
-    held = [[envs[i].eval_batch(k, rc.n_eval, seed=(eval_int[i], 0, k)) for k in range(K)] for i in range(S)]
-    held_x = [tensor([held[i][k][0] for i in range(S)]) for k in range(K)]
-    held_y = [tensor([held[i][k][1] for i in range(S)]) for k in range(K)]
-
-    def held_out_loss(m, k: int) -> np.ndarray:
-        """Each seed's normalised loss on task ``k``'s held-out set (told the task when privileged)."""
-        if privileged:
-            m.observe_task([k] * S)
-        with torch.no_grad():
-            pred = _call(f"{label}: predict", m.predict, held_x[k])
-        return np.array([float(task_loss(pred[i], held_y[k][i], spec.loss)) for i in range(S)]) / spec.null_loss[k]
-
-    def evaluate(block: int) -> tuple[np.ndarray, np.ndarray]:
-        """R0 and Rk rows (S, K) at the end of ``block``."""
-        r0 = np.stack([held_out_loss(net, k) for k in range(K)], axis=1)
-        rk = np.empty((S, K))
-        for k in range(K):
-            adapted = copy.deepcopy(net)
-            if rc.k_adapt:
-                batches = [envs[i].eval_batch(k, rc.k_adapt * B, seed=(eval_int[i], 1 + block, k)) for i in range(S)]
-                dim = 2 if sequence else 1                   # the sample dimension, after the seed's
-                xs = torch.chunk(tensor([b[0] for b in batches]), rc.k_adapt, dim=dim)
-                ys = torch.chunk(tensor([b[1] for b in batches]), rc.k_adapt, dim=dim)
-                for xb, yb in zip(xs, ys):
-                    if privileged:
-                        adapted.observe_task([k] * S)
-                    _learn(f"{label}: learn", adapted, xb, yb, S)
-            rk[:, k] = held_out_loss(adapted, k)
-        return r0, rk
-
-    scheds = [env.curriculum for env in envs]
-    sched, n_steps = scheds[0], scheds[0].n_steps
-    classification = spec.loss == "cross_entropy"
-    scores = type(envs[0]).trial_columns is not SwitchEnv.trial_columns     # the paradigm logs its own scores
-    ahead = all(env.draws_ahead for env in envs)
-    chunk = max(1, CHUNK_BYTES // (S * obs[0].nbytes))                      # steps per chunk: bounded memory
-    cols = [{k: [] for k in ("step", "block", "task", "phase", "switch", "loss")} for _ in seeds]
-    if classification:
-        for c in cols:
-            c["accuracy"] = []
-    probe_cols: list[dict[str, list]] = [{} for _ in seeds]
-    R0, Rk, probes, saved = [], [], {}, [[] for _ in seeds]
-    failed: dict[int, SwitchbenchError] = {}             # seed index -> why its run failed
-    train_time = 0.0
-    has_probe = hasattr(net, "probe")
-    has_params = len(list(net.parameters())) > 0
-    snapshot, before, changed = new_task_blocks(sched), None, []    # parameters changed per new task
-    bar = tqdm(total=n_steps, desc=label, disable=not progress, mininterval=0.5, leave=False)
-    for start, stop in _chunks(sched, chunk):
+    and share one block layout, with one freshly built learner per seed; see the module
+    docstring. Its phases, in order: set up (:class:`Call`), then chunk by chunk learn
+    (:meth:`Call.learn_chunk`), check (:meth:`Call.fail_non_finite`), log (:meth:`Call.log_chunk`)
+    and, at a block end, evaluate (:meth:`Call.end_block`); finally one result per seed
+    (:meth:`Call.results`)."""
+    call = Call(rc, seeds, envs, obs, learners, device)
+    bar = tqdm(total=call.n_steps, desc=call.label, disable=not progress, mininterval=0.5, leave=False)
+    for start, stop in _chunks(call.sched, call.chunk_steps()):
         t0 = time.perf_counter()
+        chunk = call.learn_chunk(start, stop)
+        call.train_time += time.perf_counter() - t0
+        bar.update(stop - start)
+        if call.fail_non_finite(chunk, start):
+            break                                       # every seed failed
+        call.log_chunk(chunk)
+        if stop == call.n_steps or call.sched.block[stop] != call.sched.block[stop - 1]:
+            call.end_block(int(call.sched.block[stop - 1]), checkpoints)
+    bar.close()
+    return call.results(checkpoints, record_hidden)
+
+
+class Chunk:
+    """What one chunk of steps gave: ``loss`` (n, S) each seed's task loss, ``learned`` (n, S)
+    what ``learn`` returned, the predictions (``preds``, kept where the log scores them),
+    ``drawn`` (each seed's drawn steps, None when stepped), ``infos`` (stepped: each step's
+    infos), ``probed`` (small probes per step)."""
+
+    def __init__(self, drawn):
+        self.drawn, self.losses, self.learned, self.preds, self.infos, self.probed = drawn, [], [], [], [], {}
+
+    def finish(self) -> None:
+        self.loss = torch.stack(self.losses).double().cpu().numpy()            # (n, S): read once per chunk
+        self.finite = np.isfinite(self.loss) & np.isfinite(torch.stack(self.learned).double().cpu().numpy())
+
+
+class Call:
+    """One loop call: S seeds' learners stacked, their held-out sets, and what is recorded."""
+
+    def __init__(self, rc, seeds, envs, obs, learners, device):
+        self.rc, self.seeds, self.envs, self.obs, self.device = rc, seeds, envs, obs, device
+        self.spec, self.S, self.K = rc.spec, len(seeds), rc.spec.n_tasks
+        self.label, self.labels = rc.label(seeds), [rc.label([s]) for s in seeds]
+        self.privileged = rc.entry.card.privileged
+        self.eval_int = [_seed_int(np.random.SeedSequence(s).spawn(3)[2]) for s in seeds]
+        # One batched learner of the seeds' learners (one seed: the learner itself through Single,
+        # so its numbers are exactly a lone run's).
+        S = self.S
+        self.net = batching.Single(learners[0]) if S == 1 else _call(f"{self.label}: stack", batching.stack, learners)
+        if device.type != "cpu":
+            self.net.to(device)
+        # Held-out sets, one per task and seed, fixed for the whole run: (S, n_eval, ...) per task.
+        held = [[envs[i].eval_batch(k, rc.n_eval, seed=(self.eval_int[i], 0, k)) for k in range(self.K)]
+                for i in range(S)]
+        self.held_x = [self.tensor([held[i][k][0] for i in range(S)]) for k in range(self.K)]
+        self.held_y = [self.tensor([held[i][k][1] for i in range(S)]) for k in range(self.K)]
+        # The curriculum and what the log holds.
+        self.scheds = [env.curriculum for env in envs]
+        self.sched, self.n_steps = self.scheds[0], self.scheds[0].n_steps
+        self.classification = self.spec.loss == "cross_entropy"
+        self.scores = type(envs[0]).trial_columns is not SwitchEnv.trial_columns   # the paradigm logs its scores
+        self.ahead = all(env.draws_ahead for env in envs)
+        self.cols = [{k: [] for k in ("step", "block", "task", "phase", "switch", "loss")} for _ in seeds]
+        if self.classification:
+            for c in self.cols:
+                c["accuracy"] = []
+        self.probe_cols: list[dict[str, list]] = [{} for _ in seeds]
+        self.R0, self.Rk, self.probes, self.saved = [], [], {}, [[] for _ in seeds]
+        self.failed: dict[int, SwitchbenchError] = {}          # seed index -> why its run failed
+        self.train_time = 0.0
+        self.has_probe = hasattr(self.net, "probe")
+        self.has_params = len(list(self.net.parameters())) > 0
+        self.snapshot, self.before, self.changed = new_task_blocks(self.sched), None, []   # params changed per new task
+
+    def tensor(self, arrays) -> torch.Tensor:
+        """S numpy arrays -> (S, ...) on the device."""
+        t = torch.from_numpy(arrays[0])[None] if self.S == 1 else torch.from_numpy(np.stack(arrays))
+        return t if self.device.type == "cpu" else t.to(self.device)
+
+    def chunk_steps(self) -> int:
+        """Steps per chunk: the chunk's observations of all seeds take about CHUNK_BYTES at most."""
+        return max(1, CHUNK_BYTES // (self.S * self.obs[0].nbytes))
+
+    # --- learning ----------------------------------------------------------------------------
+
+    def learn_chunk(self, start: int, stop: int) -> Chunk:
+        """Steps ``start .. stop - 1`` of every seed: predict, score, learn."""
+        net, label, S = self.net, self.label, self.S
         # Each seed's batches of the chunk, drawn at once and moved to the device in one copy:
         # X[j], Y[j] are step start + j's (S, ...) inputs and targets, exactly what step() gives.
-        drawn = [env.draw_steps(stop - start) for env in envs] if ahead else None
-        if drawn:
-            X, Y = _by_step([d.x for d in drawn], device), _by_step([d.y for d in drawn], device)
-        losses, learned, preds, infos, probed = [], [], [], [], {}
+        chunk = Chunk([env.draw_steps(stop - start) for env in self.envs] if self.ahead else None)
+        if chunk.drawn:
+            X, Y = _by_step([d.x for d in chunk.drawn], self.device), _by_step([d.y for d in chunk.drawn], self.device)
         for j, t in enumerate(range(start, stop)):
-            if snapshot[t] and has_params:
-                before = [p.detach().clone() for p in net.parameters()]
-            if privileged:
-                net.observe_task([int(s.task[t]) for s in scheds])
-            x = X[j] if drawn else tensor(obs)
+            if self.snapshot[t] and self.has_params:
+                self.before = [p.detach().clone() for p in net.parameters()]
+            if self.privileged:
+                net.observe_task([int(s.task[t]) for s in self.scheds])
+            x = X[j] if chunk.drawn else self.tensor(self.obs)
             with torch.no_grad():
                 pred = _call(f"{label}: predict", net.predict, x)
-            envs[0].check_prediction(pred.shape[1:])
-            if drawn:       # each seed's task loss of its prediction: what its paradigm's step() scores
+            self.envs[0].check_prediction(pred.shape[1:])
+            if chunk.drawn:   # each seed's task loss of its prediction: what its paradigm's step() scores
                 y = Y[j]
-                losses.append(task_losses(pred, y, spec.loss))
-            else:           # step by step: each paradigm scores its seed's prediction and gives the next batch
+                chunk.losses.append(task_losses(pred, y, self.spec.loss))
+            else:             # step by step: each paradigm scores its seed's prediction and gives the next batch
                 pred_cpu = pred.detach().cpu()
-                steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(envs)]
-                obs = [st[0] for st in steps]
-                infos.append([st[4] for st in steps])
-                y = tensor([st[4]["target"] for st in steps])
-                losses.append(torch.tensor([-st[1] for st in steps], dtype=torch.float64))
-            learned.append(_learn(f"{label}: learn", net, x, y, S))
-            if classification or scores:
-                preds.append(pred.detach())
-            if has_probe:
+                steps = [env.step(pred_cpu[i].numpy()) for i, env in enumerate(self.envs)]
+                self.obs = [st[0] for st in steps]
+                chunk.infos.append([st[4] for st in steps])
+                y = self.tensor([st[4]["target"] for st in steps])
+                chunk.losses.append(torch.tensor([-st[1] for st in steps], dtype=torch.float64))
+            chunk.learned.append(_learn(f"{label}: learn", net, x, y, S))
+            if self.classification or self.scores:
+                chunk.preds.append(pred.detach())
+            if self.has_probe:
                 for name, v in net.probe().items():
                     if v[0].numel() <= 16:
-                        probed.setdefault(name, []).append(v.detach().clone())
-        loss = torch.stack(losses).double().cpu().numpy()                       # (n, S): read once per chunk
-        finite = np.isfinite(loss) & np.isfinite(torch.stack(learned).double().cpu().numpy())
-        train_time += time.perf_counter() - t0
-        bar.update(stop - start)
-        for i in range(S):
-            if i not in failed and not finite[:, i].all():
-                t = start + int(np.argmin(finite[:, i]))
-                failed[i] = SwitchbenchError(f"{labels[i]}: non-finite loss at step {t} (a learning rate too large?)")
-        if len(failed) == S:
-            break
-        # The chunk's log rows, per seed: its loss, accuracy and the paradigm's own scores of the
-        # predictions (copied to the CPU once), the small probes.
+                        chunk.probed.setdefault(name, []).append(v.detach().clone())
+        chunk.finish()
+        return chunk
+
+    def fail_non_finite(self, chunk: Chunk, start: int) -> bool:
+        """Fail each seed whose loss went non-finite in the chunk (naming the step); whether all have."""
+        for i in range(self.S):
+            if i not in self.failed and not chunk.finite[:, i].all():
+                t = start + int(np.argmin(chunk.finite[:, i]))
+                self.failed[i] = SwitchbenchError(f"{self.labels[i]}: non-finite loss at step {t} "
+                                                  "(a learning rate too large?)")
+        return len(self.failed) == self.S
+
+    def log_chunk(self, chunk: Chunk) -> None:
+        """The chunk's log rows, per seed: its loss, accuracy and the paradigm's own scores of the
+        predictions (copied to the CPU once), the small probes."""
+        drawn, preds = chunk.drawn, chunk.preds
         P = torch.stack(preds).cpu() if preds else None                         # (n, S, ...)
-        for i, c in enumerate(cols):
-            c["loss"].extend(loss[:, i].tolist())
+        for i, c in enumerate(self.cols):
+            c["loss"].extend(chunk.loss[:, i].tolist())
             for j in range(len(preds)):
-                info = (drawn[i].info(j) if scores else None) if drawn else infos[j][i]
-                if classification:
+                info = (drawn[i].info(j) if self.scores else None) if drawn else chunk.infos[j][i]
+                if self.classification:
                     target = drawn[i].y[j] if drawn else info["target"]
                     c["accuracy"].append(accuracy(P[j, i], torch.from_numpy(target)))
-                if scores:
-                    for k, v in envs[i].trial_columns(P[j, i], info).items():
+                if self.scores:
+                    for k, v in self.envs[i].trial_columns(P[j, i], info).items():
                         c.setdefault(k, []).append(v)
-        for name, vs in probed.items():
+        for name, vs in chunk.probed.items():
             v = torch.stack(vs).cpu()                                            # (n, S, ...)
-            for i in range(S):
+            for i in range(self.S):
                 for k, column in enumerate(v[:, i].reshape(len(vs), -1).T.tolist()):
-                    probe_cols[i].setdefault(f"{name}_{k}", []).extend(column)
-        if stop == n_steps or sched.block[stop] != sched.block[stop - 1]:   # end of a block: evaluate and probe
-            if before is not None:
-                changed.append(sum(((p.detach() != b).reshape(S, -1).sum(1).cpu().numpy()
-                                    for p, b in zip(net.parameters(), before)), np.zeros(S, int)))
-                before = None
-            r0, rk = evaluate(int(sched.block[stop - 1]))
-            R0.append(r0)
-            Rk.append(rk)
-            if has_probe:
-                for name, v in net.probe().items():
-                    probes.setdefault(name, []).append(v.detach().cpu().numpy())
-            if checkpoints:
-                for i, one in enumerate(net.unstack()):
-                    saved[i].append(_state(one))
-    for i, s in enumerate(scheds):           # the schedule's columns: each step's info
-        cols[i].update(step=list(range(n_steps)), block=s.block.tolist(), task=s.task.tolist(),
-                       phase=[s.phases[b] for b in s.block.tolist()], switch=s.switch.tolist())
-    bar.close()
-    if len(failed) == S:
-        return [failed[i] for i in range(S)]
+                    self.probe_cols[i].setdefault(f"{name}_{k}", []).extend(column)
 
-    # Per seed: the log, metrics, and the probes of its own trained learner (on the CPU).
-    R0, Rk = np.stack(R0, axis=1), np.stack(Rk, axis=1)          # (S, n_blocks, K)
-    probes = {k: np.stack(v, axis=1) for k, v in probes.items()}  # (S, n_blocks, ...)
-    if device.type != "cpu":
-        net.to(torch.device("cpu"))
-    trained = net.unstack()
-    results = []
-    for i, seed in enumerate(seeds):
-        if i in failed:
-            results.append(failed[i])
-            continue
-        config, learner = rc.config(seed), trained[i]
-        log = pd.DataFrame({"paradigm": rc.paradigm, "model": models.label(rc.model), "seed": seed, **cols[i],
-                            **probe_cols[i]})
-        log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
-        add_time(log, rc.model_params)
-        seed_probes = {k: v[i] for k, v in probes.items()}
-        metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, envs[i], config)
-        metrics["params"] = float(models.count_parameters(learner) or float("nan"))
-        metrics["params_changed_per_task"] = float(np.mean([n[i] for n in changed])) if changed else float("nan")
-        metrics["wall_ms_per_step"] = 1e3 * train_time / n_steps / S     # amortised over the seeds of the call
-        robust = None
-        held_i = [(held_x[k][i].cpu(), held_y[k][i].cpu()) for k in range(K)]
-        if callable(getattr(learner, "perturb", None)):
-            robust = robustness(learner, envs[i], held_i, privileged, eval_int[i], labels[i])
-            metrics.update(M.robustness(robust))
-        cue_table = after_curriculum_probes(learner, envs[i], entry, config, labels[i], metrics)
-        hidden = None
-        if record_hidden and callable(getattr(learner, "record_hidden", None)):
-            with torch.no_grad():
-                hidden = [learner.record_hidden(x).detach().cpu() for x, _ in held_i]
-        results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i], probes=seed_probes,
-                                 robustness=robust, cue_probes=cue_table, learner=learner,
-                                 checkpoints=saved[i] if checkpoints else None, hidden=hidden))
-    return results
+    # --- evaluation at a block end -----------------------------------------------------------
+
+    def end_block(self, block: int, checkpoints: bool) -> None:
+        """Parameters changed (a new task's block), R0 and Rk, the probes, checkpoints."""
+        net, S = self.net, self.S
+        if self.before is not None:
+            self.changed.append(sum(((p.detach() != b).reshape(S, -1).sum(1).cpu().numpy()
+                                     for p, b in zip(net.parameters(), self.before)), np.zeros(S, int)))
+            self.before = None
+        r0, rk = self.evaluate(block)
+        self.R0.append(r0)
+        self.Rk.append(rk)
+        if self.has_probe:
+            for name, v in net.probe().items():
+                self.probes.setdefault(name, []).append(v.detach().cpu().numpy())
+        if checkpoints:
+            for i, one in enumerate(net.unstack()):
+                self.saved[i].append(_state(one))
+
+    def held_out_loss(self, m, k: int) -> np.ndarray:
+        """Each seed's normalised loss on task ``k``'s held-out set (told the task when privileged)."""
+        if self.privileged:
+            m.observe_task([k] * self.S)
+        with torch.no_grad():
+            pred = _call(f"{self.label}: predict", m.predict, self.held_x[k])
+        return (np.array([float(task_loss(pred[i], self.held_y[k][i], self.spec.loss)) for i in range(self.S)])
+                / self.spec.null_loss[k])
+
+    def evaluate(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """R0 and Rk rows (S, K) at the end of ``block``."""
+        rc, S, B = self.rc, self.S, self.spec.batch_size
+        r0 = np.stack([self.held_out_loss(self.net, k) for k in range(self.K)], axis=1)
+        rk = np.empty((S, self.K))
+        for k in range(self.K):
+            adapted = copy.deepcopy(self.net)
+            if rc.k_adapt:
+                batches = [self.envs[i].eval_batch(k, rc.k_adapt * B, seed=(self.eval_int[i], 1 + block, k))
+                           for i in range(S)]
+                dim = 2 if self.spec.sequence else 1             # the sample dimension, after the seed's
+                xs = torch.chunk(self.tensor([b[0] for b in batches]), rc.k_adapt, dim=dim)
+                ys = torch.chunk(self.tensor([b[1] for b in batches]), rc.k_adapt, dim=dim)
+                for xb, yb in zip(xs, ys):
+                    if self.privileged:
+                        adapted.observe_task([k] * S)
+                    _learn(f"{self.label}: learn", adapted, xb, yb, S)
+            rk[:, k] = self.held_out_loss(adapted, k)
+        return r0, rk
+
+    # --- one result per seed -----------------------------------------------------------------
+
+    def results(self, checkpoints: bool, record_hidden: bool) -> list:
+        """Per seed: the log, metrics, and the probes of its own trained learner (on the CPU); or
+        the error that failed it."""
+        S, rc, spec = self.S, self.rc, self.spec
+        for i, s in enumerate(self.scheds):           # the schedule's columns: each step's info
+            self.cols[i].update(step=list(range(self.n_steps)), block=s.block.tolist(), task=s.task.tolist(),
+                                phase=[s.phases[b] for b in s.block.tolist()], switch=s.switch.tolist())
+        if len(self.failed) == S:
+            return [self.failed[i] for i in range(S)]
+        R0, Rk = np.stack(self.R0, axis=1), np.stack(self.Rk, axis=1)          # (S, n_blocks, K)
+        probes = {k: np.stack(v, axis=1) for k, v in self.probes.items()}     # (S, n_blocks, ...)
+        if self.device.type != "cpu":
+            self.net.to(torch.device("cpu"))
+        trained = self.net.unstack()
+        results = []
+        for i, seed in enumerate(self.seeds):
+            if i in self.failed:
+                results.append(self.failed[i])
+                continue
+            config, learner, env, label = rc.config(seed), trained[i], self.envs[i], self.labels[i]
+            log = pd.DataFrame({"paradigm": rc.paradigm, "model": models.label(rc.model), "seed": seed,
+                                **self.cols[i], **self.probe_cols[i]})
+            log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
+            add_time(log, rc.model_params)
+            seed_probes = {k: v[i] for k, v in probes.items()}
+            changed = self.changed
+            measured = {"params": float(models.count_parameters(learner) or float("nan")),
+                        "params_changed_per_task": float(np.mean([n[i] for n in changed])) if changed else float("nan"),
+                        "wall_ms_per_step": 1e3 * self.train_time / self.n_steps / S}   # amortised over the seeds
+            robust = None
+            held_i = [(self.held_x[k][i].cpu(), self.held_y[k][i].cpu()) for k in range(self.K)]
+            if callable(getattr(learner, "perturb", None)):
+                robust = robustness(learner, env, held_i, self.privileged, self.eval_int[i], label)
+            cue_table, transfer_table = after_curriculum_probes(learner, env, rc.entry, config, label)
+            metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, env, config, robustness=robust,
+                                      cue_table=cue_table, transfer_table=transfer_table, measured=measured)
+            hidden = None
+            if record_hidden and callable(getattr(learner, "record_hidden", None)):
+                with torch.no_grad():
+                    hidden = [learner.record_hidden(x).detach().cpu() for x, _ in held_i]
+            results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i],
+                                     probes=seed_probes, robustness=robust, cue_probes=cue_table, learner=learner,
+                                     checkpoints=self.saved[i] if checkpoints else None, hidden=hidden))
+        return results
 
 
 def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
@@ -348,11 +414,11 @@ def run_wishart(rc, seeds, progress: bool = True, chunk: int = 250) -> list:
         log["norm_loss"] = log["loss"] / np.asarray(spec.null_loss)[log["task"].to_numpy()]
         add_time(log, rc.model_params)
         seed_probes = {k: v[j] for k, v in out.probes.items()}
-        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config)
-        metrics["params"] = params
-        metrics["params_changed_per_task"] = (float(np.mean([n[j] for n in out.changed])) if out.changed
-                                              else float("nan"))
-        metrics["wall_ms_per_step"] = 1e3 * out.train_time / n_steps / S    # amortised over the batched seeds
+        measured = {"params": params,
+                    "params_changed_per_task": (float(np.mean([n[j] for n in out.changed])) if out.changed
+                                                else float("nan")),
+                    "wall_ms_per_step": 1e3 * out.train_time / n_steps / S}    # amortised over the batched seeds
+        metrics = compute_metrics(log, out.R0[j], out.Rk[j], seed_probes, env, config, measured=measured)
         results.append(RunResult(config=config, log=log, metrics=metrics, R0=out.R0[j], Rk=out.Rk[j],
                                  probes=seed_probes))
     return results

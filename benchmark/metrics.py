@@ -1,70 +1,141 @@
-"""Metrics: each a function with its formula in the docstring, registered in ``METRICS``
-with ``higher_is_better``.
+"""Metrics: each one decorated function, with its name, direction, unit, description and its
+formula in the docstring::
+
+    @register_metric("final_loss", higher_is_better=False, unit="normalised loss",
+                     description="mean normalised online loss over the last 10% of steps")
+    def final_loss(run: RunView) -> float | None:
+        '''mean(norm_loss) over the last 10% of the training steps'''
+        return float(run.tail["norm_loss"].mean())
+
+The function gets a :class:`RunView` of one finished run (its log, evaluation matrices,
+probes, the paradigm, its configuration, the tables of the after-curriculum probes and
+what the run loop measured) and returns a number, or None where the metric does not apply
+to that run (it is then left out). :func:`compute_metrics` runs every registered metric;
+``switchbench list metrics``, the leaderboard (keys, directions, definitions) and the web
+page read :data:`METRICS`. A plug-in registers a metric the same way, from its own module
+(imported before the runs, e.g. by the module of its model).
 
 Losses are the paradigm's task loss normalised per task by that task's null loss (the best
 constant predictor), so 1 = "knows nothing" and 0 = "perfect".
 
->>> METRICS["forgetting_Rk"].higher_is_better
-False
+>>> METRICS["forgetting_Rk"].higher_is_better, METRICS["switch_time_late"].unit
+(False, 'steps')
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from switchbench.errors import SwitchbenchError
+
 
 @dataclass(frozen=True)
 class Metric:
+    """A registered metric (:func:`register_metric`): what ``list metrics`` and the leaderboard show."""
+
     name: str
     higher_is_better: bool
     description: str
+    unit: str = ""
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("final_loss", False, "mean normalised online loss over the last 10% of steps"),
-    Metric("switch_time_early", False, "mean switch time (steps) over the first 3 switches"),
-    Metric("switch_time_late", False, "mean switch time (steps) over the last 5 switches"),
-    Metric("switch_censored", False, "fraction of switches that never met the criterion"),
-    Metric("switch_censored_early", False, "fraction of the first 3 switches that never met the criterion"),
-    Metric("switch_censored_late", False, "fraction of the last 5 switches that never met the criterion"),
-    Metric("forgetting_R0", False, "forgetting on held-out sets, model as it is (R0)"),
-    Metric("forgetting_Rk", False, "forgetting after k_adapt learning steps on a copy (Rk)"),
-    Metric("bwt_R0", False, "backward transfer (final minus right-after-training loss), R0"),
-    Metric("bwt_Rk", False, "backward transfer (final minus right-after-training loss), Rk"),
-    Metric("specialisation", True, "best-match row-wise cosine between teachers and modules"),
-    Metric("final_accuracy", True, "mean online accuracy over the last 10% of steps (classification)"),
-    Metric("switch_cost_error", False, "error rate on switch minus repeat trials, mixed blocks (trial paradigms)"),
-    Metric("switch_cost_loss", False, "cross-entropy on switch minus repeat trials, mixed blocks"),
-    Metric("switch_cost_error_early", False, "switch cost (error) over the first 2 mixed blocks"),
-    Metric("switch_cost_error_late", False, "switch cost (error) over the last 2 mixed blocks"),
-    Metric("mixing_cost_error", False, "error rate on repeat trials in mixed minus pure blocks"),
-    Metric("mixing_cost_loss", False, "cross-entropy on repeat trials in mixed minus pure blocks"),
-    Metric("congruency_effect_error", False, "error rate on incongruent minus congruent trials"),
-    Metric("composition_loss", False, "mean normalised loss over the first 100 steps of each never-seen composed "
-           "task's first block"),
-    Metric("composition_steps", False, "steps to the switch criterion on each never-seen composed task's first block"),
-    Metric("final_performance", True, "mean online trial performance over the last 10% of steps (paradigms that "
-           "score trials, e.g. Yang et al.'s on cognitive tasks)"),
-    Metric("rule_composition_perf", True, "held-out performance of a trained task under a composed rule cue "
-           "(e.g. anti + dlygo - go for dlyanti) over that under its own cue"),
-    Metric("rule_composition_random", True, "the same under random cues of the composed cue's norm (the control)"),
-    Metric("zero_shot_perf", True, "held-out performance of a never-trained task under its composed rule cue"),
-    Metric("zero_shot_random", True, "the same under random cues of the composed cue's norm (the control)"),
-    Metric("transfer_steps", False, "steps to the switch criterion on a held-out task learned after the curriculum, "
-           "over the same from a fresh network of the same model"),
-    Metric("transfer_steps_curriculum", False, "steps to the switch criterion on a held-out task after the curriculum"),
-    Metric("transfer_steps_scratch", False, "steps to the switch criterion on a held-out task from a fresh network"),
-    Metric("transfer_censored", False, "fraction of transfer runs (after the curriculum, from scratch) that never "
-           "met the criterion within the budget"),
-    Metric("final_performance_strict", True, "the same with the cognitive paradigm's stricter score (fixation kept "
-           "at every fixation step; not Yang et al.'s)"),
-    Metric("params", False, "trainable parameters"),
-    Metric("params_changed_per_task", False, "parameters changed over the first block of each new task (mean)"),
-    Metric("wall_ms_per_step", False, "wall time per learning step (ms), evaluation excluded"),
-]}
+#: metric name -> :class:`Metric`, in registration order (the order of ``list metrics`` and of a run's metrics)
+METRICS: dict[str, Metric] = {}
+_COMPUTE: dict[str, Callable[["RunView"], Any]] = {}
+
+
+def register_metric(name: str, *, higher_is_better: bool, unit: str = "", description: str = ""):
+    """Decorator: register ``fn(run: RunView) -> float | None`` as the metric ``name``
+    (``description`` defaults to the docstring's first line). Registering a name again
+    replaces it (a plug-in reloaded)."""
+    if not isinstance(higher_is_better, bool):
+        raise SwitchbenchError(f"metric {name!r}: higher_is_better must be True or False, got {higher_is_better!r}")
+
+    def deco(fn):
+        text = description or (fn.__doc__ or "").strip().split("\n")[0]
+        METRICS[name] = Metric(name, higher_is_better, text, unit)
+        _COMPUTE[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclass
+class RunView:
+    """One finished run as the metrics see it: ``log`` (one row per step), ``R0``/``Rk``
+    (n_blocks, K) held-out losses, ``probes`` (name -> per-block array), the paradigm ``env``,
+    the run's ``config``; the after-curriculum tables (None where the run has none):
+    ``robustness`` (:func:`switchbench.benchmark.evaluation.robustness`), ``cue_table`` and
+    ``transfer_table`` (:mod:`switchbench.benchmark.probes`); ``measured``: what the run loop
+    measured (``params``, ``params_changed_per_task``, ``wall_ms_per_step``)."""
+
+    log: pd.DataFrame
+    R0: np.ndarray
+    Rk: np.ndarray
+    probes: dict
+    env: Any
+    config: dict
+    robustness: pd.DataFrame | None = None
+    cue_table: pd.DataFrame | None = None
+    transfer_table: pd.DataFrame | None = None
+    measured: dict = field(default_factory=dict)
+
+    @property
+    def criterion(self) -> tuple[str, float]:
+        return self.config["runner"]["criterion"], self.config["runner"]["threshold"]
+
+    @cached_property
+    def tail(self) -> pd.DataFrame:
+        """The last 10% of the training steps (at least one)."""
+        train = self.log[self.log["phase"] == "train"]
+        return train.iloc[-max(1, len(train) // 10):]
+
+    @cached_property
+    def switch_times(self) -> pd.DataFrame:
+        return switch_time(self.log, *self.criterion)
+
+    @cached_property
+    def trained(self) -> np.ndarray:
+        return trained_matrix(self.log, self.R0.shape[0], self.R0.shape[1])
+
+    @cached_property
+    def trials(self) -> dict[str, float]:
+        return trial_metrics(self.log) if "n_switch" in self.log else {}
+
+    @cached_property
+    def composed(self) -> pd.DataFrame | None:
+        return composition(self.log, 100, *self.criterion) if (self.log["phase"] == "compose").any() else None
+
+    @cached_property
+    def cues(self) -> dict[str, float]:
+        return rule_composition(self.cue_table) if self.cue_table is not None else {}
+
+    @cached_property
+    def transferred(self) -> dict[str, float]:
+        return transfer(self.transfer_table) if self.transfer_table is not None else {}
+
+    @cached_property
+    def robust(self) -> dict[str, float]:
+        return robustness(self.robustness) if self.robustness is not None else {}
+
+
+def compute_metrics(run: RunView) -> dict[str, float]:
+    """Every registered metric that applies to ``run`` (those returning None are left out), in
+    the order of :data:`METRICS`."""
+    out = {}
+    for name, fn in _COMPUTE.items():
+        value = fn(run)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+NAN = float("nan")
 
 #: robustness perturbations (kind -> levels), applied to the final model; see :func:`robustness`
 ROBUSTNESS = {"weight_noise": (0.1, 0.3, 1.0), "unit_ablation": (0.1, 0.3), "module_silencing": (1,),
@@ -72,12 +143,6 @@ ROBUSTNESS = {"weight_noise": (0.1, 0.3, 1.0), "unit_ablation": (0.1, 0.3), "mod
 ROBUSTNESS_REPEATS = 3
 _LEVEL_TEXT = {"weight_noise": "recurrent weights x (1 + {} N(0,1))", "unit_ablation": "{:.0%} of hidden units silenced",
                "module_silencing": "{} module(s) silenced", "input_noise": "input noise N(0, {}^2)"}
-for _kind, _levels in ROBUSTNESS.items():
-    for _level in _levels:
-        _what = _LEVEL_TEXT[_kind].format(_level)
-        for _m in (Metric(f"perf_drop_{_kind}_{_level:g}", False, f"drop in held-out performance, {_what}"),
-                   Metric(f"loss_rise_{_kind}_{_level:g}", False, f"rise in held-out normalised loss, {_what}")):
-            METRICS[_m.name] = _m
 
 #: the metric that ranks models on a leaderboard
 PRIMARY = "switch_time_late"
@@ -387,7 +452,7 @@ def robustness(table: pd.DataFrame) -> dict[str, float]:
     over tasks ``k`` and random repeats ``r`` (each repeat draws new damage, the same for
     every task). ``score`` is the paradigm's trial performance where it has one, else
     accuracy; ``L`` the held-out normalised loss. The perturbations (on a copy of the
-    learner: :meth:`switchbench.models.recurrent.LeakyRNN.perturb`): ``weight_noise``
+    learner: :meth:`switchbench.models.leaky_rnn.LeakyRNN.perturb`): ``weight_noise``
     multiplies each recurrent weight by ``1 + level * xi``; ``unit_ablation`` silences a
     random ``level`` fraction of hidden units; ``module_silencing`` silences ``level`` whole
     modules (modular models only); ``input_noise`` adds ``N(0, level^2)`` to every input of
@@ -406,3 +471,225 @@ def robustness(table: pd.DataFrame) -> dict[str, float]:
         out[f"perf_drop_{kind}_{level:g}"] = float(base["score"].mean() - g["score"].mean())
         out[f"loss_rise_{kind}_{level:g}"] = float(g["norm_loss"].mean() - base["norm_loss"].mean())
     return out
+
+
+# --- the registered metrics (the order of ``list metrics``) ------------------------------------
+
+@register_metric("final_loss", higher_is_better=False, unit="normalised loss",
+                 description="mean normalised online loss over the last 10% of steps")
+def final_loss(run: RunView) -> float:
+    """``mean(norm_loss)`` over the last 10% of the training steps (at least one)."""
+    return float(run.tail["norm_loss"].mean())
+
+
+def _switch_mean(column: str, which: slice):
+    def fn(run: RunView) -> float:
+        v = run.switch_times[column].to_numpy(dtype=float)
+        return float(v[which].mean()) if len(v) else NAN
+    return fn
+
+
+@register_metric("switch_time_early", higher_is_better=False, unit="steps",
+                 description="mean switch time (steps) over the first 3 switches")
+def switch_time_early(run: RunView) -> float:
+    """``mean(switch_time[:3])`` (:func:`switch_time`; NaN without switches)."""
+    return _switch_mean("switch_time", slice(None, 3))(run)
+
+
+@register_metric("switch_time_late", higher_is_better=False, unit="steps",
+                 description="mean switch time (steps) over the last 5 switches")
+def switch_time_late(run: RunView) -> float:
+    """``mean(switch_time[-5:])`` (:func:`switch_time`; NaN without switches)."""
+    return _switch_mean("switch_time", slice(-5, None))(run)
+
+
+@register_metric("switch_censored", higher_is_better=False, unit="fraction",
+                 description="fraction of switches that never met the criterion")
+def switch_censored(run: RunView) -> float:
+    """``mean(censored)`` over all switches (:func:`switch_time`)."""
+    return _switch_mean("censored", slice(None))(run)
+
+
+@register_metric("switch_censored_early", higher_is_better=False, unit="fraction",
+                 description="fraction of the first 3 switches that never met the criterion")
+def switch_censored_early(run: RunView) -> float:
+    """``mean(censored[:3])`` (:func:`switch_time`)."""
+    return _switch_mean("censored", slice(None, 3))(run)
+
+
+@register_metric("switch_censored_late", higher_is_better=False, unit="fraction",
+                 description="fraction of the last 5 switches that never met the criterion")
+def switch_censored_late(run: RunView) -> float:
+    """``mean(censored[-5:])`` (:func:`switch_time`)."""
+    return _switch_mean("censored", slice(-5, None))(run)
+
+
+@register_metric("forgetting_R0", higher_is_better=False, unit="normalised loss",
+                 description="forgetting on held-out sets, model as it is (R0)")
+def forgetting_R0(run: RunView) -> float:
+    """:func:`forgetting` of ``R0`` (held-out losses at each block end)."""
+    return forgetting(run.R0, run.trained)
+
+
+@register_metric("forgetting_Rk", higher_is_better=False, unit="normalised loss",
+                 description="forgetting after k_adapt learning steps on a copy (Rk)")
+def forgetting_Rk(run: RunView) -> float:
+    """:func:`forgetting` of ``Rk`` (held-out losses after k_adapt learning steps on a copy)."""
+    return forgetting(run.Rk, run.trained)
+
+
+@register_metric("bwt_R0", higher_is_better=False, unit="normalised loss",
+                 description="backward transfer (final minus right-after-training loss), R0")
+def bwt_R0(run: RunView) -> float:
+    """:func:`backward_transfer` of ``R0``."""
+    return backward_transfer(run.R0, run.trained)
+
+
+@register_metric("bwt_Rk", higher_is_better=False, unit="normalised loss",
+                 description="backward transfer (final minus right-after-training loss), Rk")
+def bwt_Rk(run: RunView) -> float:
+    """:func:`backward_transfer` of ``Rk``."""
+    return backward_transfer(run.Rk, run.trained)
+
+
+@register_metric("specialisation", higher_is_better=True, unit="cosine",
+                 description="best-match row-wise cosine between teachers and modules")
+def specialisation_metric(run: RunView) -> float | None:
+    """:func:`specialisation` of the final modules (probe ``modules``) to the building-block
+    teachers (a paradigm with linear teachers; modules of the teachers' shape, any cue inputs
+    cut off)."""
+    truth = run.env.ground_truth()
+    if truth is None or "modules" not in run.probes:
+        return None
+    teachers = truth[: run.env.task_spec.n_base_tasks or len(truth)]
+    mods = run.probes["modules"][-1]                  # (modules, output, input with any cue)
+    if mods.ndim == teachers.ndim and mods[..., : teachers.shape[-1]].shape[1:] == teachers.shape[1:]:
+        return specialisation(teachers, mods[..., : teachers.shape[-1]])[0]
+    return None
+
+
+@register_metric("final_accuracy", higher_is_better=True, unit="fraction",
+                 description="mean online accuracy over the last 10% of steps (classification)")
+def final_accuracy(run: RunView) -> float | None:
+    """``mean(accuracy)`` over the last 10% of the training steps (classification)."""
+    return float(run.tail["accuracy"].mean()) if "accuracy" in run.log else None
+
+
+def _trial(name: str, higher: bool, unit: str, description: str, formula: str) -> None:
+    def fn(run: RunView) -> float | None:
+        return run.trials.get(name)
+    fn.__doc__ = formula
+    fn.__name__ = fn.__qualname__ = name
+    register_metric(name, higher_is_better=higher, unit=unit, description=description)(fn)
+
+
+_trial("switch_cost_error", False, "error rate",
+       "error rate on switch minus repeat trials, mixed blocks (trial paradigms)",
+       "``switch_cost(log, 'error')`` (:func:`switch_cost`)")
+_trial("switch_cost_loss", False, "cross-entropy", "cross-entropy on switch minus repeat trials, mixed blocks",
+       "``switch_cost(log, 'loss')`` (:func:`switch_cost`)")
+_trial("switch_cost_error_early", False, "error rate", "switch cost (error) over the first 2 mixed blocks",
+       "mean of :func:`switch_cost_by_block` over the first 2 mixed blocks (finite ones)")
+_trial("switch_cost_error_late", False, "error rate", "switch cost (error) over the last 2 mixed blocks",
+       "mean of :func:`switch_cost_by_block` over the last 2 mixed blocks (finite ones)")
+_trial("mixing_cost_error", False, "error rate", "error rate on repeat trials in mixed minus pure blocks",
+       "``mixing_cost(log, 'error')`` (:func:`mixing_cost`)")
+_trial("mixing_cost_loss", False, "cross-entropy", "cross-entropy on repeat trials in mixed minus pure blocks",
+       "``mixing_cost(log, 'loss')`` (:func:`mixing_cost`)")
+_trial("congruency_effect_error", False, "error rate", "error rate on incongruent minus congruent trials",
+       "``congruency_effect(log, 'error')`` (:func:`congruency_effect`; paradigms with congruent trials)")
+
+
+@register_metric("composition_loss", higher_is_better=False, unit="normalised loss",
+                 description="mean normalised loss over the first 100 steps of each never-seen composed task's "
+                             "first block")
+def composition_loss(run: RunView) -> float | None:
+    """``mean_k loss_k`` of :func:`composition` (k = 100 steps)."""
+    return None if run.composed is None else float(run.composed["loss_k"].mean())
+
+
+@register_metric("composition_steps", higher_is_better=False, unit="steps",
+                 description="steps to the switch criterion on each never-seen composed task's first block")
+def composition_steps(run: RunView) -> float | None:
+    """``mean_k steps_k`` of :func:`composition`."""
+    return None if run.composed is None else float(run.composed["steps"].mean())
+
+
+@register_metric("final_performance", higher_is_better=True, unit="fraction",
+                 description="mean online trial performance over the last 10% of steps (paradigms that score "
+                             "trials, e.g. Yang et al.'s on cognitive tasks)")
+def final_performance(run: RunView) -> float | None:
+    """``mean(performance)`` over the last 10% of the training steps."""
+    return float(run.tail["performance"].mean()) if "performance" in run.log else None
+
+
+def _picked(name: str, source: str, higher: bool, unit: str, description: str, formula: str) -> None:
+    def fn(run: RunView) -> float | None:
+        return getattr(run, source).get(name)
+    fn.__doc__ = formula
+    fn.__name__ = fn.__qualname__ = name
+    register_metric(name, higher_is_better=higher, unit=unit, description=description)(fn)
+
+
+_picked("rule_composition_perf", "cues", True, "ratio",
+        "held-out performance of a trained task under a composed rule cue (e.g. anti + dlygo - go for dlyanti) "
+        "over that under its own cue", "``mean_k P_k(composed) / P_k(own)`` (:func:`rule_composition`)")
+_picked("rule_composition_random", "cues", True, "ratio",
+        "the same under random cues of the composed cue's norm (the control)",
+        "``mean_k mean_r P_k(random_r) / P_k(own)`` (:func:`rule_composition`)")
+_picked("zero_shot_perf", "cues", True, "performance",
+        "held-out performance of a never-trained task under its composed rule cue",
+        "``mean_k P_k(composed)`` over never-trained tasks (:func:`rule_composition`)")
+_picked("zero_shot_random", "cues", True, "performance",
+        "the same under random cues of the composed cue's norm (the control)",
+        "``mean_k mean_r P_k(random_r)`` over never-trained tasks (:func:`rule_composition`)")
+_picked("transfer_steps", "transferred", False, "ratio",
+        "steps to the switch criterion on a held-out task learned after the curriculum, over the same from a "
+        "fresh network of the same model", "``mean_k S_curriculum(k) / mean_k S_scratch(k)`` (:func:`transfer`)")
+_picked("transfer_steps_curriculum", "transferred", False, "steps",
+        "steps to the switch criterion on a held-out task after the curriculum",
+        "``mean_k S_curriculum(k)`` (:func:`transfer`)")
+_picked("transfer_steps_scratch", "transferred", False, "steps",
+        "steps to the switch criterion on a held-out task from a fresh network",
+        "``mean_k S_scratch(k)`` (:func:`transfer`)")
+_picked("transfer_censored", "transferred", False, "fraction",
+        "fraction of transfer runs (after the curriculum, from scratch) that never met the criterion within "
+        "the budget", "the censored fraction of the transfer table (:func:`transfer`)")
+
+
+@register_metric("final_performance_strict", higher_is_better=True, unit="fraction",
+                 description="the same with the cognitive paradigm's stricter score (fixation kept at every "
+                             "fixation step; not Yang et al.'s)")
+def final_performance_strict(run: RunView) -> float | None:
+    """``mean(performance_strict)`` over the last 10% of the training steps."""
+    return float(run.tail["performance_strict"].mean()) if "performance_strict" in run.log else None
+
+
+@register_metric("params", higher_is_better=False, unit="count", description="trainable parameters")
+def params(run: RunView) -> float | None:
+    """The trained learner's parameter count (NaN for a learner without ``parameters()``)."""
+    return run.measured.get("params")
+
+
+@register_metric("params_changed_per_task", higher_is_better=False, unit="count",
+                 description="parameters changed over the first block of each new task (mean)")
+def params_changed_per_task(run: RunView) -> float | None:
+    """mean over the blocks that train a task for the first time of the parameters that differ
+    at the block's end from its start (measured by the run loop)."""
+    return run.measured.get("params_changed_per_task")
+
+
+@register_metric("wall_ms_per_step", higher_is_better=False, unit="ms",
+                 description="wall time per learning step (ms), evaluation excluded")
+def wall_ms_per_step(run: RunView) -> float | None:
+    """training time / steps / seeds of the call (measured by the run loop; evaluation excluded)."""
+    return run.measured.get("wall_ms_per_step")
+
+
+for _kind, _levels in ROBUSTNESS.items():
+    for _level in _levels:
+        _what = _LEVEL_TEXT[_kind].format(_level)
+        _picked(f"perf_drop_{_kind}_{_level:g}", "robust", False, "performance",
+                f"drop in held-out performance, {_what}", "``perf_drop`` of :func:`robustness`")
+        _picked(f"loss_rise_{_kind}_{_level:g}", "robust", False, "normalised loss",
+                f"rise in held-out normalised loss, {_what}", "``loss_rise`` of :func:`robustness`")

@@ -28,8 +28,9 @@ from switchbench.benchmark import metrics as M
 from switchbench.errors import SwitchbenchError
 
 
-def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, dict[str, float]]:
-    """The tidy cue-probe table (None without cue probes) and the probe metrics of a trained ``learner``."""
+def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tidy cue-probe and transfer tables of a trained ``learner`` (each None where the
+    paradigm has no such probe); their metrics are registered in :mod:`switchbench.benchmark.metrics`."""
     from switchbench.benchmark.evaluation import _call, _seed_int, accuracy, predict_loss
 
     spec, seed = env.task_spec, int(config["seed"])
@@ -37,7 +38,7 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
     eval_int, probe_int = _seed_int(eval_ss), _seed_int(probe_ss)
     privileged = entry.card.privileged
     n_eval = config["runner"]["n_eval"]
-    metrics, table = {}, None
+    table, transferred = None, None
 
     rows = []
     for p in env.cue_probes(probe_int):
@@ -50,7 +51,6 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
                              performance=score, norm_loss=loss))
     if rows:
         table = pd.DataFrame(rows)
-        metrics.update(M.rule_composition(table))
 
     probe = env.transfer_probe()
     if probe is not None:
@@ -73,5 +73,5 @@ def run_probes(learner, env, entry, config: dict, label: str) -> tuple[pd.DataFr
         fresh = entry.build(spec, _seed_int(model_ss), **config["model_params"])   # as run() built the learner
         rows = [dict(task=k, network=name, **dict(zip(("steps", "censored"), steps(copy.deepcopy(net), k))))
                 for k in probe.tasks for name, net in (("curriculum", learner), ("scratch", fresh))]
-        metrics.update(M.transfer(pd.DataFrame(rows)))
-    return table, metrics
+        transferred = pd.DataFrame(rows)
+    return table, transferred

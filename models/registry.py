@@ -7,7 +7,10 @@ A model is a factory ``make(spec, seed, **hparams) -> Learner``. Three ways to a
    package that provides it;
 3. ``module:factory`` given where a model name is expected (e.g. ``--model my_pkg.mod:make``).
 
-Built-in models are listed lazily (``_BUILTIN``: name -> module) and imported on first use.
+A built-in model is declared once, by ``@register`` on its factory in a module of this
+package; the modules are imported on the first look-up of a name (:func:`names`,
+:func:`get`), so a new module is found without a list to edit. The tests run every
+registered built-in model (``tests/test_models.py``).
 
 >>> from switchbench import models
 >>> models.get("gated-linear").card.privileged, models.get("oracle-gates").card.privileged
@@ -19,6 +22,7 @@ import importlib
 import inspect
 import itertools
 import os
+import pkgutil
 import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -31,26 +35,21 @@ from switchbench.params import Param, signature_params
 
 ENTRY_POINT_GROUP = "switchbench.models"
 
-#: built-in model name -> module that registers it (imported on first use)
-_BUILTIN = {
-    "gated-linear": "switchbench.models.gated_linear",
-    "gated-linear-forgetful": "switchbench.models.gated_linear",
-    "oracle-gates": "switchbench.models.gated_linear",
-    "gated-linear-unitwise": "switchbench.models.gated_linear",
-    "linear": "switchbench.models.linear",
-    "deep-linear": "switchbench.models.linear",
-    "gated-mlp": "switchbench.models.gated_mlp",
-    "gated-mlp-forgetful": "switchbench.models.gated_mlp",
-    "mlp": "switchbench.models.gated_mlp",
-    "mlp-cued": "switchbench.models.gated_mlp",
-    "gru": "switchbench.models.rnn",
-    "leaky-rnn": "switchbench.models.recurrent",
-    "per-task-rnn": "switchbench.models.recurrent",
-    "leaky-rnn-ewc": "switchbench.models.recurrent",
-    "leaky-rnn-si": "switchbench.models.recurrent",
-    "gated-rnn": "switchbench.models.recurrent",
-    "modular-primitives": "switchbench.models.recurrent",
-}
+#: the package whose modules declare the built-in models (each with ``@register``)
+BUILTIN_PACKAGE = "switchbench.models"
+_imported = False
+
+
+def _import_builtins() -> None:
+    """Import every module of :data:`BUILTIN_PACKAGE` once, so that their ``@register``
+    declarations run: a built-in model is declared once, where its factory is written."""
+    global _imported
+    if _imported:
+        return
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
+    _imported = True
 
 
 @runtime_checkable
@@ -179,6 +178,13 @@ def _load_path(path: str):
         obj = importlib.import_module(module)
     except (ImportError, TypeError, ValueError) as e:   # TypeError: a relative name such as '..x'
         raise SwitchbenchError(f"cannot import model module {module!r}: {e}") from None
+    except SyntaxError as e:
+        raise SwitchbenchError(f"cannot import model module {module!r}: SyntaxError: {e.msg} "
+                               f"({e.filename}, line {e.lineno})") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the plug-in's own code failed as it was imported
+        text = str(e).splitlines()[0] if str(e) else ""
+        raise SwitchbenchError(f"cannot import model module {module!r}: it raised {type(e).__name__}"
+                               + (f": {text}" if text else "")) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SwitchbenchError(f"module {module!r} has no attribute {attr!r}")
@@ -198,9 +204,10 @@ def get(name: str) -> ModelEntry:
     """The registry entry of a model name, an entry-point name or a ``module:factory`` path."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])
-        return _REGISTRY[name]
+    if ":" not in name:
+        _import_builtins()
+        if name in _REGISTRY:
+            return _REGISTRY[name]
     if ":" in name:
         return _from_object(name, _load_path(name))
     eps = _entry_points()
@@ -230,7 +237,14 @@ def label(name: str) -> str:
 
 def names() -> list[str]:
     """All model names: built-in, registered and from entry points."""
-    return sorted(set(_BUILTIN) | set(_REGISTRY) | set(_entry_points()))
+    _import_builtins()
+    return sorted(set(_REGISTRY) | set(_entry_points()))
+
+
+def builtin_names() -> list[str]:
+    """The models declared by the modules of this package (not plug-ins), in name order."""
+    _import_builtins()
+    return sorted(n for n, e in _REGISTRY.items() if e.factory.__module__.startswith(BUILTIN_PACKAGE + "."))
 
 
 def count_parameters(learner) -> int | None:

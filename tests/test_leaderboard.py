@@ -86,9 +86,7 @@ def test_the_uncued_mlp_never_sees_the_cue():
 
 
 def test_every_card_declares_an_equal_grid_around_its_published_default():
-    from switchbench.models.registry import _BUILTIN
-
-    for name in _BUILTIN:
+    for name in models.registry.builtin_names():
         entry = models.get(name)
         grid = entry.grid()
         assert len(grid) == tuning.BUDGET, name

@@ -62,3 +62,51 @@ def test_every_metric_states_higher_is_better():
     assert all(isinstance(m.higher_is_better, bool) for m in M.METRICS.values())
     assert M.METRICS["specialisation"].higher_is_better and not M.METRICS["switch_time_late"].higher_is_better
     assert M.PRIMARY in M.METRICS
+
+
+@pytest.fixture
+def own_registry():
+    """Metrics registered by a test stay in that test (the registry restored in place: other
+    modules hold it by name)."""
+    saved = [(d, dict(d)) for d in (M.METRICS, M._COMPUTE)]
+    yield
+    for d, items in saved:
+        d.clear()
+        d.update(items)
+
+
+def test_a_plug_in_metric_is_computed_for_every_run_and_listed(own_registry, capsys):
+    """One decorated function in a plug-in module: every run reports it, ``list metrics`` and
+    the leaderboard's directions read it; a metric returning None is left out of a run."""
+    import switchbench
+    from switchbench.benchmark import leaderboard
+    from switchbench.benchmark.cli import main
+
+    @M.register_metric("loss_spread", higher_is_better=False, unit="normalised loss",
+                       description="max minus min normalised online loss")
+    def loss_spread(run):
+        """``max(norm_loss) - min(norm_loss)`` over all steps."""
+        return float(run.log["norm_loss"].max() - run.log["norm_loss"].min())
+
+    @M.register_metric("never", higher_is_better=True)
+    def never(run):
+        """A metric that applies to no run."""
+        return None
+
+    r = switchbench.run("blocked-linear", "gated-linear", n_blocks=2, block_size=20, cache=False, progress=False)
+    assert r.metrics["loss_spread"] == float(r.log["norm_loss"].max() - r.log["norm_loss"].min())
+    assert "never" not in r.metrics and list(r.metrics)[-1] == "loss_spread"       # registration order
+    w = switchbench.run("blocked-linear", "gated-linear", n_blocks=2, block_size=20, cache=False, progress=False,
+                        sampler="wishart")
+    assert w.metrics["loss_spread"] > 0                                             # the covariance engine too
+    assert M.METRICS["never"].description == "A metric that applies to no run."
+    assert main(["list", "metrics"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("loss_spread"))
+    assert "max minus min" in row and "normalised loss" in row
+    scores = pd.DataFrame({"paradigm": "p", "model": "m", "seed": 0, "metric": ["loss_spread"], "value": [0.5]})
+    assert leaderboard.summarise(scores)["higher_is_better"].tolist() == [False]
+
+
+def test_a_metric_states_its_direction():
+    with pytest.raises(Exception, match="higher_is_better must be True or False"):
+        M.register_metric("vague", higher_is_better=None)

@@ -1,5 +1,6 @@
 """The model zoo: hand-written gradients against autograd, controls, registry, cards."""
 import copy
+import math
 
 import pytest
 import torch
@@ -147,3 +148,141 @@ def test_register_decorator_and_module_factory_paths():
     entry = models.get("test_models:make_toy")
     assert entry.hparams() == {"lr": 0.1} and entry.card.name == "test_models:make_toy"
     assert entry.build(SPEC, 0).predict(torch.zeros(2, 5)).shape == (2, 3)
+
+
+# --- every registered built-in model, without a list to keep -------------------------------------
+#
+# Each model runs on the first small paradigm configuration of test_paradigms it accepts, with
+# small values of the hyperparameters that size a network (where its factory has them).
+
+from test_paradigms import SMALL as SMALL_PARADIGMS  # noqa: E402
+
+from switchbench.models import batching  # noqa: E402
+
+#: small values of sizing hyperparameters, by parameter name (applied where a factory has one)
+SMALL_HPARAMS = {"hidden": 8, "n_modules": 2, "module_size": 4, "pretrain": "none", "pretrain_cache": False}
+STEPS = 4
+
+
+def _envs():
+    import gymnasium
+
+    out = {}
+    for config, kw in SMALL_PARADIGMS.items():
+        env = gymnasium.make(config.split(" ")[0], disable_env_checker=True, **kw).unwrapped
+        out[config] = env
+    return out
+
+
+_ENVS = {}
+
+
+def setting(name):
+    """``(env, hyperparameters)``: the first small paradigm ``name`` runs on."""
+    if not _ENVS:
+        _ENVS.update(_envs())
+    entry = models.get(name)
+    for config, env in _ENVS.items():
+        if entry.decline_reason(env.task_spec) is None:
+            return env, {k: v for k, v in SMALL_HPARAMS.items() if k in entry.hparams()}
+    raise AssertionError(f"model {name!r} runs on none of test_paradigms' small configurations: add one there")
+
+
+def build(name, seed):
+    env, hp = setting(name)
+    return models.get(name).build(env.task_spec, seed, **hp)
+
+
+def batch(env, step: int, seed: int = 0):
+    """Step ``step``'s batch: the tasks alternate, each batch from its own seed."""
+    k = step % env.task_spec.n_tasks
+    x, y = env.eval_batch(k, env.task_spec.batch_size, seed=(seed, step, k))
+    return k, torch.as_tensor(x), torch.as_tensor(y)
+
+
+def told(name, learner, k):
+    """A privileged learner is told the task before it predicts or learns, as in a run."""
+    if models.get(name).card.privileged:
+        learner.observe_task(k)
+
+
+def learn(name, learner, env, steps=STEPS, seed=0):
+    losses = []
+    for t in range(steps):
+        k, x, y = batch(env, t, seed)
+        told(name, learner, k)
+        losses.append(batching.loss_value(learner.learn(x, y)))
+    return losses
+
+
+def predict(name, learner, env):
+    k, x, _ = batch(env, 99)
+    told(name, learner, k)
+    with torch.no_grad():
+        return learner.predict(x)
+
+
+BUILTIN = models.registry.builtin_names()
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _one_cache(request, _cache, shared_cache, monkeypatch):
+    """The tests over every model share one cache (a pretrained feature network is made once)."""
+    if "name" in getattr(request, "fixturenames", ()) and request.function.__name__.startswith("test_every_model_"):
+        monkeypatch.setenv("SWITCHBENCH_CACHE", str(shared_cache))
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_model_learns_and_is_determined_by_its_seed(name):
+    env, _ = setting(name)
+    a, b, other = build(name, 3), build(name, 3), build(name, 4)
+    first = predict(name, a, env)
+    torch.testing.assert_close(predict(name, b, env), first, rtol=0, atol=0)
+    assert not torch.equal(predict(name, other, env), first), "another seed, another network"
+    la, lb = learn(name, a, env), learn(name, b, env)
+    assert la == lb and all(math.isfinite(v) for v in la)
+    after = predict(name, a, env)
+    assert not torch.equal(after, first), "a few steps change the predictions"
+    torch.testing.assert_close(predict(name, b, env), after, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_model_restores_from_its_state_dict(name):
+    env, _ = setting(name)
+    trained, fresh = build(name, 3), build(name, 4)
+    learn(name, trained, env)
+    fresh.load_state_dict(copy.deepcopy(trained.state_dict()))
+    torch.testing.assert_close(predict(name, fresh, env), predict(name, trained, env), rtol=0, atol=0)
+
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_model_that_stacks_gives_each_seed_its_single_numbers(name):
+    env, _ = setting(name)
+    if not batching.can_stack(build(name, 0)):
+        pytest.skip(f"{name} runs one seed per call")
+    seeds = (1, 2)
+    singles = [build(name, s) for s in seeds]
+    stacked = batching.stack([build(name, s) for s in seeds])
+    privileged = models.get(name).card.privileged
+    for t in range(STEPS):
+        per_seed = [batch(env, t, seed=s) for s in seeds]          # each seed its own data
+        k = per_seed[0][0]
+        X, Y = torch.stack([b[1] for b in per_seed]), torch.stack([b[2] for b in per_seed])
+        if privileged:
+            stacked.observe_task([k] * len(seeds))
+        with torch.no_grad():
+            P = stacked.predict(X)
+        losses = stacked.learn(X, Y)
+        for i, (single, (_, x, y)) in enumerate(zip(singles, per_seed)):
+            told(name, single, k)
+            with torch.no_grad():
+                torch.testing.assert_close(P[i], single.predict(x), rtol=1e-5, atol=1e-6)
+            assert float(losses[i]) == pytest.approx(batching.loss_value(single.learn(x, y)), rel=1e-5, abs=1e-6)
+    for single, back in zip(singles, stacked.unstack()):
+        torch.testing.assert_close(predict(name, back, env), predict(name, single, env), rtol=1e-5, atol=1e-6)
