@@ -49,6 +49,11 @@ from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import task_spec
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
 TIEBREAK = "final_loss"
@@ -124,16 +129,21 @@ def default_out(path) -> Path:
 
 
 def suite_id(suite: Suite) -> str:
-    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
-    identity a tuning table records, checked when a leaderboard reads it."""
-    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
-    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+    """A hash of the suite file as read (its tables and values, not its comments or layout),
+    less the scored ``seeds`` (tuning runs on validation seeds): the identity a tuning table
+    records, checked when a leaderboard reads it. ``models = "*"`` stays ``"*"``: a plug-in
+    installed since does not make the suite another one (its model runs untuned)."""
+    table = tomllib.loads(suite.source)
+    table.pop("seeds", None)
+    for entry in table.get("paradigm", []):
+        entry.pop("seeds", None)
+    return hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
     """Refuse a tuning table made for another suite: its recorded identity (:func:`suite_id`)
-    must be the suite's; a table without one (written before it was recorded) must tune
-    exactly the suite's (paradigm, model) pairs."""
+    must be the suite's; a table without one (written before it was recorded) may tune no
+    (paradigm, model) that the suite does not run."""
     where = f"tuning table {str(path)!r}"
     if "suite_id" in table:
         ids = set(table["suite_id"].astype(str))
@@ -143,12 +153,10 @@ def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
                                    f"{suite.name!r} (id {suite_id(suite)}): run `switchbench tune` on this suite")
         return
     pairs = {(s.paradigm, s.model) for s in suite.specs}
-    tuned = set(zip(table["paradigm"].astype(str), table["model"].astype(str)))
-    if tuned != pairs:
-        odd = sorted(tuned ^ pairs)[0]
-        side = "tunes" if odd in tuned else "lacks"
-        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it {side} {odd[1]} on "
-                               f"{odd[0]}; run `switchbench tune` on this suite")
+    extra = sorted(set(zip(table["paradigm"].astype(str), table["model"].astype(str))) - pairs)
+    if extra:
+        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it tunes {extra[0][1]} on "
+                               f"{extra[0][0]}, which this suite does not run; run `switchbench tune` on this suite")
 
 
 def registered(name: str) -> str:
