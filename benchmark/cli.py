@@ -1,7 +1,8 @@
 """The ``switchbench`` command line (see ``switchbench --help``): the commands, one module
 each in :mod:`switchbench.benchmark.commands`, assembled here; errors turned into exit codes.
 
-Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+Errors are one line on stderr and a non-zero exit, never a traceback (``--debug``, an option
+of every command, prints the full traceback before that line). Heavy libraries
 (torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
 ``--version`` answer at once.
 """
@@ -11,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from switchbench.benchmark.commands import COMMANDS
 from switchbench.benchmark.commands.options import Help, Parser, examples, parse_set  # noqa: F401  (parse_set: API)
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"switchbench.benchmark.commands.{name}").add(sub)
+    for s in sub.choices.values():
+        s.add_argument("--debug", action="store_true",
+                       help="on an error, print the full traceback (the model's own code included) before the "
+                            "one-line message (default: the one line only)")
     return p
 
 
@@ -70,18 +76,26 @@ def _one_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 all runs succeeded; 1 some runs failed (reasons listed, the report of
     the others written); 2 bad input (one line on stderr); 130 interrupted. An unexpected
-    error is one line too (``SWITCHBENCH_DEBUG=1`` shows its traceback)."""
+    error is one line too. ``--debug`` (or ``SWITCHBENCH_DEBUG=1``) prints the full traceback
+    first, with the exception raised in a model's own code that caused the error."""
     args = build_parser().parse_args(argv)      # --help and --version exit here, before any heavy import
     from switchbench.benchmark.suite import RunsFailed
 
+    debug = args.debug = bool(args.debug or os.environ.get("SWITCHBENCH_DEBUG"))
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.fn(args)
     except RunsFailed as e:
+        if debug:
+            for trace in e.traces:
+                print(trace, end="", file=sys.stderr)
         print(f"switchbench: {e}:", file=sys.stderr)
         for line in e.failed:
             print(f"  {line}", file=sys.stderr)
         return 1
     except SwitchbenchError as e:
+        if debug:
+            traceback.print_exception(type(e), e, e.__traceback__)
         print(f"switchbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -95,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - never a traceback for users
-        if os.environ.get("SWITCHBENCH_DEBUG"):
+        if debug:
             raise
         print(f"switchbench: internal error: {type(e).__name__}: {_one_line(e)} "
               "(please report it; SWITCHBENCH_DEBUG=1 shows the traceback)", file=sys.stderr)

@@ -16,6 +16,7 @@ import json
 import math
 import numbers
 import os
+import subprocess
 import site
 import sys
 import sysconfig
@@ -121,6 +122,25 @@ def source_hash() -> str:
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def source_commit() -> dict:
+    """The git commit of switchbench's own source: recorded in the package when it was built
+    (``_build.json``), else, for a source checkout, asked of git in the package's folder; never
+    the commit of the current folder."""
+    try:
+        info = json.loads((Path(errors.__file__).parent / "_build.json").read_text())
+    except (FileNotFoundError, OSError, ValueError):
+        info = {"commit": None, "dirty": None}
+        where = Path(errors.__file__).resolve().parent          # the package's own folder
+        try:
+            out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                 timeout=10)
+            if out.returncode == 0:
+                info["commit"] = out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {**info, "source_hash": source_hash()}
 
 
 @lru_cache(maxsize=None)

@@ -56,11 +56,14 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     drawn directly) instead of the run loop; other models refuse it, and it refuses
     ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (one line each).
 
-    Outputs kept in memory, never cached (a result loaded from the cache has them None):
-    ``RunResult.learner`` is the trained learner; ``checkpoints=True`` keeps its state at
-    every block end (``state_dict()`` where it has one, else a copy); ``record_hidden=True``
-    stores, where the learner has ``record_hidden(x)``, its hidden states on each task's
-    held-out inputs (``RunResult.hidden``, one tensor per task). ``device``: ``"cpu"``
+    Outputs kept in memory, never cached: ``RunResult.learner`` is the trained learner
+    (None for a run loaded from the cache: ``cache="refresh"`` or ``cache=False`` recompute
+    it); ``checkpoints=True`` keeps its state at every block end (``state_dict()`` where it
+    has one, else a copy); ``record_hidden=True`` stores the learner's ``record_hidden(x)``,
+    its hidden states on each task's held-out inputs (``RunResult.hidden``, one tensor per
+    task; a learner without that method fails the run before it trains). With either of
+    these two, cached seeds are recomputed (the cache entry is kept, not rewritten), so the
+    outputs asked for are never None. ``device``: ``"cpu"``
     (default), ``"cuda"`` or ``"auto"`` (CUDA where available); it is not part of the
     cache key (a run on another device gives the same numbers up to float rounding).
     ``threads``, ``cache``, ``device``, ``checkpoints`` and ``record_hidden`` are checked
@@ -95,7 +98,9 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
               progress: bool = True) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
     run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it.
-    Options the engine of ``rc`` cannot honour are refused first (:meth:`RunOptions.check_engine`)."""
+    Options the engine of ``rc`` cannot honour are refused first (:meth:`RunOptions.check_engine`).
+    ``checkpoints`` or ``record_hidden`` among ``options``: every seed runs (what they keep is
+    never cached); an existing cache entry is kept."""
     options.check_engine(rc)
     mode, seeds, done = options.cache, [int(s) for s in seeds], {}
     if mode and (why := rc.uncached()):
@@ -105,7 +110,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
         mode = False
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
-    if mode is True:    # verified entries only; a corrupt one is reported and recomputed
+    in_memory = options.checkpoints or options.record_hidden    # never cached: recompute
+    if mode is True and not in_memory:    # verified entries only; a corrupt one is reported and recomputed
         done = {s: hit for s in seeds if (hit := load_cached(rc.config(s), rc.key(s))) is not None}
     todo = [s for s in seeds if s not in done]
     if todo:

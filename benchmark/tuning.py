@@ -57,10 +57,15 @@ IDENTITY = ["suite", "suite_id"]
 
 
 def suite_id(suite) -> str:
-    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
-    identity a tuning table records, checked when a leaderboard reads it."""
-    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
-    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+    """A hash of the suite file as read (its tables and values, not its comments or layout),
+    less the scored ``seeds`` (tuning runs on validation seeds): the identity a tuning table
+    records, checked when a leaderboard reads it. ``models = "*"`` stays ``"*"``: a plug-in
+    installed since does not make the suite another one (its model runs untuned)."""
+    table = tomllib.loads(suite.source)
+    table.pop("seeds", None)
+    for entry in table.get("paradigm", []):
+        entry.pop("seeds", None)
+    return hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def protocol(suite, budget: int | None = None, seeds: int | None = None, first_seed: int | None = None) -> dict:

@@ -2,6 +2,9 @@
 exit 1 unless every check passes."""
 from __future__ import annotations
 
+import inspect
+import shlex
+import time
 from pathlib import Path
 
 from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
@@ -23,6 +26,10 @@ def add(sub) -> None:
                "finding's own options, e.g. its grid), repeatable (default: none, the finding's own settings)")
     s.add_argument("--figures", default=None, metavar="DIR",
                    help="folder for figures (default: a folder under the run cache)")
+    s.add_argument("--record", nargs="?", const="results/findings", default=None, metavar="DIR",
+                   help="write each finding's record (verdict, checks, figures, provenance: commit, source hash, "
+                        "command, seeds, wall time, date) to DIR/NAME.json, its figures beside it (DIR default: "
+                        "results/findings; without --record: only this cache keeps the last verdict)")
     add_run_options(s)
     s.set_defaults(fn=main)
 
@@ -40,13 +47,23 @@ def main(args) -> int:
             reproduce(n)  # raises the unknown-name error
     overrides = parse_set(args.set)
     ok = True
+    command = "switchbench " + " ".join(shlex.quote(a) for a in args.argv)
     for n in names:
+        figures = args.figures or args.record          # a record keeps its figures beside it
+        if args.record:
+            Path(args.record).mkdir(parents=True, exist_ok=True)
         kw = {"jobs": args.jobs, "overrides": overrides, "options": options,
-              **({"figures": Path(args.figures)} if args.figures else {})}
+              **({"figures": Path(figures)} if figures else {})}
         if args.seeds:
             kw["n_seeds"] = args.seeds
+        start = time.perf_counter()
         report = reproduce(n, **kw)
-        save_finding(report)   # its status, for the leaderboard's web page
+        seeds = args.seeds or inspect.signature(FINDINGS[n]).parameters["n_seeds"].default
+        provenance = {"seeds": seeds, "command": command, "wall_s": time.perf_counter() - start,
+                      "overrides": overrides}
+        save_finding(report, **provenance)     # the last verdict in this cache, for the web page
+        if args.record:
+            print(f"      record: {save_finding(report, Path(args.record), **provenance)}")
         print(f"== {n}: " + ", ".join(f"{k} {v}" for k, v in report.counts().items()))
         for c in report.checks:
             print(c.line())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from typing import TYPE_CHECKING
 
 from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
@@ -53,6 +54,8 @@ def main(args) -> int:
     results = run_many(specs, jobs=args.jobs, options=options)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
+        if args.debug and failed[0].trace:
+            print(failed[0].trace, end="", file=sys.stderr)
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
     print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))

@@ -55,7 +55,8 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     return out
 
 
-@finding("nta-fig2", models=("gated-linear", "gated-linear-forgetful"))
+@finding("nta-fig2", models=("gated-linear", "gated-linear-forgetful"),
+         source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), Fig. 2; thresholds ours")
 def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 2 of the gated-network paper: specialisation, gate switching and faster switching.
@@ -169,7 +170,8 @@ def _time_to(runs, dt: float, threshold: float = 0.1) -> float:
     return float(np.mean(out))
 
 
-@finding("nta-composition", models=tuple(dict.fromkeys(c[1] for c in COMPOSITION.values())))
+@finding("nta-composition", models=tuple(dict.fromkeys(c[1] for c in COMPOSITION.values())),
+         source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), composition figure and its public code")
 def nta_composition(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
                     progress: bool = True) -> Report:
     """Composition: composed tasks start at a lower loss for the flexible model than for its lam = 0 control.
@@ -235,7 +237,8 @@ def nta_composition(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides:
 
 
 @finding("curriculum-blocked-vs-interleaved",
-         models=("gated-linear", "gated-linear-forgetful", "linear", "deep-linear"))
+         models=("gated-linear", "gated-linear-forgetful", "linear", "deep-linear"),
+         source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), blocked vs interleaved curricula; thresholds ours")
 def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, options=None, overrides: dict | None = None,
                                       figures: Path | None = None, progress: bool = True) -> Report:
     """Blocked vs interleaved curricula: final loss, forgetting and specialisation of gated and ungated models.
@@ -272,7 +275,8 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, option
                   [fig])
 
 
-@finding("block-size-switching", models=("gated-linear", "gated-linear-forgetful"))
+@finding("block-size-switching", models=("gated-linear", "gated-linear-forgetful"),
+         source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), switching vs block size; thresholds ours")
 def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Switching accelerates with block size (equal training time), for the flexible model.
@@ -381,7 +385,8 @@ def _fig5_frame(values: dict, name: str, blocks, cols) -> pd.DataFrame:
                         columns=pd.Index([label(v) for v in cols], name=xlabel))
 
 
-@finding("nta-fig5", models=("gated-linear",))
+@finding("nta-fig5", models=("gated-linear",),
+         source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), Fig. 5 (published maps) and its public code")
 def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 5 of the gated-network paper: specialisation needs long blocks, fast gates and regularised gates.
