@@ -299,7 +299,7 @@ def test_a_record_holds_the_verdict_and_provenance_and_goes_stale_when_the_code_
 def test_reproduce_record_writes_the_record_and_its_figure(tmp_path, monkeypatch):
     from switchbench.benchmark.findings import FINDINGS, Check, Report, base
 
-    def fake(n_seeds: int = 4, *, jobs=1, overrides=None, figures=None, progress=True):
+    def fake(n_seeds: int = 4, *, jobs=1, options=None, overrides=None, figures=None, progress=True):
         out = Path(figures) / "fake.png"
         out.write_bytes(PNG)
         return Report("fake-finding", [Check("claim", 2.0, ">= 1", True)], notes=["a note"], figures=[out])
