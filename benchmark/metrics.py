@@ -452,7 +452,7 @@ def robustness(table: pd.DataFrame) -> dict[str, float]:
     over tasks ``k`` and random repeats ``r`` (each repeat draws new damage, the same for
     every task). ``score`` is the paradigm's trial performance where it has one, else
     accuracy; ``L`` the held-out normalised loss. The perturbations (on a copy of the
-    learner: :meth:`switchbench.models.recurrent.LeakyRNN.perturb`): ``weight_noise``
+    learner: :meth:`switchbench.models.leaky_rnn.LeakyRNN.perturb`): ``weight_noise``
     multiplies each recurrent weight by ``1 + level * xi``; ``unit_ablation`` silences a
     random ``level`` fraction of hidden units; ``module_silencing`` silences ``level`` whole
     modules (modular models only); ``input_noise`` adds ``N(0, level^2)`` to every input of

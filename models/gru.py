@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 from switchbench.models.gated_mlp import Adam
-from switchbench.models.recurrent import adam_settings, apply_to_optimiser, seed_losses, stack_adam, unstack_adam
+from switchbench.models.leaky_rnn import adam_settings, apply_to_optimiser, seed_losses, stack_adam, unstack_adam
 from switchbench.models.registry import register
 
 
