@@ -172,6 +172,81 @@ def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
     return r if alpha == 1 else (1 - alpha) * h + alpha * r
 
 
+# --- the recurrence: a time loop forward, backpropagation through time by hand ----------------
+
+def _run(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str, mask, keep: bool):
+    """``h_t = mask * leak(h_{t-1}, f(W_rec h_{t-1} + drive_t))`` from ``h_0 = 0``: the hidden
+    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations."""
+    f = ACTIVATIONS[activation]
+    w_rec_t = w_rec.mT
+    h = drive.new_zeros(drive.shape[:-3] + drive.shape[-2:])
+    hs, zs = [], []
+    for drive_t in drive.unbind(-3):
+        z = h @ w_rec_t + drive_t
+        if keep:
+            zs.append(z)
+        h = leak(h, f(z), alpha)
+        if mask is not None:
+            h = h * mask
+        hs.append(h)
+    return torch.stack(hs, -3), torch.stack(zs, -3) if keep else None
+
+
+class _Recurrence(torch.autograd.Function):
+    """:func:`recurrence` with its backward pass through time written out: per step one product
+    with ``W_rec`` and a few elementwise operations; the gradient of ``W_rec`` over all steps in
+    one product afterwards."""
+
+    @staticmethod
+    def forward(ctx, drive, w_rec, alpha, activation, mask):
+        hs, zs = _run(drive, w_rec, alpha, activation, mask, keep=True)
+        ctx.save_for_backward(hs, zs, w_rec, mask)
+        ctx.alpha, ctx.activation = alpha, activation
+        return hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_hs):
+        hs, zs, w_rec, mask = ctx.saved_tensors
+        alpha = ctx.alpha
+        # d h_t / d z_t = alpha f'(z_t), for all steps at once (softplus' = sigmoid)
+        slope = torch.sigmoid(zs) if ctx.activation == "softplus" else (zs > 0).to(zs.dtype)
+        if alpha != 1:
+            slope.mul_(alpha)
+        grad_z = torch.empty_like(zs)
+        carry = None                              # dL/dh_t through h_{t+1}
+        steps = list(zip(grad_hs.unbind(-3), slope.unbind(-3), grad_z.unbind(-3)))
+        for t in range(len(steps) - 1, -1, -1):
+            g_t, slope_t, out_t = steps[t]
+            g = g_t if carry is None else g_t + carry
+            if mask is not None:
+                g = g * mask
+            torch.mul(g, slope_t, out=out_t)
+            if t:
+                carry = out_t @ w_rec
+                if alpha != 1:
+                    carry = carry.add_(g, alpha=1 - alpha)
+        grad_w = None
+        if ctx.needs_input_grad[1] and len(steps) > 1:  # sum_t dz_t^T h_{t-1}, h_0 = 0
+            grad_w = grad_z[..., 1:, :, :].flatten(-3, -2).mT @ hs[..., :-1, :, :].flatten(-3, -2)
+        elif ctx.needs_input_grad[1]:
+            grad_w = torch.zeros_like(w_rec)
+        return grad_z, grad_w, None, None, None
+
+
+def recurrence(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The leaky recurrence ``h_t = mask * ((1 - alpha) h_{t-1} + alpha f(W_rec h_{t-1} + drive_t))``,
+    ``h_0 = 0``, of drives ``(time, batch, hidden)`` (or seed-stacked ``(S, time, batch, hidden)``
+    with ``W_rec`` ``(S, hidden, hidden)`` and ``mask`` ``(S, 1, hidden)``): the hidden states,
+    same shape as ``drive``. Differentiable in ``drive`` and ``W_rec`` by a hand-written
+    backward pass (:class:`_Recurrence`; the tests check it against autograd through the loop).
+    """
+    if torch.is_grad_enabled() and (drive.requires_grad or w_rec.requires_grad):
+        return _Recurrence.apply(drive, w_rec, alpha, activation, mask)
+    return _run(drive, w_rec, alpha, activation, mask, keep=False)[0]
+
+
 class LeakyRNN(torch.nn.Module):
     """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring).
 
@@ -261,7 +336,6 @@ class LeakyRNN(torch.nn.Module):
 
     def hidden_states(self, x: torch.Tensor, w_in: torch.Tensor, noise: bool) -> torch.Tensor:
         """The hidden states ``(time, batch, hidden)`` driven through input weights ``w_in``."""
-        f = ACTIVATIONS[self.activation]
         x = x.float()
         if noise and self.sigma_x > 0:
             x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen,
@@ -270,14 +344,7 @@ class LeakyRNN(torch.nn.Module):
         if noise and self.sigma_rec > 0:
             scale = math.sqrt(2 / self.alpha) * self.sigma_rec
             drive = drive + scale * torch.randn(drive.shape, generator=self.gen, device=self.gen.device)
-        h = x.new_zeros(x.shape[1], self.w_rec.shape[0])
-        hs = []
-        for drive_t in drive.unbind(0):         # unbind, not drive[t]: its backward is one stack, not T zero-filled copies
-            h = leak(h, f(h @ self.w_rec.T + drive_t), self.alpha)
-            if self.unit_mask is not None:
-                h = h * self.unit_mask
-            hs.append(h)
-        return torch.stack(hs)
+        return recurrence(drive, self.w_rec, self.alpha, self.activation, self.unit_mask)
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
         return hs @ self.w_out.T + self.b_out
@@ -343,7 +410,6 @@ class StackedRNN:
     def hidden_states(self, x: torch.Tensor, w_in: torch.Tensor, noise: bool) -> torch.Tensor:
         """Hidden states ``(S, time, batch, hidden)`` of inputs ``(S, time, batch, features)``
         through input weights ``w_in`` ``(S, hidden, features)``; :meth:`LeakyRNN.hidden_states` per seed."""
-        f = ACTIVATIONS[self.activation]
         S, T, B, _ = x.shape
         gens = self._gens()
         x = x.float()
@@ -352,16 +418,8 @@ class StackedRNN:
         drive = torch.bmm(x.reshape(S, T * B, -1), w_in.mT).reshape(S, T, B, -1) + self.b[:, None, None]
         if noise and self.sigma_rec > 0:
             drive = drive + seed_noise(gens, drive.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_rec)
-        h = x.new_zeros(S, B, drive.shape[-1])
-        w_rec_t = self.w_rec.mT
         mask = None if self.unit_mask is None else self.unit_mask[:, None]
-        hs = []
-        for drive_t in drive.unbind(1):
-            h = leak(h, f(torch.bmm(h, w_rec_t) + drive_t), self.alpha)
-            if mask is not None:
-                h = h * mask
-            hs.append(h)
-        return torch.stack(hs, 1)
+        return recurrence(drive, self.w_rec, self.alpha, self.activation, mask)
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
         S, T, B, H = hs.shape
