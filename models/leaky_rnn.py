@@ -42,6 +42,14 @@ each seed's own Adam on views of the stacks), so a stacked seed agrees with its 
 learner to float rounding (a batched product may round differently from the single ``mm``).
 On a CPU the step is dominated by the matrix products, which stacking does not reduce.
 
+**The engine.** Every model of the leaky family runs its time steps through
+:func:`recurrence`: the input projections (and the noise) of all steps in one product before
+the loop, only the recurrence in the loop, and backpropagation through time written out
+(:class:`_Recurrence`: per step one product with ``W_rec`` and a few elementwise operations,
+``W_rec``'s gradient over all steps in one product afterwards), so autograd sees a handful of
+operations instead of a graph of several per time step. It agrees with autograd through the
+time loop to float rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
+
 >>> import torch
 >>> from switchbench import models
 >>> from switchbench.paradigms.base import TaskSpec
@@ -176,20 +184,24 @@ def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def _run(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str, mask, keep: bool):
     """``h_t = mask * leak(h_{t-1}, f(W_rec h_{t-1} + drive_t))`` from ``h_0 = 0``: the hidden
-    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations."""
+    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations. Each step
+    writes into the outputs (no stacking copies); the arithmetic is :func:`leak`'s."""
     f = ACTIVATIONS[activation]
     w_rec_t = w_rec.mT
+    hs = torch.empty_like(drive)
+    zs = torch.empty_like(drive) if keep else None
     h = drive.new_zeros(drive.shape[:-3] + drive.shape[-2:])
-    hs, zs = [], []
-    for drive_t in drive.unbind(-3):
-        z = h @ w_rec_t + drive_t
-        if keep:
-            zs.append(z)
-        h = leak(h, f(z), alpha)
+    for t, (drive_t, h_t) in enumerate(zip(drive.unbind(-3), hs.unbind(-3))):
+        z = torch.matmul(h, w_rec_t, out=zs.select(-3, t)) if keep else h @ w_rec_t
+        r = f(z.add_(drive_t))
+        if alpha == 1:
+            h_t.copy_(r)
+        else:                                   # (1 - alpha) h + alpha r, as leak()
+            torch.mul(h, 1 - alpha, out=h_t).add_(r.mul_(alpha))
         if mask is not None:
-            h = h * mask
-        hs.append(h)
-    return torch.stack(hs, -3), torch.stack(zs, -3) if keep else None
+            h_t.mul_(mask)
+        h = h_t
+    return hs, zs
 
 
 class _Recurrence(torch.autograd.Function):
@@ -209,19 +221,21 @@ class _Recurrence(torch.autograd.Function):
     def backward(ctx, grad_hs):
         hs, zs, w_rec, mask = ctx.saved_tensors
         alpha = ctx.alpha
-        # d h_t / d z_t = alpha f'(z_t), for all steps at once (softplus' = sigmoid)
-        slope = torch.sigmoid(zs) if ctx.activation == "softplus" else (zs > 0).to(zs.dtype)
-        if alpha != 1:
-            slope.mul_(alpha)
-        grad_z = torch.empty_like(zs)
-        carry = None                              # dL/dh_t through h_{t+1}
-        steps = list(zip(grad_hs.unbind(-3), slope.unbind(-3), grad_z.unbind(-3)))
+        grad_z = torch.empty_like(zs)           # dL/dz_t = alpha f'(z_t) dL/dh_t (before the mask), softplus' = sigmoid
+        carry = None                            # dL/dh_t through h_{t+1}
+        steps = list(zip(grad_hs.unbind(-3), zs.unbind(-3), grad_z.unbind(-3)))
         for t in range(len(steps) - 1, -1, -1):
-            g_t, slope_t, out_t = steps[t]
+            g_t, z_t, out_t = steps[t]
             g = g_t if carry is None else g_t + carry
             if mask is not None:
                 g = g * mask
-            torch.mul(g, slope_t, out=out_t)
+            if ctx.activation == "softplus":
+                torch.sigmoid(z_t, out=out_t)
+            else:
+                torch.gt(z_t, 0, out=out_t)
+            out_t.mul_(g)
+            if alpha != 1:
+                out_t.mul_(alpha)
             if t:
                 carry = out_t @ w_rec
                 if alpha != 1:
