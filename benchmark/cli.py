@@ -56,6 +56,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_count(text: str) -> int:
+    """An argparse type: a number of seeds, 1..``MAX_SEEDS`` (as in suite files)."""
+    from switchbench.benchmark.suite import MAX_SEEDS
+
+    return _at_most(positive_int(text), MAX_SEEDS, text)
+
+
+def thread_count(text: str) -> int:
+    """An argparse type: torch threads per run, 1..``MAX_THREADS``."""
+    from switchbench.benchmark.suite import MAX_THREADS
+
+    return _at_most(positive_int(text), MAX_THREADS, text)
+
+
+def _at_most(value: int, most: int, text: str) -> int:
+    if value > most:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..{most}, got {text!r}")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (``PROG: error: ...``) and exit 2."""
 
@@ -344,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, metavar="NAME",
                    help="a registered model name (required; `switchbench list models`) or module:factory, "
                         "the module importable or in the current folder, e.g. gated-linear")
-    s.add_argument("--seeds", type=positive_int, default=1, metavar="N", help="run seeds 0..N-1 (default: 1)")
+    s.add_argument("--seeds", type=seed_count, default=1, metavar="N", help="run seeds 0..N-1, N at most 10000 (default: 1)")
     _add_jobs(s, "runs")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a paradigm or model parameter, repeatable; VALUE is a Python literal, else a "
@@ -370,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("findings", nargs="*", metavar="FINDING",
                    help="finding names (`switchbench list findings`; default: every finding)")
     _add_jobs(s, "runs")
-    s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+    s.add_argument("--seeds", type=seed_count, default=None, metavar="N",
                    help="seeds per model (default: the finding's own, as in the paper)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter of every run of the finding (MODEL/KEY: one model's runs; "
@@ -421,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
                 s.add_argument("--budget", type=positive_int, default=None, metavar="N",
                                help="configurations per (paradigm, model) (default: the suite's [tuning] budget, "
                                     "else 3)")
-                s.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+                s.add_argument("--seeds", type=seed_count, default=None, metavar="N",
                                help="validation seeds per run (default: the suite's [tuning] seeds, else 2)")
                 s.set_defaults(fn=cmd_tune)
         s.add_argument("--jobs", type=positive_int, default=1, metavar="N",
@@ -429,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: 1)")
         s.add_argument("--backend", choices=("local", "slurm"), default="local",
                        help="local processes or a Slurm job array through submitit (default: local)")
-        s.add_argument("--threads", type=int, default=1, metavar="N",
-                       help="torch threads (and Slurm CPUs) per run (default: 1)")
+        s.add_argument("--threads", type=thread_count, default=1, metavar="N",
+                       help="torch threads (and Slurm CPUs) per run, 1..1024 (default: 1)")
         s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
     return p
 

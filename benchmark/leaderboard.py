@@ -43,6 +43,7 @@ import switchbench
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
 from switchbench.benchmark.runner import RunResult, cache_root, source_hash
+from switchbench.benchmark.storage import write_atomic
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
 from switchbench.errors import SwitchbenchError
@@ -562,18 +563,20 @@ def to_json(report: dict) -> dict:
 
 
 def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write scores.csv, leaderboard.md, leaderboard.json, figures/ and site/index.html.
-    ``results``: a list of run results (the published view) or view -> list."""
+    """Write scores.csv, leaderboard.md, leaderboard.json, figures/ and site/index.html, each
+    file atomically (a failed write leaves the file before it whole), the tables only once all
+    of them are made. ``results``: a list of run results (the published view) or view -> list."""
     from switchbench.benchmark import plots, site
 
     out = Path(out)
     results_by_view = results if isinstance(results, dict) else {"published": results}
     report = build(suite, results_by_view, tuning)
+    texts = {"scores": report["scores"].to_csv(index=False), "markdown": markdown(report),   # all made before any
+             "json": json.dumps(to_json(report), indent=1, default=float)}                   # file is written
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    report["scores"].to_csv(out / "scores.csv", index=False)
     files = {"scores": out / "scores.csv", "markdown": out / "leaderboard.md", "json": out / "leaderboard.json"}
-    (out / "leaderboard.md").write_text(markdown(report))
-    (out / "leaderboard.json").write_text(json.dumps(to_json(report), indent=1, default=float))
+    for what, path in files.items():
+        write_atomic(path, texts[what])
     figures = {}
     for view, rs in results_by_view.items():
         s = report["scores"][report["scores"]["view"] == view]

@@ -15,17 +15,21 @@ from scipy import stats  # noqa: E402
 
 from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
+from switchbench.benchmark.storage import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path, dpi: int = 120, despine: bool = True) -> Path:
-    """Tidy, write (creating the folder) and close a figure; returns its path."""
+    """Tidy, write (creating the folder; atomically) and close a figure; returns its path."""
     if despine:
         sns.despine(fig)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:          # a failed write leaves the previous figure whole
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 import switchbench
 from switchbench.benchmark.runner import cache_root
+from switchbench.benchmark.storage import write_atomic
 
 TEMPLATE = "site.html"
 
@@ -33,8 +34,7 @@ def save_finding(report) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     checks = [{"status": c.line().split()[0], "name": c.name, "value": float(c.value), "target": str(c.target)}
               for c in report.checks]
-    path.write_text(json.dumps({"finding": report.finding, "checks": checks, "notes": list(report.notes)}))
-    return path
+    return write_atomic(path, json.dumps({"finding": report.finding, "checks": checks, "notes": list(report.notes)}))
 
 
 def _findings() -> list[dict]:
@@ -43,8 +43,11 @@ def _findings() -> list[dict]:
     out = []
     for name, fn in FINDINGS.items():
         path = findings_dir() / f"{name}.json"
-        saved = json.loads(path.read_text()) if path.is_file() else None
-        checks = saved["checks"] if saved else []
+        try:
+            saved = json.loads(path.read_text()) if path.is_file() else None
+            checks = [{**c, "status": str(c["status"])} for c in saved["checks"]] if saved else []
+        except (OSError, ValueError, RecursionError, KeyError, TypeError):   # unreadable: as if never run
+            saved, checks = None, []
         status = ("not run here" if saved is None else
                   "PASS" if all(c["status"] == "PASS" for c in checks) else
                   "/".join(sorted({c["status"] for c in checks if c["status"] != "PASS"})))
@@ -113,5 +116,4 @@ def write_site(report: dict, figures: dict[str, Path], out: Path) -> Path:
     page = page.replace("/*__DATA__*/null", data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").write_text(page)
-    return out / "index.html"
+    return write_atomic(out / "index.html", page)

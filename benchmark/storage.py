@@ -8,17 +8,19 @@ how many seeds ran together: a seed's result is the same alone or batched.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -81,6 +83,39 @@ def run_dir(config: dict, key: str | None = None) -> Path:
 def warn(message: str) -> None:
     """One warning line on stderr (beside any progress bars)."""
     tqdm.write(f"switchbench: warning: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same folder, same file-name ending, so that writers
+    that go by the suffix still do) to write a file to: when the block ends without an error it
+    replaces ``path`` in one rename (``os.replace``), else it is removed and ``path`` is left as
+    it was. A reader, an interrupted write or a full disk never leaves half a file.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("whole")
+    >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
+    ('whole', ['a.txt'])
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)        # gone already where the rename happened
+
+
+def write_atomic(path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically (:func:`atomic_path`)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return path
 
 
 class CorruptEntry(SwitchbenchError):
@@ -202,7 +237,7 @@ def verify_entry(path: Path, config: dict | None = None, key: str | None = None)
     path = Path(path)
     try:
         meta = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:   # RecursionError: brackets nested thousands deep
         raise CorruptEntry(f"config.json unreadable ({type(e).__name__})") from None
     if not isinstance(meta, dict) or not {"config", "key", "files", "checksum"} <= set(meta):
         raise CorruptEntry("config.json lacks its configuration, key or checksums")

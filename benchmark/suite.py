@@ -10,6 +10,7 @@ paradigm) is recorded as a :class:`Failure` with its reason; the others go on.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -39,6 +40,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 BACKENDS = ("local", "slurm")
+#: a Slurm job whose state sacct has not told for this long (sacct failing, the job lost) is
+#: given up on as failed (``slurm={"status_timeout_s": ...}`` changes it)
+STATUS_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = No
         return [Failure(s, str(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
     except SwitchbenchError as e:
         return [Failure(s, str(e)) for s in specs]
+    except SystemExit as e:     # a model calling sys.exit() fails its run; it never ends the suite (nor exits 0)
+        return [Failure(s, f"the run called sys.exit({e.code!r}) (SystemExit)") for s in specs]
     except Exception as e:  # noqa: BLE001 - a broken model must not stop the suite
         return [Failure(s, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") for s in specs]
 
@@ -115,10 +121,52 @@ _WATCHING = False
 
 
 def _indexed(i: int, specs: list[RunSpec], threads: int, cache: bool | str = True, parent: int | None = None,
-             device: str = "cpu"):
+             device: str = "cpu", marks: str | None = None):
+    """Chunk ``i`` in a worker; ``marks``: a folder where a file named ``i`` says the chunk
+    is running (left behind when its worker dies: see :func:`_local`)."""
     if parent is not None:
         _watch_parent(parent)
-    return i, run_chunk(specs, threads, None, cache, device)
+    mark = Path(marks) / str(i) if marks else None
+    if mark:
+        mark.touch()
+    out = i, run_chunk(specs, threads, None, cache, device)
+    if mark:
+        mark.unlink(missing_ok=True)
+    return out
+
+
+def _local(specs: list[RunSpec], chunks: list[list[int]], jobs: int, threads: int, cache: bool | str,
+           device: str):
+    """Run the chunks on ``jobs`` local worker processes; yield ``(chunk index, results)`` as
+    they end. A worker that dies (a crash in native code, ``os._exit``, the kernel's OOM
+    killer) breaks the whole pool: the chunks that were running then are rerun one at a time
+    in a pool of their own, so that the one whose worker dies again is that chunk's failure;
+    the other chunks go on (finished seeds are cached, so nothing runs twice)."""
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    queue, alone = list(range(len(chunks))), []
+    while queue or alone:
+        batch = [alone.pop(0)] if alone else queue
+        left = set(batch)
+        with tempfile.TemporaryDirectory(prefix="switchbench-running-") as marks:
+            par = Parallel(n_jobs=max(2, min(jobs, len(batch))), return_as="generator_unordered")
+            try:
+                for c, res in par(delayed(_indexed)(c, [specs[i] for i in chunks[c]], threads, cache, os.getpid(),
+                                                    device, marks) for c in batch):
+                    left.discard(c)
+                    yield c, res
+            except BrokenProcessPool as e:
+                running = {int(p.name) for p in Path(marks).iterdir()} & left or set(left)
+                if len(batch) == 1 or len(running) == 1:
+                    codes = re.search(r"exit codes of the workers are (\{.*?\})", str(e))
+                    why = f"its worker process died ({type(e).__name__}" + (f", exit codes {codes[1]})" if codes else ")")
+                    for c in sorted(running):
+                        yield c, [Failure(specs[i], why) for i in chunks[c]]
+                else:
+                    alone += sorted(running)
+                left -= running
+        if batch is queue:
+            queue = sorted(left)
 
 
 def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cache: bool | str,
@@ -144,7 +192,7 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
                     if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):
                         results[i] = hit
                         bar.update()
-        except Exception:  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure with its reason
+        except (Exception, SystemExit):  # noqa: BLE001 - a bad spec: run_chunk records each seed's failure
             rc = None
         rest = [i for i in idx if results[i] is None]
         if rest:
@@ -171,7 +219,7 @@ def _together(rc, jobs: int, n: int) -> bool:
         return True
     try:
         return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
-    except Exception:  # noqa: BLE001 - run_chunk reports the failing build per seed
+    except (Exception, SystemExit):  # noqa: BLE001 - run_chunk reports the failing build (or sys.exit) per seed
         return False
 
 
@@ -194,6 +242,8 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     for name, v in (("jobs", jobs), ("threads", threads)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SwitchbenchError(f"{name} must be an integer >= 1, got {v!r}")
+    if threads > MAX_THREADS:
+        raise SwitchbenchError(f"threads must be an integer in 1..{MAX_THREADS}, got {threads}")
     cache = cache_mode(cache)
     pick_device(device)          # before any cached run loads: a device that is not there fails every time
     specs = list(specs)
@@ -208,9 +258,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
         done = ((c, run_chunk([specs[i] for i in chunk], threads, None, cache, device, prepared[c]))
                 for c, chunk in enumerate(chunks))
     else:
-        par = Parallel(n_jobs=min(jobs, len(chunks)), return_as="generator_unordered")
-        done = par(delayed(_indexed)(c, [specs[i] for i in chunk], threads, cache, os.getpid(), device)
-                   for c, chunk in enumerate(chunks))
+        done = _local(specs, chunks, jobs, threads, cache, device)
     for c, res in done:
         for i, r in zip(chunks[c], res):
             results[i] = r
@@ -241,14 +289,27 @@ def _slurm(specs, chunks, jobs, threads, options, cache_flag=True):
     except Exception as e:  # noqa: BLE001 - sbatch missing, cluster down, bad parameters
         raise SwitchbenchError(f"slurm submission failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     pending = dict(zip(submitted, range(len(chunks))))
+    limit = options.get("status_timeout_s", STATUS_TIMEOUT_S)
+    unknown: dict = {}          # job -> since when Slurm has given no state for it
     while pending:
-        for job in [j for j in pending if j.done()]:
-            c = pending.pop(job)
-            try:
-                yield c, job.result()
-            except Exception as e:  # noqa: BLE001 - the job itself died (killed, timed out)
-                yield c, [Failure(specs[i], f"slurm job {job.job_id} failed: {str(e).splitlines()[0]}")
-                          for i in chunks[c]]
+        for job in list(pending):
+            if job.done():
+                c = pending.pop(job)
+                try:
+                    yield c, job.result()
+                except Exception as e:  # noqa: BLE001 - the job itself died (killed, timed out)
+                    yield c, [Failure(specs[i], f"slurm job {job.job_id} failed: {str(e).splitlines()[0]}")
+                              for i in chunks[c]]
+            elif job.watcher.get_state(job.job_id, mode="cache").upper() != "UNKNOWN":
+                unknown.pop(job, None)
+            elif time.monotonic() - unknown.setdefault(job, time.monotonic()) > limit:
+                c = pending.pop(job)
+                try:
+                    job.cancel(check=False)
+                except Exception:  # noqa: BLE001 - scancel failing too: the job is given up on all the same
+                    pass
+                yield c, [Failure(specs[i], f"slurm job {job.job_id}: no state from Slurm (sacct) for {limit:g} s; "
+                                            "gave up waiting for it") for i in chunks[c]]
         if pending:
             time.sleep(0.5)
 
@@ -277,6 +338,8 @@ def metrics_table(results) -> pd.DataFrame:
 
 #: the suite file's schema: key -> (type, what it must be); anything else is refused
 MAX_SEEDS = 10_000
+#: torch threads (and Slurm CPUs) per run: more is a typo, and OpenMP runs out of memory making them
+MAX_THREADS = 1024
 SUITE_FIELDS = {"name": (str, "a name of letters, digits, '.', '_' or '-'"),
                 "seeds": (int, f"an integer in 1..{MAX_SEEDS}"),
                 "paradigm": (list, "an array of [[paradigm]] tables"),
@@ -337,6 +400,8 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
         raise SwitchbenchError(f"cannot read suite file {str(path)!r}: {type(e).__name__}") from None
     except tomllib.TOMLDecodeError as e:
         raise SwitchbenchError(f"suite file {str(path)!r} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise SwitchbenchError(f"suite file {str(path)!r} nests arrays or tables too deeply") from None
     _check_fields(suite, SUITE_FIELDS, f"suite file {str(path)!r}")
     _check_fields(suite.get("tuning", {}), TUNING_FIELDS, f"suite file {str(path)!r}, [tuning]")
     name = check_slug(suite.get("name", path.stem), f"suite file {str(path)!r}: name")
@@ -351,6 +416,10 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
             raise SwitchbenchError(f"{where}: every [[paradigm]] needs a name")
         short, _, env_cls = resolve_paradigm(entry["name"])
         overrides = dict(entry.get("set", {}))
+        for key, value in overrides.items():
+            if _has_date(value):
+                raise SwitchbenchError(f"{where}: set.{key} is a TOML date or time ({value!r}); parameters are "
+                                       "numbers, strings, booleans, arrays or tables")
         runner = {k: overrides[k] for k in RUNNER_OPTIONS if k in overrides}
         check_runner_options(**{"k_adapt": 0, "n_eval": 1, "criterion": None, "threshold": None, **runner})
         chosen = entry.get("models", "*")
@@ -376,6 +445,15 @@ def read_suite(path: Path) -> tuple[str, list[RunSpec], str]:
     if not specs:
         raise SwitchbenchError(f"suite {name!r} lists no runs")
     return name, specs, text
+
+
+def _has_date(value) -> bool:
+    """Whether a TOML value is, or holds, a date, time or date-time."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return True
+    if isinstance(value, dict):
+        return any(_has_date(v) for v in value.values())
+    return isinstance(value, list) and any(_has_date(v) for v in value)
 
 
 #: the runner's options where a suite leaves them unset (two blocks that differ only in writing a default are one

@@ -25,6 +25,7 @@ per (paradigm, model, configuration) with its validation scores and ``selected``
 """
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ import pandas as pd
 
 from switchbench import models
 from switchbench.benchmark.metrics import METRICS, PRIMARY
+from switchbench.benchmark.storage import write_atomic
 from switchbench.benchmark.suite import Failure, RunSpec, check_out, run_many
 from switchbench.errors import SwitchbenchError
 
@@ -163,13 +165,43 @@ def selected(table: pd.DataFrame) -> dict[tuple[str, str], dict]:
 def read_tuning(path: Path) -> pd.DataFrame:
     """A tuning table written by ``switchbench tune`` (a clear error if missing or malformed)."""
     path = Path(path)
+    where = f"tuning table {str(path)!r}"
     if not path.is_file():
-        raise SwitchbenchError(f"tuning table {str(path)!r} not found: run `switchbench tune` first")
-    table = pd.read_csv(path, dtype={"failed": str, "config": str, "validation_seeds": str, "suite": str,
-                                     "suite_id": str})
+        raise SwitchbenchError(f"{where} not found: run `switchbench tune` first")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        table = pd.read_csv(io.StringIO(text), dtype={"failed": str, "config": str, "validation_seeds": str,
+                                                           "suite": str, "suite_id": str})
+    except OSError as e:
+        raise SwitchbenchError(f"cannot read {where}: {e.strerror or type(e).__name__}") from None
+    except UnicodeDecodeError:
+        raise SwitchbenchError(f"{where} is not UTF-8 text") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as e:
+        raise SwitchbenchError(f"{where} is not a CSV table: {str(e).splitlines()[0] if str(e) else ''}") from None
     missing = [c for c in COLUMNS if c not in table]
     if missing:
-        raise SwitchbenchError(f"tuning table {str(path)!r} lacks columns {', '.join(missing)}")
+        raise SwitchbenchError(f"{where} lacks columns {', '.join(missing)}")
+    if table.empty:
+        raise SwitchbenchError(f"{where} has no rows")
+    for i, config in enumerate(table["config"]):
+        try:
+            value = json.loads(config) if isinstance(config, str) else None
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise SwitchbenchError(f"{where}, row {i + 1}: config must be a JSON object of parameters, e.g. "
+                                   f'{{"lr": 0.01}}, got {config!r}')
+    for column, low in (("budget", 1), (PRIMARY, None), (TIEBREAK, None)):
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = table[column].notna() & (numbers.isna() | (numbers < low if low is not None else False))
+        if column == "budget":
+            bad |= numbers.isna() | (numbers % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SwitchbenchError(f"{where}, row {i + 1}: {column} must be "
+                                   f"{'an integer >= 1' if column == 'budget' else 'a number'}, "
+                                   f"got {table[column].iloc[i]!r}")
+        table[column] = numbers.astype(int) if column == "budget" else numbers
     table["failed"] = table["failed"].fillna("").astype(str)
     for flag in ("selected", "eligible"):
         table[flag] = table[flag].astype(str).str.lower().eq("true")
@@ -185,7 +217,7 @@ def run_tuning(path, out: Path, jobs: int = 1, backend: str = "local", threads: 
     suite = load_suite(path)
     out = check_out(Path(out))
     table = tune(suite, budget=budget, seeds=seeds, jobs=jobs, backend=backend, threads=threads, cache=cache)
-    table.to_csv(out / "tuning.csv", index=False)
+    write_atomic(out / "tuning.csv", table.to_csv(index=False))
     shown = table[table["selected"]].assign(**{PRIMARY: lambda d: d[PRIMARY].map(fmt),
                                                TIEBREAK: lambda d: d[TIEBREAK].map(fmt)})
     print(protocol_text(table))

@@ -178,6 +178,13 @@ def _load_path(path: str):
         obj = importlib.import_module(module)
     except (ImportError, TypeError, ValueError) as e:   # TypeError: a relative name such as '..x'
         raise SwitchbenchError(f"cannot import model module {module!r}: {e}") from None
+    except SyntaxError as e:
+        raise SwitchbenchError(f"cannot import model module {module!r}: SyntaxError: {e.msg} "
+                               f"({e.filename}, line {e.lineno})") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the plug-in's own code failed as it was imported
+        text = str(e).splitlines()[0] if str(e) else ""
+        raise SwitchbenchError(f"cannot import model module {module!r}: it raised {type(e).__name__}"
+                               + (f": {text}" if text else "")) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SwitchbenchError(f"module {module!r} has no attribute {attr!r}")

@@ -44,7 +44,8 @@ unpadded steps). A padded class is never a target.
   (default ``.cache/``), written atomically (``.npz``, read without pickle). The file
   name is a hash of the env id, its kwargs, the pool seed and part, the pool size, the
   neurogym version and ``POOL_FORMAT``; a changed task, kwargs, seed or version never
-  reuses a stale pool (``pool_cache=False`` skips the disk).
+  reuses a stale pool, and a corrupt file is regenerated with a warning
+  (``pool_cache=False`` skips the disk).
 - Batches are drawn from the pool (with replacement) by the env's seeded generator: the
   same seed gives the same batches, bit for bit. A pool freezes its trials' input noise:
   ``pool_size`` is the number of distinct trials (noise samples) a run can see. Pools are
@@ -104,6 +105,7 @@ import inspect
 import json
 import os
 import re
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -158,16 +160,20 @@ def pool_key(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int) -> st
 def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
               cache: bool = True) -> dict[str, np.ndarray]:
     """One task's pool ``{"x": (n, T, obs), "y": (n, T), "lengths": (n,)}`` (end-aligned), from
-    the disk cache when its key matches, else generated (and then cached, atomically)."""
+    the disk cache when its key matches, else generated (and then cached, atomically). A cached
+    file that does not load (truncated, a flipped bit caught by the zip's CRC-32s, another
+    pool's key) is reported in one warning line and regenerated."""
     key = pool_key(env_id, kwargs, seed, size)
     path = pool_dir() / f"{env_id.replace('/', '_')}-{key}.npz"
     if cache and path.exists():
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if str(z["key"]) == key:
-                    return {k: z[k] for k in ("x", "y", "lengths")}
-        except (OSError, ValueError, KeyError):
-            pass                                     # unreadable: regenerate and overwrite
+            with np.load(path, allow_pickle=False) as z:   # the zip's CRC-32s catch a flipped bit
+                if str(z["key"]) != key:
+                    raise ValueError("another pool's key")
+                return {k: z[k] for k in ("x", "y", "lengths")}
+        except Exception as e:  # noqa: BLE001 - truncated, bit-flipped or foreign: regenerate and overwrite
+            sys.stderr.write(f"switchbench: warning: neurogym pool {path} is corrupt ({type(e).__name__}); "
+                             "regenerating it\n")
     pool = pack_trials(generate_trials(env_id, kwargs, seed, size))
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)

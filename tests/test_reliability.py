@@ -4,6 +4,7 @@ failure, names never become paths outside the output folder, bad input is one li
 exit 2 (never a traceback), workers die with their suite, and the API leaves the caller's
 torch threads alone."""
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -291,7 +292,7 @@ def _chdir(path: Path):
 
 
 def _files(root: Path) -> set:
-    return {p for p in root.rglob("*") if "cache" not in p.relative_to(root).parts}
+    return {p for p in root.rglob("*") if not {"cache", "__pycache__"} & set(p.relative_to(root).parts)}
 
 
 #: generated bad inputs and how many ended in a traceback (printed with -s; see the report)
@@ -315,17 +316,63 @@ PARAM_BAD = st.sampled_from([
     "n_blocks=True", "tau_w='fast'", "block_size=1e3"])
 
 
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+GOOD_SUITE = 'name = "s"\nseeds = 1\n[[paradigm]]\nname = "blocked-linear"\nmodels = ["linear"]\n' \
+             'set = { n_blocks = 2, block_size = 10 }\n'
+TUNING_HEADER = "paradigm,model,config,default,budget,validation_seeds,switch_time_late,final_loss,failed,eligible," \
+                "selected\n"
+
+
+def _tuning_row(config: str = '"{}"', budget: str = "3") -> bytes:
+    return (TUNING_HEADER + f"blocked-linear,linear,{config},True,{budget},1000-1001,1.0,0.1,,True,True\n").encode()
+
+
+#: bad tuning tables: empty, not UTF-8, a config that is no JSON object, a budget that is no integer >= 1
+TUNING_BAD = st.one_of(
+    st.just(b""), st.just(TUNING_HEADER.encode()), st.just(b"\xff\xfe\x00" + TUNING_HEADER.encode()),
+    st.just(_tuning_row().replace(b"linear,", b"lin\xe9ar,", 1)),
+    st.sampled_from(["notjson", "5", '"[1, 2]"', '"""x"""', "{", "null", '"[]"', "true"]).map(_tuning_row),
+    st.sampled_from(["abc", "0", "-1", "1.5", "nan", "inf", "1e400x"]).map(lambda b: _tuning_row(budget=b)))
+#: plug-in modules that cannot be imported: a syntax error, or raising as they are imported
+PLUGIN_BAD = st.sampled_from(["def make(:\n", "raise RuntimeError('broken on import')\n", "import no_such_module_zz\n",
+                              "1 / 0\n", "import sys\nsys.exit(0)\n", "raise SystemExit('bye')\n", "x = (\n",
+                              "\tdef make(spec, seed):\n  pass\n", "raise KeyError('k')\n"])
+#: values of a finding's own options of the wrong kind (a list of numbers, a number, a list of names)
+OPTION_BAD = st.sampled_from(["oops", "()", "[]", "True", "None", "[True]", "{'a': 1}", "'x'", "['a', 'b']", "[[1]]",
+                              "2.5j"])
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_property_bad_command_lines_are_one_line_and_exit_2(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     kind = data.draw(st.sampled_from(["jobs", "seeds", "threads", "paradigm", "model", "set", "key", "backend",
-                                      "list", "finding", "suite", "module"]))
+                                      "list", "finding", "suite", "module", "tuning", "plugin", "option", "huge"]))
     base = ["run", "--paradigm", "blocked-linear", "--model", "linear"]
     if kind in ("jobs", "seeds"):
         argv = [*base, f"--{kind}", str(data.draw(INT_BAD))]
     elif kind == "threads":
         argv = ["suite", "x.toml", "--threads", str(data.draw(INT_BAD))]
+    elif kind == "huge":     # bounded before anything is built (a seed list of 10^8, 10^5 OpenMP threads)
+        command = data.draw(st.sampled_from([[*base, "--seeds"], ["suite", "quick", "--threads"],
+                                             ["leaderboard", "quick", "--threads"], ["reproduce", "nta-fig2", "--seeds"]]))
+        argv = [*command, str(data.draw(st.integers(min_value=100_001, max_value=10**12)))]
+    elif kind == "tuning":
+        (root / "s.toml").write_text(GOOD_SUITE)
+        (root / "t.csv").write_bytes(data.draw(TUNING_BAD))
+        argv = ["leaderboard", "s.toml", "--out", "out", "--tuning", "t.csv"]
+    elif kind == "plugin":
+        name = f"plug_{data.draw(st.integers(0, 10**9))}"
+        (root / f"{name}.py").write_text(data.draw(PLUGIN_BAD))
+        if data.draw(st.booleans()):
+            argv = ["run", "--paradigm", "blocked-linear", "--model", f"{name}:make"]
+        else:
+            (root / "p.toml").write_text(GOOD_SUITE.replace('"linear"', f'"{name}:make"'))
+            argv = ["suite", "p.toml"]
+    elif kind == "option":
+        finding, key = data.draw(st.sampled_from([("nta-fig5", "blocks"), ("nta-fig5", "t_total"),
+                                                  ("nta-fig5", "tau_c"), ("block-size-switching", "total_steps"),
+                                                  ("block-size-switching", "sizes"), ("nta-composition", "kinds")]))
+        argv = ["reproduce", finding, "--set", f"finding.{key}={data.draw(OPTION_BAD)}"]
     elif kind == "paradigm":
         name = data.draw(NAMES.filter(lambda n: n not in R.PARADIGMS and not n.startswith("-")))
         argv = ["run", "--paradigm", name, "--model", "linear"]
@@ -369,21 +416,31 @@ def _toml(v) -> str:
         return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
     if isinstance(v, list):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(x)}" for k, x in v.items()) + " }"
 
 
 VALUES = st.one_of(st.booleans(), st.integers(-10, 10**13), st.floats(allow_nan=True), NAMES,
-                   st.lists(st.integers(-2, 3), max_size=3), st.dictionaries(NAMES, st.integers(), max_size=2))
+                   st.lists(st.integers(-2, 3), max_size=3), st.dictionaries(NAMES, st.integers(), max_size=2),
+                   st.dates(), st.times(), st.datetimes(), st.lists(st.dates(), min_size=1, max_size=2))
 GOOD_PARADIGM = {"name": "blocked-linear", "models": ["linear"], "set": {"n_blocks": 2, "block_size": 10}}
 BAD_FIELDS = st.one_of(
     st.tuples(st.just("top"), st.sampled_from(["name", "seeds", "paradigm", "models", "extra"]), VALUES),
     st.tuples(st.just("entry"), st.sampled_from(["name", "models", "seeds", "set", "sets", "model"]), VALUES),
     st.tuples(st.just("set"), st.sampled_from(["n_blocks", "block_size", "batch_size", "n_eval", "k_adapt",
                                                "threshold", "input_size", "nope", "tau_w", "schedule"]), VALUES),
+    st.tuples(st.just("plugin"), st.just("when"), st.one_of(st.dates(), st.times(), st.datetimes(),
+                                                            st.lists(st.dates(), min_size=1, max_size=2))),
     # one configuration listed twice: its seeds would count twice
     st.tuples(st.just("dup"), st.sampled_from(["block", "models", "default"]), st.just(None)))
+
+
+def make_when(spec, seed, when=None):
+    """A plug-in with an unannotated parameter (any value type-checks)."""
+    return models.get("linear").factory(spec, seed)
 
 
 def _is_bad(where, key, value) -> bool:
@@ -395,6 +452,8 @@ def _is_bad(where, key, value) -> bool:
         return True
     if key == "seeds":
         return not is_int or not 1 <= value <= 10_000
+    if where == "plugin":       # a TOML date, time or date-time is no parameter value
+        return True
     if where == "top":
         return key != "name" or not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value)
     if where == "entry":
@@ -428,8 +487,11 @@ def test_property_bad_suite_files_are_one_line_and_exit_2(field, tmp_path_factor
         else:
             suite["paradigm"].append(dict(first, set=dict(first["set"], **({"k_adapt": 50} if key == "default" else {}))))
     else:
-        target = {"top": suite, "entry": suite["paradigm"][0], "set": suite["paradigm"][0]["set"]}[where]
+        target = {"top": suite, "entry": suite["paradigm"][0], "set": suite["paradigm"][0]["set"],
+                  "plugin": suite["paradigm"][0]["set"]}[where]
         target[key] = value
+        if where == "plugin":
+            suite["paradigm"][0]["models"] = ["test_reliability:make_when"]
     p = suite["paradigm"]
     tables = p if isinstance(p, list) and p and all(isinstance(e, dict) for e in p) else []
     lines = [f"{k} = {_toml(v)}" for k, v in suite.items() if k != "paradigm" or not tables]
@@ -444,6 +506,7 @@ def test_property_bad_suite_files_are_one_line_and_exit_2(field, tmp_path_factor
     COUNT["suite"] += 1
     _check(rc, err, path.read_text())
     assert not [p for p in (root / "work").rglob("*") if "cache" not in p.parts]
+    assert not (Path(os.environ["SWITCHBENCH_CACHE"]) / "reports").exists(), "no report, not even a partial one"
 
 
 def test_zz_report_the_property_counts():

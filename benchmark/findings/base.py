@@ -74,10 +74,36 @@ def finding_options(name: str, overrides: dict | None, defaults: dict) -> tuple[
             if bare not in defaults:
                 valid = ", ".join(f"finding.{k}" for k in defaults) or "none"
                 raise SwitchbenchError(f"{name} has no option {key!r}; valid: {valid}")
-            options[bare] = value
+            options[bare] = _check_option(name, key, value, defaults[bare])
         else:
             rest[key] = value
     return options, rest
+
+
+def _check_option(name: str, key: str, value, default):
+    """``value`` if it is of the kind of the option's ``default`` (a number; a non-empty list
+    of numbers or of names; text), else a clear error. A list comes back as a tuple.
+
+    >>> _check_option("nta-fig5", "finding.blocks", [10, 4], (10, 8))
+    (10, 4)
+    >>> _check_option("nta-fig5", "finding.blocks", "oops", (10, 8))
+    Traceback (most recent call last):
+    ...
+    switchbench.errors.SwitchbenchError: nta-fig5: finding.blocks must be a non-empty list of numbers, e.g. (10, 8), got 'oops'
+    """
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(default, tuple) and default:
+        kind = number if number(default[0]) else (lambda v: isinstance(v, type(default[0])))
+        what = "numbers" if number(default[0]) else "names" if isinstance(default[0], str) else "values"
+        if isinstance(value, (list, tuple)) and value and all(kind(v) for v in value):
+            return tuple(value)
+        raise SwitchbenchError(f"{name}: {key} must be a non-empty list of {what}, e.g. {default!r}, got {value!r}")
+    if number(default) and not (number(value) and (isinstance(value, int) or not isinstance(default, int))):
+        what = "an integer" if isinstance(default, int) else "a number"
+        raise SwitchbenchError(f"{name}: {key} must be {what}, e.g. {default!r}, got {value!r}")
+    return value
 
 
 def reference(name: str) -> Path:
