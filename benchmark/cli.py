@@ -1,6 +1,7 @@
 """The ``switchbench`` command line (see ``switchbench --help``).
 
-Errors are one line on stderr and a non-zero exit, never a traceback. Heavy libraries
+Errors are one line on stderr and a non-zero exit, never a traceback (``--debug``, an option
+of every command, prints the full traceback before that line). Heavy libraries
 (torch, pandas, ...) are imported by the commands that use them, so that ``--help`` and
 ``--version`` answer at once.
 """
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
+import shlex
 import shutil
 import sys
+import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +153,8 @@ def cmd_run(args) -> int:
     results = run_many(specs, jobs=args.jobs, cache=_cache(args), device=args.device)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
+        if args.debug and failed[0].trace:
+            print(failed[0].trace, end="", file=sys.stderr)
         raise SwitchbenchError(failed[0].reason)
     scores = metrics_table(results).drop(columns="reason")
     print(format_scores(scores, args.format, {r.config["seed"]: str(r.path) for r in results if r.path}))
@@ -226,12 +233,22 @@ def cmd_reproduce(args) -> int:
     if args.no_cache:      # the findings call run_many, which reads this switch
         os.environ["SWITCHBENCH_NO_CACHE"] = "1"
     ok = True
+    command = "switchbench " + " ".join(shlex.quote(a) for a in args.argv)
     for n in names:
-        kw = {"jobs": args.jobs, "overrides": overrides, **({"figures": Path(args.figures)} if args.figures else {})}
+        figures = args.figures or args.record          # a record keeps its figures beside it
+        if args.record:
+            Path(args.record).mkdir(parents=True, exist_ok=True)
+        kw = {"jobs": args.jobs, "overrides": overrides, **({"figures": Path(figures)} if figures else {})}
         if args.seeds:
             kw["n_seeds"] = args.seeds
+        start = time.perf_counter()
         report = reproduce(n, **kw)
-        save_finding(report)   # its status, for the leaderboard's web page
+        seeds = args.seeds or inspect.signature(FINDINGS[n]).parameters["n_seeds"].default
+        provenance = {"seeds": seeds, "command": command, "wall_s": time.perf_counter() - start,
+                      "overrides": overrides}
+        save_finding(report, **provenance)     # the last verdict in this cache, for the web page
+        if args.record:
+            print(f"      record: {save_finding(report, Path(args.record), **provenance)}")
         print(f"== {n}: " + ", ".join(f"{k} {v}" for k, v in report.counts().items()))
         for c in report.checks:
             print(c.line())
@@ -399,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--figures", default=None, metavar="DIR",
                    help="folder for figures (default: a folder under the run cache)")
     s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
+    s.add_argument("--record", nargs="?", const="results/findings", default=None, metavar="DIR",
+                   help="write each finding's record (verdict, checks, figures, provenance: commit, source hash, "
+                        "command, seeds, wall time, date) to DIR/NAME.json, its figures beside it (DIR default: "
+                        "results/findings; without --record: only this cache keeps the last verdict)")
     s.set_defaults(fn=cmd_reproduce)
     for name, helptext, description, example in (
             ("suite", "run a suite (a shipped one by name: quick, full; or a TOML file), print its ranked tables, "
@@ -452,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=thread_count, default=1, metavar="N",
                        help="torch threads (and Slurm CPUs) per run, 1..1024 (default: 1)")
         s.add_argument("--no-cache", action="store_true", help=NO_CACHE)
+    for s in sub.choices.values():
+        s.add_argument("--debug", action="store_true",
+                       help="on an error, print the full traceback (the model's own code included) before the "
+                            "one-line message (default: the one line only)")
     return p
 
 
@@ -462,19 +487,27 @@ def _one_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 all runs succeeded; 1 some runs failed (reasons listed, the report of
     the others written); 2 bad input (one line on stderr); 130 interrupted. An unexpected
-    error is one line too (``SWITCHBENCH_DEBUG=1`` shows its traceback)."""
+    error is one line too. ``--debug`` (or ``SWITCHBENCH_DEBUG=1``) prints the full traceback
+    first, with the exception raised in a model's own code that caused the error."""
     args = build_parser().parse_args(argv)      # --help and --version exit here, before any heavy import
     from switchbench.benchmark.suite import RunsFailed
 
+    debug = args.debug = bool(args.debug or os.environ.get("SWITCHBENCH_DEBUG"))
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     no_cache = os.environ.get("SWITCHBENCH_NO_CACHE")
     try:
         return args.fn(args)
     except RunsFailed as e:
+        if debug:
+            for trace in e.traces:
+                print(trace, end="", file=sys.stderr)
         print(f"switchbench: {e}:", file=sys.stderr)
         for line in e.failed:
             print(f"  {line}", file=sys.stderr)
         return 1
     except SwitchbenchError as e:
+        if debug:
+            traceback.print_exception(type(e), e, e.__traceback__)
         print(f"switchbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -488,10 +521,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - never a traceback for users
-        if os.environ.get("SWITCHBENCH_DEBUG"):
+        if debug:
             raise
         print(f"switchbench: internal error: {type(e).__name__}: {_one_line(e)} "
-              "(please report it; SWITCHBENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+              "(please report it; --debug shows the traceback)", file=sys.stderr)
         return 1
     finally:
         if no_cache is None:

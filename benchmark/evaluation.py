@@ -51,7 +51,7 @@ def _call(what: str, fn, *args, batched: bool = False):
         msg = str(e).splitlines()[0] if str(e) else ""
         if isinstance(e, RuntimeError) and "shape" in msg:   # e.g. torch's "mat1 and mat2 shapes cannot be multiplied"
             msg += SHAPE_HINT
-        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from None
+        raise SwitchbenchError(f"{what} failed: {type(e).__name__}: {msg}") from e     # the model's traceback kept
     if versions != [a._version for a in args if isinstance(a, torch.Tensor) and not a.is_inference()]:
         raise SwitchbenchError(f"{what} changed its input in place (e.g. x.mul_(...)), which the other seeds and "
                                "later evaluations reuse: a model must leave its inputs as they are (copy them first)")

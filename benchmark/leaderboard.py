@@ -49,6 +49,11 @@ from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import task_spec
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
 TIEBREAK = "final_loss"
@@ -57,6 +62,10 @@ VIEWS = ("published", "tuned")
 NOISY = ("wall_ms_per_step",)
 #: the paradigm-specific headline column beside switch time, final loss and forgetting
 SPECIFIC = ("rule_composition_perf", "specialisation", "final_performance", "final_accuracy")
+#: what ranks a paradigm without the primary metric (one block: no switch), the first it has
+FALLBACK = ("final_performance", "final_accuracy", TIEBREAK)
+#: a run whose normalised final loss exceeds this (or is not finite) has exploded: flagged, never ranked
+LOSS_BOUND = 1e3
 
 
 @dataclass(frozen=True)
@@ -120,16 +129,21 @@ def default_out(path) -> Path:
 
 
 def suite_id(suite: Suite) -> str:
-    """A hash of what a suite runs (each paradigm, model and its ``set``; not the seeds): the
-    identity a tuning table records, checked when a leaderboard reads it."""
-    runs = sorted({json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str) for s in suite.specs})
-    return hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+    """A hash of the suite file as read (its tables and values, not its comments or layout),
+    less the scored ``seeds`` (tuning runs on validation seeds): the identity a tuning table
+    records, checked when a leaderboard reads it. ``models = "*"`` stays ``"*"``: a plug-in
+    installed since does not make the suite another one (its model runs untuned)."""
+    table = tomllib.loads(suite.source)
+    table.pop("seeds", None)
+    for entry in table.get("paradigm", []):
+        entry.pop("seeds", None)
+    return hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
     """Refuse a tuning table made for another suite: its recorded identity (:func:`suite_id`)
-    must be the suite's; a table without one (written before it was recorded) must tune
-    exactly the suite's (paradigm, model) pairs."""
+    must be the suite's; a table without one (written before it was recorded) may tune no
+    (paradigm, model) that the suite does not run."""
     where = f"tuning table {str(path)!r}"
     if "suite_id" in table:
         ids = set(table["suite_id"].astype(str))
@@ -139,12 +153,10 @@ def check_tuning(table: pd.DataFrame, suite: Suite, path) -> None:
                                    f"{suite.name!r} (id {suite_id(suite)}): run `switchbench tune` on this suite")
         return
     pairs = {(s.paradigm, s.model) for s in suite.specs}
-    tuned = set(zip(table["paradigm"].astype(str), table["model"].astype(str)))
-    if tuned != pairs:
-        odd = sorted(tuned ^ pairs)[0]
-        side = "tunes" if odd in tuned else "lacks"
-        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it {side} {odd[1]} on "
-                               f"{odd[0]}; run `switchbench tune` on this suite")
+    extra = sorted(set(zip(table["paradigm"].astype(str), table["model"].astype(str))) - pairs)
+    if extra:
+        raise SwitchbenchError(f"{where} was made for another suite than {suite.name!r}: it tunes {extra[0][1]} on "
+                               f"{extra[0][0]}, which this suite does not run; run `switchbench tune` on this suite")
 
 
 def registered(name: str) -> str:
@@ -272,47 +284,99 @@ def headline_metrics(scores: pd.DataFrame, paradigm: str) -> list[str]:
     return [m for m in (PRIMARY, "switch_censored_late", TIEBREAK, "forgetting_Rk", specific) if m and m in have]
 
 
+def exploded(scores: pd.DataFrame, paradigm: str) -> dict[str, tuple[int, int]]:
+    """Models with a run whose normalised final loss is beyond :data:`LOSS_BOUND` (or not
+    finite) on ``paradigm``: model -> (such seeds, seeds).
+
+    >>> s = pd.DataFrame({"paradigm": "p", "metric": "final_loss", "seed": [0, 1, 0, 1],
+    ...                   "model": ["a", "a", "b", "b"], "value": [0.1, 3.5e11, 0.2, 0.3]})
+    >>> exploded(s, "p")
+    {'a': (1, 2)}
+    """
+    s = scores[(scores["paradigm"] == paradigm) & (scores["metric"] == TIEBREAK)]
+    out = {}
+    for model, g in s.groupby("model"):
+        bad = int((~np.isfinite(g["value"].to_numpy(float)) | (g["value"].to_numpy(float) > LOSS_BOUND)).sum())
+        if bad:
+            out[model] = (bad, len(g))
+    return out
+
+
+def rank_metric(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY) -> str:
+    """The metric that ranks ``paradigm``: ``primary`` where some model has it, else the first
+    of :data:`FALLBACK` that some model has (a one-block paradigm has no switch to time)."""
+    s = scores[(scores["paradigm"] == paradigm) & scores["value"].notna()]
+    have = set(s["metric"])
+    return next((m for m in (primary, *FALLBACK) if m in have), primary)
+
+
 def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak: str = TIEBREAK,
            labels: dict[str, str] | None = None) -> pd.DataFrame:
     """The headline table of one paradigm (at most 8 columns): models sorted by the primary
     metric (then ``tiebreak``), shared ranks, ``censored`` (fraction of the late switches that
     never met the criterion), ``p vs next`` (exact paired permutation test against the next
     model, Holm-corrected over the table) and a few more metrics, 'mean ± 95% t-interval';
-    privileged models carry a dagger. ``labels``: model -> text appended to its name."""
+    privileged models carry a dagger. ``labels``: model -> text appended to its name.
+
+    A paradigm without the primary metric is ranked by :func:`rank_metric`'s choice (its
+    column comes first). A model with an exploded run (:func:`exploded`) is listed last with
+    the rank ``not ranked``, never ranked by its numbers. ``table.attrs``: ``ranked_by``
+    and ``caveats`` (sentences the page and the markdown show beside the table)."""
     summary = summarise(scores)
     s = summary[summary["paradigm"] == paradigm]
     means = s.pivot(index="model", columns="metric", values="mean")
     cis = s.pivot(index="model", columns="metric", values="ci95")
     if means.empty:
         return pd.DataFrame()
-    keys = [k for k in (primary, tiebreak) if k in means]
+    by = rank_metric(scores, paradigm, primary)
+    caveats = [] if by == primary else [f"No model has {primary} here (one block: no switch to time); ranked by "
+                                        f"{by}."]
+    bad = exploded(scores, paradigm)
+    caveats += [f"{m}: normalised final loss beyond {LOSS_BOUND:g} (or not finite) on {k} of {n} seeds: the run "
+                "exploded; listed, not ranked." for m, (k, n) in bad.items()]
+    keys = [k for k in dict.fromkeys((by, tiebreak)) if k in means]
     asc = [not METRICS[k].higher_is_better for k in keys]
-    names = list(means.sort_values(keys, ascending=asc, na_position="last").index) if keys else list(means.index)
-    hib = METRICS[primary].higher_is_better if primary in METRICS else False
-    prim_m = means.loc[names, primary] if primary in means else pd.Series(np.nan, index=names)
-    prim_c = cis.loc[names, primary] if primary in cis else pd.Series(np.nan, index=names)
-    p = [paired_p(scores, paradigm, a, b, primary) for a, b in zip(names[:-1], names[1:])] + [float("nan")]
-    p_adj = holm(p)
+    order = list(means.sort_values(keys, ascending=asc, na_position="last").index) if keys else list(means.index)
+    names = [m for m in order if m not in bad]
+    hib = METRICS[by].higher_is_better if by in METRICS else False
+    prim_m = means.loc[names, by] if by in means else pd.Series(np.nan, index=names)
+    prim_c = cis.loc[names, by] if by in cis else pd.Series(np.nan, index=names)
+    p = [paired_p(scores, paradigm, a, b, by) for a, b in zip(names[:-1], names[1:])] + [float("nan")]
+    p_adj = list(holm(p)) + [float("nan")] * len(bad)
+    ranks = shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib) + ["not ranked"] * len(bad)
+    if len(names) > 1 and len(set(ranks[:len(names)])) == 1:
+        caveats.append(f"Every model's interval of {by} overlaps the next one's: the table separates no model.")
+    names += list(bad)
     table = pd.DataFrame({
-        "rank": shared_ranks(prim_m.to_numpy(), prim_c.to_numpy(), hib),
+        "rank": ranks,
         "model": [f"{m}{' †' if _privileged(m) else ''}{(labels or {}).get(registered(m), '')}" for m in names]})
-    p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - 1 else "") for i, x in enumerate(p_adj)]
-    for m in headline_metrics(scores, paradigm):
+    p_text = [fmt(x, 2) if np.isfinite(x) else ("n/a" if i < len(names) - len(bad) - 1 else "")
+              for i, x in enumerate(p_adj)]
+    shown = headline_metrics(scores, paradigm)
+    if by != primary and by in means:
+        shown = [by] + [m for m in shown if m not in (by, primary, "switch_censored_late")]
+    for m in shown:
         if m == "switch_censored_late":
             table["censored"] = [f"{v:.0%}" if np.isfinite(v) else "n/a" for v in means.loc[names, m]]
             table["p vs next"] = p_text
         else:
-            table[m] = [_cell(a, b) for a, b in zip(means.loc[names, m], cis.loc[names, m])]
+            table[m] = [_cell(a, b) if x not in bad or m != tiebreak else f"exploded ({fmt(a)})"
+                        for x, a, b in zip(names, means.loc[names, m], cis.loc[names, m])]
     if "p vs next" not in table:
-        table.insert(3 if primary in means else 2, "p vs next", p_text)
-    return table.set_index("rank")
+        table.insert(3 if by in means else 2, "p vs next", p_text)
+    empty = [c for c in table.columns[2:] if c != "p vs next" and (table[c] == "n/a").all()]
+    table = table.drop(columns=empty).set_index("rank")      # a metric no model has here (forgetting, one block)
+    table.attrs.update(ranked_by=by, caveats=caveats)
+    return table
 
 
 def overall(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Across paradigms (as MTEB does): each model's mean rank over the paradigms it runs, and
-    how many, best first."""
+    how many, best first (a model not ranked on a paradigm, its run exploded, is left out there);
+    privileged models keep their dagger."""
     rows = [{"model": model, "paradigm": paradigm, "rank": rank}
-            for paradigm, t in tables.items() for rank, model in zip(t.index, t["model"])]
+            for paradigm, t in tables.items() for rank, model in zip(t.index, t["model"])
+            if isinstance(rank, (int, np.integer))]
     if not rows:
         return pd.DataFrame(columns=["model", "mean rank", "paradigms"])
     df = pd.DataFrame(rows)
@@ -323,6 +387,7 @@ def overall(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out["mean rank"] = out["mean rank"].map(fmt)
     ranks = {m: ", ".join(f"{p} {r}" for p, r in zip(g["paradigm"], g["rank"])) for m, g in df.groupby("model")}
     out["ranks"] = out["model"].map(ranks)
+    out["model"] = [f"{m} †" if _privileged(m) else m for m in out["model"]]
     return out
 
 
@@ -455,9 +520,21 @@ def _labels(tuning: pd.DataFrame | None, paradigm: str) -> dict[str, str]:
         return {}
     from switchbench.benchmark.tuning import selected
 
-    chosen = {m: c for (p, m), c in selected(tuning).items() if p == paradigm}
+    chosen = {models.label(m): c for (p, m), c in selected(tuning).items() if p == paradigm}   # a plug-in: its name
     return {m: " [" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.items()) + "]"
             for m, c in chosen.items() if c}
+
+
+def _tuning_caveats(tuning: pd.DataFrame | None, paradigm: str) -> list[str]:
+    """What limits a paradigm's tuned view: a selection made on a single validation seed."""
+    if tuning is None or paradigm not in set(tuning["paradigm"]):
+        return []
+    seeds = str(tuning.loc[tuning["paradigm"] == paradigm, "validation_seeds"].iloc[0])
+    first, _, last = seeds.partition("-")
+    if last and first != last:
+        return []
+    return [f"Tuned on a single validation seed ({first}): a setting that is unstable on other seeds can be "
+            "selected; read this view beside the published one."]
 
 
 def metric_key(scores: pd.DataFrame) -> pd.DataFrame:
@@ -492,12 +569,14 @@ def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame |
     tables = {}
     for view in results_by_view:
         s = scores[scores["view"] == view]
-        per = {}
+        per, caveats = {}, {}
         for paradigm in s["paradigm"].unique():
             t = ranked(s, paradigm, labels=_labels(tuning, paradigm) if view == "tuned" else None)
             if not t.empty:       # a paradigm whose runs all failed has no table (its failures are listed)
                 per[paradigm] = t
-        tables[view] = {"paradigms": per, "overall": overall(per)}
+                caveats[paradigm] = list(t.attrs.get("caveats", [])) + (
+                    _tuning_caveats(tuning, paradigm) if view == "tuned" else [])
+        tables[view] = {"paradigms": per, "overall": overall(per), "caveats": caveats}
     failed = [r for rs in results_by_view.values() for r in rs if isinstance(r, Failure)]
     seeds = scores[scores["metric"] != "failed"].groupby("paradigm")["seed"].nunique().to_dict()
     return {"suite": suite, "scores": scores, "tables": tables, "paradigm_ids": paradigm_ids, "failed": failed,
@@ -523,6 +602,8 @@ def markdown(report: dict, full: bool = True) -> str:
         for paradigm, table in t["paradigms"].items():
             md += [f"### {paradigm} (`{report['paradigm_ids'].get(paradigm, '?')}`, {report['seeds'].get(paradigm)} "
                    "seeds)", "", table.to_markdown(), ""]
+            md += [f"> {c}" for c in t.get("caveats", {}).get(paradigm, [])] + (
+                [""] if t.get("caveats", {}).get(paradigm) else [])
         if len(t["paradigms"]) > 1:
             md += [f"### Overall ({view}): mean rank over the paradigms a model runs", "",
                    t["overall"].to_markdown(index=False), ""]
@@ -578,6 +659,9 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
     for what, path in files.items():
         write_atomic(path, texts[what])
     figures = {}
+    scores = report["scores"]        # one colour per model on every chart of a paradigm's tab (both views)
+    colours = {p: plots.model_colours(scores.loc[scores["paradigm"] == p, "model"].unique())
+               for p in scores["paradigm"].unique()}
     for view, rs in results_by_view.items():
         s = report["scores"][report["scores"]["view"] == view]
         for paradigm in report["tables"][view]["paradigms"]:
@@ -585,11 +669,15 @@ def write(suite: Suite, results, out: Path, tuning: pd.DataFrame | None = None) 
             runs = [r for r in rs if isinstance(r, RunResult) and r.config["paradigm"] == paradigm]
             stem = f"{paradigm}_{view}"
             figures[f"{stem}_metrics"] = plots.metric_bars(s[s["paradigm"] == paradigm],
-                                                           out / "figures" / f"{stem}_metrics.png")
+                                                           out / "figures" / f"{stem}_metrics.png",
+                                                           colours=colours[paradigm],
+                                                           exploded=exploded(s, paradigm))
             labels = setting_labels([r.config for r in runs])
-            figures[f"{stem}_switch_time"] = plots.switch_curves(
-                runs, out / "figures" / f"{stem}_switch_time.png",
-                names=[models.label(r.config["model"]) + labels[config_id(r.config)] for r in runs])
+            curves = plots.switch_curves(runs, out / "figures" / f"{stem}_switch_time.png", colours=colours[paradigm],
+                                         names=[models.label(r.config["model"]) + labels[config_id(r.config)]
+                                                for r in runs])
+            if curves is not None:            # no switch (one block): no figure rather than empty axes
+                figures[f"{stem}_switch_time"] = curves
     files.update(figures)
     files["site"] = site.write_site(report, figures, out / "site")
     return files
@@ -620,5 +708,6 @@ def run_suite(path, jobs: int = 1, backend: str = "local", out: Path | None = No
     print(f"web page: {files['site']}")
     failed = failure_lines([r for rs in results.values() for r in rs])
     if failed:
-        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files)
+        raise RunsFailed(sorted(set(failed)), sum(len(rs) for rs in results.values()), files,
+                         [r.trace for rs in results.values() for r in rs if isinstance(r, Failure) and r.trace])
     return files

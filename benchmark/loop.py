@@ -121,6 +121,9 @@ def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress:
     (:meth:`Call.learn_chunk`), check (:meth:`Call.fail_non_finite`), log (:meth:`Call.log_chunk`)
     and, at a block end, evaluate (:meth:`Call.end_block`); finally one result per seed
     (:meth:`Call.results`)."""
+    if record_hidden and not callable(getattr(learners[0], "record_hidden", None)):
+        raise SwitchbenchError(f"{rc.label(seeds)}: record_hidden=True, but {type(learners[0]).__name__} has no "
+                               "record_hidden(x) method (a TorchLearner: pass hidden='<submodule name>')")
     call = Call(rc, seeds, envs, obs, learners, device)
     bar = tqdm(total=call.n_steps, desc=call.label, disable=not progress, mininterval=0.5, leave=False)
     for start, stop in _chunks(call.sched, call.chunk_steps()):
@@ -354,9 +357,10 @@ class Call:
             metrics = compute_metrics(log, R0[i], Rk[i], seed_probes, env, config, robustness=robust,
                                       cue_table=cue_table, transfer_table=transfer_table, measured=measured)
             hidden = None
-            if record_hidden and callable(getattr(learner, "record_hidden", None)):
+            if record_hidden:
                 with torch.no_grad():
-                    hidden = [learner.record_hidden(x).detach().cpu() for x, _ in held_i]
+                    hidden = [_call(f"{label}: record_hidden", learner.record_hidden, x).detach().cpu()
+                              for x, _ in held_i]
             results.append(RunResult(config=config, log=log, metrics=metrics, R0=R0[i], Rk=Rk[i],
                                      probes=seed_probes, robustness=robust, cue_probes=cue_table, learner=learner,
                                      checkpoints=self.saved[i] if checkpoints else None, hidden=hidden))

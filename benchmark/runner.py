@@ -56,11 +56,14 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     (:mod:`switchbench.models.covariance_engine`: exact held-out expectations, batch covariances
     drawn directly) instead of the run loop; other models refuse it.
 
-    Outputs kept in memory, never cached (a result loaded from the cache has them None):
-    ``RunResult.learner`` is the trained learner; ``checkpoints=True`` keeps its state at
-    every block end (``state_dict()`` where it has one, else a copy); ``record_hidden=True``
-    stores, where the learner has ``record_hidden(x)``, its hidden states on each task's
-    held-out inputs (``RunResult.hidden``, one tensor per task). ``device``: ``"cpu"``
+    Outputs kept in memory, never cached: ``RunResult.learner`` is the trained learner
+    (None for a run loaded from the cache: ``cache="refresh"`` or ``cache=False`` recompute
+    it); ``checkpoints=True`` keeps its state at every block end (``state_dict()`` where it
+    has one, else a copy); ``record_hidden=True`` stores the learner's ``record_hidden(x)``,
+    its hidden states on each task's held-out inputs (``RunResult.hidden``, one tensor per
+    task; a learner without that method fails the run before it trains). With either of
+    these two, cached seeds are recomputed (the cache entry is kept, not rewritten), so the
+    outputs asked for are never None. ``device``: ``"cpu"``
     (default), ``"cuda"`` or ``"auto"`` (CUDA where available); it is not part of the
     cache key (a run on another device gives the same numbers up to float rounding).
     """
@@ -93,7 +96,9 @@ def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | 
 def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, progress: bool = True,
               threads: int | None = 1, **options) -> list:
     """The seeds of one configuration: each a :class:`RunResult` (loaded from the cache, or
-    run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it."""
+    run and saved as soon as the call finishes) or the :class:`SwitchbenchError` that failed it.
+    ``checkpoints`` or ``record_hidden`` among ``options``: every seed runs (what they keep is
+    never cached); an existing cache entry is kept."""
     if "device" in options:         # before any cached run loads: a device that is not there fails every time
         loop.pick_device(options["device"])
     mode, seeds, done = cache_mode(cache), [int(s) for s in seeds], {}
@@ -104,7 +109,8 @@ def run_group(rc: RunConfig, seeds: Sequence[int], *, cache: bool | str = True, 
         mode = False
     if len(set(seeds)) != len(seeds):
         raise SwitchbenchError(f"seeds must differ, got {seeds}")
-    if mode is True:    # verified entries only; a corrupt one is reported and recomputed
+    in_memory = options.get("checkpoints") or options.get("record_hidden")    # never cached: recompute
+    if mode is True and not in_memory:    # verified entries only; a corrupt one is reported and recomputed
         done = {s: hit for s in seeds if (hit := load_cached(rc.config(s), rc.key(s))) is not None}
     todo = [s for s in seeds if s not in done]
     if todo:

@@ -4,7 +4,9 @@ opens from ``file://``. Data, styles, script and figures (base64 PNGs) are all i
 A tab per paradigm (and one for the overall ranking), the two views (published defaults /
 equal-budget tuning) side by side as a switch, sortable columns (click a header), the model
 cards (citation, parameters, tunable grid, what tuning selected), the findings with their
-status from the last ``switchbench reproduce`` in this cache, and the figures.
+recorded verdicts (``switchbench reproduce --record``: ``results/findings``; else the last
+``reproduce`` in this cache; a record measured with other source code is marked stale), and
+the figures.
 """
 from __future__ import annotations
 
@@ -25,35 +27,56 @@ TEMPLATE = "site.html"
 
 
 def findings_dir() -> Path:
+    """Where ``switchbench reproduce`` keeps each finding's last record in this cache."""
     return cache_root() / "reports" / "findings"
 
 
-def save_finding(report) -> Path:
-    """Keep a finding's report (its checks' status, value and target) for the site."""
-    path = findings_dir() / f"{report.finding}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checks = [{"status": c.line().split()[0], "name": c.name, "value": float(c.value), "target": str(c.target)}
-              for c in report.checks]
-    return write_atomic(path, json.dumps({"finding": report.finding, "checks": checks, "notes": list(report.notes)}))
+def save_finding(report, folder: Path | None = None, **provenance) -> Path:
+    """Keep a finding's record (:func:`~switchbench.benchmark.findings.base.make_record`;
+    ``provenance``: its ``seeds``, ``command``, ``wall_s``, ``overrides``) in ``folder``
+    (default: this cache's :func:`findings_dir`), atomically."""
+    from switchbench.benchmark.findings.base import make_record, write_record
+
+    folder = findings_dir() if folder is None else Path(folder)
+    provenance = {"seeds": None, "command": "", "wall_s": None, **provenance}
+    return write_record(make_record(report, folder=folder, **provenance), folder)
 
 
-def _findings() -> list[dict]:
+def _findings(records: Path | None = None) -> list[dict]:
+    """Every finding with its verdict: from its record in ``records`` (the committed
+    ``results/findings``) or in this cache, whichever is current (measured with the installed
+    source), else the newest, marked stale; "not run here" without either."""
     from switchbench.benchmark.findings import FINDINGS
+    from switchbench.benchmark.findings.base import load_records
 
+    found = [(load_records(records), str(records)) if records is not None else ({}, ""),
+             (load_records(findings_dir()), "this cache")]
     out = []
     for name, fn in FINDINGS.items():
-        path = findings_dir() / f"{name}.json"
-        try:
-            saved = json.loads(path.read_text()) if path.is_file() else None
-            checks = [{**c, "status": str(c["status"])} for c in saved["checks"]] if saved else []
-        except (OSError, ValueError, RecursionError, KeyError, TypeError):   # unreadable: as if never run
-            saved, checks = None, []
-        status = ("not run here" if saved is None else
-                  "PASS" if all(c["status"] == "PASS" for c in checks) else
-                  "/".join(sorted({c["status"] for c in checks if c["status"] != "PASS"})))
-        out.append({"name": name, "summary": (fn.__doc__ or "").strip().split("\n")[0], "status": status,
-                    "checks": checks})
+        cands = [(rec[name], where) for rec, where in found if name in rec]
+        cands.sort(key=lambda c: (not c[0]["stale"], c[0]["provenance"].get("date") or ""), reverse=True)
+        entry = {"name": name, "summary": (fn.__doc__ or "").strip().split("\n")[0], "status": "not run here",
+                 "stale": False, "checks": [], "figures": [], "provenance": ""}
+        if cands:
+            rec, where = cands[0]
+            p = rec["provenance"]
+            wall = p.get("wall_s")
+            entry.update(status=rec["verdict"], stale=rec["stale"], checks=rec["checks"], notes=rec.get("notes", []),
+                         figures=[_image(f) for f in _record_figures(rec, records if where != "this cache"
+                                                                       else findings_dir())],
+                         date=(p.get("date") or "")[:10],
+                         provenance=(f"recorded {p.get('date')} ({where}) at commit {(p.get('commit') or 'unknown')[:10]}"
+                                     f", source hash {p['source_hash']}; {p.get('seeds') or 'default'} seeds; "
+                                     f"wall time {wall if wall is None else round(wall)} s; "
+                                     f"command: {p.get('command') or 'n/a'}"))
+        out.append(entry)
     return out
+
+
+def _record_figures(rec: dict, folder: Path) -> list[Path]:
+    """A record's figures that exist (paths relative to its folder), PNGs under 2 MB."""
+    paths = [Path(f) if Path(f).is_absolute() else Path(folder) / f for f in rec.get("figures", [])]
+    return [f for f in paths if f.suffix == ".png" and f.is_file() and f.stat().st_size < 2 << 20]
 
 
 def _table(df: pd.DataFrame, index: bool = True) -> dict:
@@ -86,12 +109,15 @@ def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def site_data(report: dict, figures: dict[str, Path]) -> dict:
-    """Everything the page shows, as JSON."""
+def site_data(report: dict, figures: dict[str, Path], records: Path | None = None) -> dict:
+    """Everything the page shows, as JSON (``records``: the folder of the findings' records)."""
     views = {}
     for view, t in report["tables"].items():
         views[view] = {"paradigms": {p: _table(df) for p, df in t["paradigms"].items()},
-                       "overall": _table(t["overall"], index=False)}
+                       "overall": _table(t["overall"], index=False), "caveats": t.get("caveats", {}),
+                       "ranked_by": {p: df.attrs.get("ranked_by", "") for p, df in t["paradigms"].items()},
+                       "note": ("Published view: every model at its card's defaults." if view == "published"
+                                else report["protocol"])}
     figs = {}
     for key, path in figures.items():
         for view in report["tables"]:
@@ -104,14 +130,20 @@ def site_data(report: dict, figures: dict[str, Path]) -> dict:
     return {"title": f"switchbench leaderboard: suite {report['suite'].name}", "version": switchbench.__version__,
             "protocol": report["protocol"], "seeds": report["seeds"], "views": views, "figures": figs,
             "paradigms": list(next(iter(views.values()))["paradigms"]), "cards": _cards(report),
-            "key": _table(report["key"], index=False), "tuning": tuning, "findings": _findings(),
+            "key": _table(report["key"], index=False), "tuning": tuning, "findings": _findings(records),
             "failed": [f"{f.spec.model} on {f.spec.paradigm}, seed {f.spec.seed}: {f.reason}" for f in report["failed"]]}
 
 
-def write_site(report: dict, figures: dict[str, Path], out: Path) -> Path:
-    """Write ``out/index.html`` (self-contained) and return its path."""
+def write_site(report: dict, figures: dict[str, Path], out: Path, records: Path | None = None) -> Path:
+    """Write ``out/index.html`` (self-contained) and return its path. ``records``: the folder
+    of the findings' records (default: ``findings`` beside ``out`` where it exists, else
+    ``results/findings`` of the current folder where it exists)."""
+    from switchbench.benchmark.findings.base import RECORDS
+
+    if records is None:
+        records = next((f for f in (Path(out).parent / "findings", RECORDS) if f.is_dir()), None)
     template = (importlib.resources.files("switchbench.benchmark") / TEMPLATE).read_text()
-    data = json.dumps(site_data(report, figures), default=str).replace("</", "<\\/")   # safe inside <script>
+    data = json.dumps(site_data(report, figures, records), default=str).replace("</", "<\\/")   # safe in <script>
     page = template.replace("__TITLE__", html.escape(f"switchbench leaderboard: {report['suite'].name}"))
     page = page.replace("/*__DATA__*/null", data)
     out = Path(out)

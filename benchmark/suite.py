@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -57,6 +58,11 @@ class RunSpec:
 class Failure:
     spec: RunSpec
     reason: str
+    trace: str = ""      # the formatted traceback, chained causes included (``--debug`` prints it)
+
+
+def _trace(e: BaseException) -> str:
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__))
 
 
 def run_one(spec: RunSpec, threads: int = 1, cache_dir: str | None = None,
@@ -80,13 +86,14 @@ def run_chunk(specs: list[RunSpec], threads: int = 1, cache_dir: str | None = No
         rc = rc or prepare(first.paradigm, first.model, **first.overrides)
         out = run_group(rc, [check_seed(s.seed) for s in specs], cache=cache, progress=False, threads=threads,
                         device=device)
-        return [Failure(s, str(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
+        return [Failure(s, str(r), _trace(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
     except SwitchbenchError as e:
-        return [Failure(s, str(e)) for s in specs]
+        return [Failure(s, str(e), _trace(e)) for s in specs]
     except SystemExit as e:     # a model calling sys.exit() fails its run; it never ends the suite (nor exits 0)
-        return [Failure(s, f"the run called sys.exit({e.code!r}) (SystemExit)") for s in specs]
+        return [Failure(s, f"the run called sys.exit({e.code!r}) (SystemExit)", _trace(e)) for s in specs]
     except Exception as e:  # noqa: BLE001 - a broken model must not stop the suite
-        return [Failure(s, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") for s in specs]
+        return [Failure(s, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", _trace(e))
+                for s in specs]
 
 
 def _watch_parent(parent: int) -> None:
@@ -492,6 +499,6 @@ class RunsFailed(SwitchbenchError):
     """Some runs of a suite failed; the report of the others is written (``files``); the
     command line lists the reasons and exits 1."""
 
-    def __init__(self, failed: list[str], total: int, files: dict):
+    def __init__(self, failed: list[str], total: int, files: dict, traces: list[str] = ()):
         super().__init__(f"{len(failed)} of {total} runs failed; the report of the others is written")
-        self.failed, self.total, self.files = failed, total, files
+        self.failed, self.total, self.files, self.traces = failed, total, files, list(traces)

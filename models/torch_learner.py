@@ -16,6 +16,17 @@ A module that returns a tuple, such as ``nn.RNN``'s ``(output, hidden)``, is rea
 first element. Any other shape is a :class:`~switchbench.errors.SwitchbenchError`. Inputs are
 cast to the dtype and device of the module's parameters.
 
+**Hidden states** (``switchbench.run(..., record_hidden=True)``): ``hidden="rnn"`` names the
+submodule (a name of ``module.named_modules()``) whose output :meth:`TorchLearner.record_hidden`
+returns: its first element where it returns a tuple, and its outputs stacked on a new first
+dimension where the module calls it several times (a loop over time steps). A subclass may
+override ``record_hidden(x)`` instead; without either, ``record_hidden`` is None and a run
+asking for hidden states fails before it trains, saying so.
+
+**Subclasses** keep their class and methods when seeds run stacked. A subclass that
+overrides ``forward``, ``predict`` or ``learn`` runs its seeds one after another (the
+stacked arithmetic would bypass its methods).
+
 **Several seeds at once** (:meth:`TorchLearner.stack`): learners of one configuration are
 stacked with ``torch.func`` (``stack_module_state`` + ``functional_call`` + ``vmap``), one
 optimiser over the stacked parameters ``(S, ...)``. This is each seed's own training when the
@@ -77,17 +88,24 @@ class TorchLearner(torch.nn.Module):
         optimizer: a factory ``params -> torch.optim.Optimizer`` (default: SGD, lr 1e-2).
         spec: the paradigm's :class:`~switchbench.paradigms.base.TaskSpec` (its ``loss`` and
             ``output_size``; ``input_size`` and ``sequence`` shape the dummy batch of :meth:`stack`).
+        hidden: the name of the submodule whose output :meth:`record_hidden` returns (default:
+            none; see the module docstring).
     """
 
     def __init__(self, module: torch.nn.Module, optimizer: Callable[[list], torch.optim.Optimizer] | None = None, *,
-                 spec):
+                 spec, hidden: str | None = None):
         super().__init__()
         if not isinstance(module, torch.nn.Module):
             raise SwitchbenchError(f"TorchLearner needs a torch.nn.Module, got {type(module).__name__}")
         if spec.loss not in ("mse", "cross_entropy"):
             raise SwitchbenchError(f"TorchLearner: unknown loss {spec.loss!r}; valid: mse, cross_entropy")
+        if hidden is not None and hidden not in dict(module.named_modules()):
+            names = ", ".join(n for n, _ in module.named_modules() if n) or "none"
+            raise SwitchbenchError(f"TorchLearner: hidden={hidden!r} is not a submodule of {type(module).__name__} "
+                                   f"(its submodules: {names})")
         self.module = module
         self.spec = spec
+        self.hidden = hidden
         self.make_optimizer = optimizer or _sgd
         self.optimizer = self.make_optimizer(list(module.parameters()))
         if not list(module.parameters()):
@@ -117,6 +135,31 @@ class TorchLearner(torch.nn.Module):
         self.optimizer.step()
         return float(loss.detach())
 
+    @property
+    def record_hidden(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """``record_hidden(x)``: the output of the submodule named by ``hidden`` on the input ``x``
+        (no gradient, no update); None where no ``hidden`` was given (a subclass may define
+        its own ``record_hidden(x)`` method instead)."""
+        return None if self.hidden is None else self._record_hidden
+
+    def _record_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = self._cast(x)
+        outs = []
+
+        def keep(_module, _inputs, out):
+            outs.append((out[0] if isinstance(out, (tuple, list)) else out).detach())
+
+        handle = self.module.get_submodule(self.hidden).register_forward_hook(keep)
+        try:
+            with torch.no_grad():
+                self.module(x)
+        finally:
+            handle.remove()
+        if not outs:
+            raise SwitchbenchError(f"TorchLearner: the submodule {self.hidden!r} was not called by "
+                                   f"{type(self.module).__name__}.forward")
+        return outs[0] if len(outs) == 1 else torch.stack(outs)
+
     def to(self, *args, **kwargs) -> "TorchLearner":
         """Move the module (in place) and the optimiser's state to a device or dtype."""
         super().to(*args, **kwargs)
@@ -127,8 +170,10 @@ class TorchLearner(torch.nn.Module):
 
     @property
     def stackable(self) -> bool:
-        """Whether :meth:`stack` can run this learner's seeds as one batch (``torch.func``)."""
-        return (type(self.optimizer).__name__ in STACKABLE_OPTIMIZERS
+        """Whether :meth:`stack` can run this learner's seeds as one batch (``torch.func``):
+        not for a subclass that overrides ``forward``, ``predict`` or ``learn``."""
+        own = all(getattr(type(self), m) is getattr(TorchLearner, m) for m in ("forward", "predict", "learn"))
+        return (own and type(self.optimizer).__name__ in STACKABLE_OPTIMIZERS
                 and type(self.optimizer).__module__.startswith("torch.optim")
                 and not list(self.module.buffers())
                 and not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
@@ -169,6 +214,7 @@ class StackedTorchLearner:
 
         first = learners[0]
         self.spec, self.make_optimizer, self.n = first.spec, first.make_optimizer, len(learners)
+        self.template = copy.deepcopy(first)      # unstack() gives back learners of its class (a subclass too)
         shapes = [[(k, tuple(p.shape), p.dtype) for k, p in learner.module.named_parameters()] for learner in learners]
         if any(s != shapes[0] for s in shapes):
             raise SwitchbenchError("TorchLearner.stack: the learners' modules have different parameters")
@@ -233,12 +279,14 @@ class StackedTorchLearner:
     def unstack(self) -> list[TorchLearner]:
         sd = self.optimizer.state_dict()
         out = []
+        device = next(iter(self.params.values())).device
         for s in range(self.n):
-            module = copy.deepcopy(self.base).to_empty(device=next(iter(self.params.values())).device)
+            learner = copy.deepcopy(self.template)
+            learner.module.to(device)
             with torch.no_grad():
-                for k, p in module.named_parameters():
+                for k, p in learner.module.named_parameters():
                     p.copy_(self.params[k][s])
-            learner = TorchLearner(module, self.make_optimizer, spec=self.spec)
+            learner.optimizer = self.make_optimizer(list(learner.module.parameters()))
             if sd["state"]:
                 learner.optimizer.load_state_dict(_optimizer_state(self.optimizer, lambda v, s=s: v[s].clone()))
             out.append(learner)

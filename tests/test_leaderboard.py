@@ -14,6 +14,10 @@ from switchbench.benchmark import leaderboard, tuning
 from switchbench.benchmark.cli import main
 from switchbench.errors import SwitchbenchError
 
+ROOT = Path(__file__).resolve().parent.parent
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")   # 1x1
+
 TINY = """
 name = "tiny"
 seeds = 3
@@ -58,6 +62,77 @@ def test_exact_paired_test_is_valid_for_a_few_seeds():
     assert leaderboard.paired_p(scores, "p", "a", "b") == pytest.approx(2 / 1024)   # every seed favours a
     same = pd.DataFrame(rows({"a": list(a), "b": list(a + rng.normal(0, 1, 10))}))
     assert leaderboard.paired_p(same, "p", "a", "b") > 0.05
+
+
+def test_a_one_block_paradigm_is_ranked_by_a_metric_it_has_with_shared_ranks():
+    scores = pd.DataFrame(rows({"a": [np.nan] * 3, "b": [np.nan] * 3, "c": [np.nan] * 3})
+                          + rows({"a": [0.9, 0.92, 0.91], "b": [0.5, 0.9, 0.2], "c": [0.1, 0.11, 0.12]},
+                                 "final_performance")
+                          + rows({"a": [0.3, 0.2, 0.1], "b": [0.1, 0.2, 0.3], "c": [0.9, 0.8, 0.7]}, "final_loss"))
+    table = leaderboard.ranked(scores, "p")
+    assert table.attrs["ranked_by"] == "final_performance"
+    assert table["model"].tolist() == ["a", "b", "c"] and table.index.tolist() == [1, 1, 1]   # b's interval is wide
+    assert list(table.columns[:2]) == ["model", "final_performance"] and "switch_time_late" not in table
+    assert any("ranked by final_performance" in c for c in table.attrs["caveats"])
+    assert any("separates no model" in c for c in table.attrs["caveats"])
+
+
+def test_an_exploded_run_is_flagged_never_ranked_and_privileged_marks_reach_the_overall_table():
+    scores = pd.DataFrame(rows({"oracle-gates": [5, 6, 7], "linear": [50, 51, 52], "gated-linear": [1, 1, 1]})
+                          + rows({"oracle-gates": [0.1] * 3, "linear": [0.2] * 3, "gated-linear": [0.1, 3.5e11, 0.1]},
+                                 "final_loss"))
+    table = leaderboard.ranked(scores, "p")
+    assert table["model"].tolist() == ["oracle-gates †", "linear", "gated-linear"]
+    assert table.index.tolist() == [1, 2, "not ranked"]
+    assert table["final_loss"].iloc[2].startswith("exploded")
+    assert any(c.startswith("gated-linear: normalised final loss beyond 1000") and "1 of 3 seeds" in c
+               for c in table.attrs["caveats"])
+    overall = leaderboard.overall({"p": table, "q": table})
+    assert overall["model"].tolist() == ["oracle-gates †", "linear"]          # gated-linear ranked nowhere
+    assert leaderboard.LOSS_BOUND == 1e3
+
+
+def test_a_plugins_tuned_row_keeps_its_label(monkeypatch):
+    t = pd.DataFrame({"paradigm": "p", "model": "my_mod:make", "config": ['{"lr": 0.01}'], "default": [False],
+                      "budget": 1, "validation_seeds": "1000-1000", "switch_time_late": [1.0], "final_loss": [0.1],
+                      "failed": "", "eligible": True, "selected": True})
+    monkeypatch.setattr(models, "label", lambda name: "my-rnn" if name == "my_mod:make" else name)
+    assert leaderboard._labels(t, "p") == {"my-rnn": " [lr=0.01]"}
+    assert "single validation seed (1000)" in leaderboard._tuning_caveats(t, "p")[0]
+
+
+def test_figures_clip_bounds_mark_zero_skip_empty_plots_and_keep_one_colour_per_model(tmp_path):
+    from switchbench.benchmark import plots
+
+    assert plots.t_interval([1.0, 2.0, 30.0], (0, None))[0] == 0.0                 # no switch time below 0
+    assert plots.t_interval([0.9, 1.0, 1.0], (0, 1))[1] == 1.0
+    colours = plots.model_colours(["b", "a †", "c"])
+    assert colours == plots.model_colours(["c", "a", "b"]) and len(set(colours.values())) == 3
+    scores = pd.DataFrame(rows({"a": [0, 0, 0], "b": [10, 20, 300]}) + rows({"a": [0.1] * 3, "b": [1e12, 1, 2]},
+                                                                          "final_loss"))
+    import matplotlib.pyplot as plt
+    saved = {}
+    real_save = plots._save
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(plots, "_save", lambda fig, path, **kw: saved.setdefault("fig", fig) and real_save(fig, path, **kw))
+    try:
+        plots.metric_bars(scores, tmp_path / "bars.png", colours=colours)
+    finally:
+        monkey.undo()
+    fig = saved["fig"]
+    switch_ax, loss_ax = fig.axes[:2]
+    assert loss_ax.get_xscale() == "log"                                             # one run explodes
+    assert min(np.min(l.get_xdata()) for l in switch_ax.lines if len(l.get_xdata())) >= 0   # bars clipped at 0
+    assert any(len(c.get_offsets()) for c in switch_ax.collections)                  # the bar at 0 is marked
+    bar_colours = {p.get_facecolor()[:3] for p in switch_ax.patches}
+    assert bar_colours == {tuple(colours["a"]), tuple(colours["b"])}
+    assert (tmp_path / "bars.png").stat().st_size > 1000
+    plt.close("all")
+
+    class OneBlock:                                                                  # no switch to plot
+        switch_times = pd.DataFrame({"switch_time": [], "censored": []})
+        config = {"model": "gru", "seed": 0, "paradigm": "p", "runner": {"criterion": "loss", "threshold": 0.1}}
+    assert plots.switch_curves([OneBlock()], tmp_path / "curves.png") is None and not (tmp_path / "curves.png").exists()
 
 
 def test_numbers_are_readable():
@@ -185,6 +260,68 @@ def test_the_page_shows_each_findings_status_from_the_last_reproduce():
     site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False)]))
     status = {f["name"]: f["status"] for f in site._findings()}
     assert status[name] == "FAIL"
+
+
+def test_a_record_holds_the_verdict_and_provenance_and_goes_stale_when_the_code_changes(tmp_path, monkeypatch):
+    from switchbench.benchmark import config, site
+    from switchbench.benchmark.findings import FINDINGS, Check, Report, base
+
+    name = next(iter(FINDINGS))
+    fig = tmp_path / "rec" / "fig.png"
+    fig.parent.mkdir()
+    fig.write_bytes(PNG)
+    report = Report(name, [Check("a", 1.0, ">= 0", True), Check("b", 0.5, ">= 1", False, source="Fig. 3")],
+                    figures=[fig])
+    path = site.save_finding(report, tmp_path / "rec", seeds=3, command="switchbench reproduce x --record",
+                             wall_s=61.24)
+    rec = json.loads(path.read_text())
+    assert rec["verdict"] == "FAIL" and rec["counts"] == {"PASS": 1, "FAIL": 1, "DIFFERS": 0}
+    assert [(c["name"], c["status"], c["value"], c["target"]) for c in rec["checks"]] == [
+        ("a", "PASS", 1.0, ">= 0"), ("b", "FAIL", 0.5, ">= 1")]
+    assert rec["checks"][1]["source"] == "Fig. 3" and rec["checks"][0]["source"] == FINDINGS[name].source != ""
+    assert rec["figures"] == ["fig.png"] and not list((tmp_path / "rec").glob(".*"))   # no temporary file left
+    p = rec["provenance"]
+    assert (p["source_hash"], p["seeds"], p["wall_s"]) == (config.source_hash(), 3, 61.2)
+    assert p["command"] == "switchbench reproduce x --record" and p["date"].startswith("20")
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert (shown["status"], shown["stale"], len(shown["figures"])) == ("FAIL", False, 1)
+    assert f"| `{name}` | FAIL | 1 / 1 / 0 | 61 s | 3 |" in base.records_table(tmp_path / "rec")
+
+    monkeypatch.setattr(config, "source_hash", lambda: "0123456789abcdef")     # the code changed since
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert shown["stale"] and shown["date"] == p["date"][:10] and shown["status"] == "FAIL"
+    assert f"| stale ({p['date'][:10]}): FAIL |" in base.records_table(tmp_path / "rec")
+    site.save_finding(Report(name, [Check("a", 1.0, ">= 0", True)]))      # a current one in the cache wins
+    shown = {f["name"]: f for f in site._findings(tmp_path / "rec")}[name]
+    assert (shown["status"], shown["stale"]) == ("PASS", False)
+
+
+def test_reproduce_record_writes_the_record_and_its_figure(tmp_path, monkeypatch):
+    from switchbench.benchmark.findings import FINDINGS, Check, Report, base
+
+    def fake(n_seeds: int = 4, *, jobs=1, overrides=None, figures=None, progress=True):
+        out = Path(figures) / "fake.png"
+        out.write_bytes(PNG)
+        return Report("fake-finding", [Check("claim", 2.0, ">= 1", True)], notes=["a note"], figures=[out])
+
+    fake.source = "a paper"
+    monkeypatch.setitem(FINDINGS, "fake-finding", fake)
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "fake-finding", "--record"]) == 0
+    rec = base.load_records()["fake-finding"]
+    assert rec["verdict"] == "PASS" and not rec["stale"] and rec["figures"] == ["fake.png"]
+    assert (tmp_path / "results" / "findings" / "fake.png").is_file()
+    assert rec["provenance"]["seeds"] == 4 and rec["provenance"]["command"] == \
+        "switchbench reproduce fake-finding --record"
+    assert rec["checks"][0]["source"] == "a paper" and rec["notes"] == ["a note"]
+
+
+def test_the_readme_findings_table_is_the_generated_one():
+    from switchbench.benchmark.findings.base import records_table
+
+    readme = (ROOT / "README.md").read_text()
+    table = records_table(ROOT / "results" / "findings", mark_stale=False)
+    assert table in readme
 
 
 def test_selection_excludes_configurations_that_did_not_learn():

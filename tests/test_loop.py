@@ -195,6 +195,19 @@ def test_the_trained_learner_checkpoints_and_hidden_states_come_out():
     assert not torch.equal(res[0].learner.W, res[1].learner.W)
 
 
+def test_checkpoints_or_hidden_states_asked_of_a_cached_run_recompute_it(monkeypatch):
+    first = switchbench.run("blocked-linear", "test_loop:make", seeds=[0, 1], **SMALL)
+    for ask in (dict(checkpoints=True), dict(record_hidden=True)):
+        again = switchbench.run("blocked-linear", "test_loop:make", seeds=[0, 1], **ask, **SMALL)
+        for a, r in zip(first, again):
+            assert isinstance(r.learner, Lin) and r.path == a.path
+            assert (r.checkpoints is not None) == ("checkpoints" in ask) and (r.hidden is not None) != (r.checkpoints
+                                                                                                        is not None)
+            assert_same(r, a, rtol=0, atol=0)
+    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("recomputed a cached seed"))
+    assert switchbench.run("blocked-linear", "test_loop:make", seed=1, **SMALL).learner is None
+
+
 def test_devices():
     with pytest.raises(SwitchbenchError, match="device must be one of cpu, cuda, auto"):
         switchbench.run("blocked-linear", "linear", device="tpu", cache=False, **SMALL)

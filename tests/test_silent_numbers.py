@@ -239,7 +239,7 @@ def test_a_users_leaderboard_never_writes_results_and_refuses_another_suites_tun
     for args in (["--tuning", "results/tuning.csv"], ["--out", "results"]):
         assert main(["leaderboard", str(path), *args]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "made for another suite than 'mine'" in err, args
+        assert err.count("\n") == 1 and "made for another suite than 'mine': it tunes" in err, args
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["tuning.csv"]
     # a table that tune writes records its suite; another suite (another set) is refused by that record
     table = tuning.select(pd.DataFrame({"paradigm": "blocked-linear", "model": "linear", "config": ["{}"],
@@ -253,6 +253,10 @@ def test_a_users_leaderboard_never_writes_results_and_refuses_another_suites_tun
     assert "was made for suite mine" in capsys.readouterr().err
     full = leaderboard.load_suite("full")       # the committed table is the full suite's, and still reads
     leaderboard.check_tuning(tuning.read_tuning(tmp_path / "results" / "tuning.csv"), full, "results/tuning.csv")
+    # the scored seeds, comments and layout are not the suite's identity; its settings are
+    same = _suite(tmp_path, "# a comment\n" + MINE.replace("seeds = 1", "seeds = 4"), "same.toml")
+    assert leaderboard.suite_id(leaderboard.load_suite(same)) == leaderboard.suite_id(mine)
+    assert leaderboard.suite_id(leaderboard.load_suite(other)) != leaderboard.suite_id(mine)
     assert leaderboard.default_out("full") == leaderboard.Path("results")
 
 

@@ -169,3 +169,127 @@ def test_stacking_keeps_frozen_parameters_frozen():
         stacked.learn(x, y)
     assert stacked.mode == "vmap" and torch.equal(stacked.params["inp.weight"], before["inp.weight"])
     assert not torch.equal(stacked.params["out.weight"], before["out.weight"])
+
+
+# --- what the user asked for is kept: hidden states, its subclass, its tracebacks ----------------
+
+class Recording(TorchLearner):
+    """A user's subclass with a method of its own: the hidden states of its HandRNN."""
+
+    def record_hidden(self, x):
+        x, _ = self._cast(x)
+        h, hs = x.new_zeros(x.shape[1], self.module.rec.in_features), []
+        for xt in x:
+            h = torch.tanh(self.module.inp(xt) + self.module.rec(h))
+            hs.append(h)
+        return torch.stack(hs)
+
+    def n_units(self):
+        return self.module.rec.in_features
+
+
+@register("test-torch-recording", kinds=("sequence",), description="a TorchLearner subclass with record_hidden")
+def make_recording(spec, seed):
+    torch.manual_seed(seed)
+    return Recording(HandRNN(spec.input_size, 8, spec.output_size), adam, spec=spec)
+
+
+@register("test-torch-hidden", kinds=("sequence",), description="nn.RNN, hidden states named by hidden=")
+def make_hidden(spec, seed, name="rnn"):
+    torch.manual_seed(seed)
+    module = torch.nn.Sequential()
+    module.rnn, module.out = torch.nn.RNN(spec.input_size, 6), torch.nn.Linear(6, spec.output_size)
+    module.forward = lambda x: module.out(module.rnn(x)[0])
+    return TorchLearner(module, adam, spec=spec, hidden=name)
+
+
+class Crashing(torch.nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.lin = torch.nn.Linear(n_in, n_out)
+
+    def forward(self, x):
+        return self.helper(x)
+
+    def helper(self, x):
+        raise ValueError("a bug in the user's forward")
+
+
+@register("test-torch-crashing", description="a module whose forward raises")
+def make_crashing(spec, seed):
+    return TorchLearner(Crashing(spec.input_size, spec.output_size), spec=spec)
+
+
+COG = dict(n_blocks=2, block_size=3, batch_size=4, n_eval=8, k_adapt=1, progress=False)
+
+
+def test_a_subclass_survives_seed_batching_with_its_methods():
+    stacked = batching.stack([make_recording(SEQ, s) for s in range(2)])
+    assert stacked.mode == "vmap"
+    back = stacked.unstack()
+    assert [type(b) for b in back] == [Recording, Recording] and back[0].n_units() == 8
+    assert not torch.equal(back[0].module.inp.weight, back[1].module.inp.weight)
+    runs = switchbench.run("cognitive-switch", "test-torch-recording", seeds=[0, 1], record_hidden=True,
+                           cache=False, **COG)
+    for r in runs:
+        assert type(r.learner) is Recording
+        x = torch.zeros(3, 2, r.learner.spec.input_size)
+        assert torch.equal(r.learner.record_hidden(x), r.learner.record_hidden(x))
+        assert len(r.hidden) == r.learner.spec.n_tasks and r.hidden[0].shape[-1] == 8
+
+
+def test_a_subclass_that_overrides_learn_runs_its_seeds_in_turn():
+    class Counting(TorchLearner):
+        def learn(self, x, y):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().learn(x, y)
+
+    learners = [Counting(HandRNN(), adam, spec=SEQ) for _ in range(2)]
+    stacked = batching.stack(learners)
+    assert stacked.mode == "loop"
+    for x, y in seq_batches(2, 3):
+        stacked.learn(x, y)
+    assert [b.calls for b in stacked.unstack()] == [3, 3]
+
+
+def test_hidden_names_the_submodule_whose_output_is_recorded():
+    learner = make_hidden(SEQ, 0)
+    x = torch.randn(6, 4, 5)
+    want = learner.module.rnn(x)[0]
+    assert torch.equal(learner.record_hidden(x), want.detach())
+    stepped = TorchLearner(HandRNN(), spec=SEQ, hidden="rec")       # called once per time step: stacked
+    assert stepped.record_hidden(x).shape == (6, 4, 8)
+    assert TorchLearner(HandRNN(), spec=SEQ).record_hidden is None
+    with pytest.raises(SwitchbenchError, match=r"hidden='gru' is not a submodule of HandRNN \(its submodules: "
+                                               r"inp, rec, out\)"):
+        TorchLearner(HandRNN(), spec=SEQ, hidden="gru")
+    res = switchbench.run("cognitive-switch", "test-torch-hidden", seed=0, record_hidden=True, cache=False, **COG)
+    assert len(res.hidden) == res.learner.spec.n_tasks and res.hidden[0].shape[-1] == 6
+
+
+def test_record_hidden_without_a_hook_fails_before_training_saying_how():
+    with pytest.raises(SwitchbenchError, match=r"record_hidden=True, but TorchLearner has no record_hidden\(x\) "
+                                               r"method \(a TorchLearner: pass hidden="):
+        switchbench.run("blocked-linear", "test-torch-linear", seed=0, n_blocks=2, block_size=5,
+                        record_hidden=True, cache=False, progress=False)
+
+
+def test_an_exception_in_the_users_forward_keeps_its_traceback(capsys):
+    with pytest.raises(SwitchbenchError, match="predict failed: ValueError: a bug in the user's forward") as e:
+        switchbench.run("blocked-linear", "test-torch-crashing", seed=0, n_blocks=2, block_size=5, cache=False,
+                        progress=False)
+    cause = e.value.__cause__
+    assert isinstance(cause, ValueError)
+    import traceback
+    frames = [f.name for f in traceback.extract_tb(cause.__traceback__)]
+    assert frames[-2:] == ["forward", "helper"]
+    from switchbench.benchmark.cli import main
+    args = ["run", "--paradigm", "blocked-linear", "--model", "test-torch-crashing", "--set", "n_blocks=2",
+            "--set", "block_size=5"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.rstrip().splitlines()[-1].startswith("switchbench: error: test-torch")
+    assert main([*args, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "in helper" in err and 'raise ValueError("a bug in the user\'s forward")' in err
+    assert "direct cause" in err and err.rstrip().splitlines()[-1].startswith("switchbench: error: ")

@@ -42,15 +42,18 @@ def model_overrides(overrides: dict | None, model: str) -> dict:
     return out
 
 
-def finding(name: str):
+def finding(name: str, source: str = ""):
     """Register a finding function under ``name`` (``switchbench reproduce NAME``).
 
     One signature for every finding: ``fn(n_seeds=<its default>, *, jobs=1, overrides=None,
     figures=None, progress=True) -> Report`` (``overrides``: see :func:`model_overrides`;
-    keys written ``finding.KEY`` are the finding's own options, see :func:`finding_options`)."""
+    keys written ``finding.KEY`` are the finding's own options, see :func:`finding_options`).
+    ``source``: where the claim and its thresholds come from (the paper, its figure), kept
+    in the finding's record for every check that names no source of its own."""
     def register(fn):
         if name in FINDINGS:
             raise SwitchbenchError(f"finding {name!r} is registered twice")
+        fn.source = source
         FINDINGS[name] = fn
         return fn
     return register
@@ -149,6 +152,7 @@ class Check:
     status: str = ""
     post_hoc: bool = False
     detail: str = ""
+    source: str = ""       # where the target comes from, where it is not the finding's own source
 
     def __post_init__(self):
         if not self.status:
@@ -200,3 +204,121 @@ def _t_interval(values) -> tuple[float, float, float]:
     m = float(v.mean())
     h = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
     return m, m - h, m + h
+
+
+# --- records: a finding's verdict as data (``switchbench reproduce NAME --record``) ---------------
+
+#: where ``switchbench reproduce --record`` writes each finding's record (``NAME.json``), relative to the
+#: current folder; the leaderboard's page reads the records of ``OUT/findings``
+RECORDS = Path("results") / "findings"
+
+
+def verdict(statuses) -> str:
+    """A finding's verdict from its checks' statuses: PASS when all pass, else the statuses
+    other than PASS (``FAIL``, ``DIFFERS`` or ``DIFFERS/FAIL``).
+
+    >>> verdict(["PASS", "PASS"]), verdict(["PASS", "FAIL"]), verdict(["DIFFERS", "FAIL", "PASS"])
+    ('PASS', 'FAIL', 'DIFFERS/FAIL')
+    """
+    statuses = list(statuses)
+    if not statuses:
+        return "no checks"
+    bad = sorted({s for s in statuses if s != "PASS"})
+    return "/".join(bad) if bad else "PASS"
+
+
+def make_record(report: Report, *, seeds: int | None, command: str, wall_s: float | None,
+                overrides: dict | None = None,
+                folder: Path | None = None) -> dict:
+    """A finding's record: its verdict, every check (name, status, value, target and where the
+    target comes from), notes, figures (relative to ``folder`` where inside it) and provenance
+    (git commit where known, the package's source hash, versions, command, seeds, wall time, date)."""
+    import datetime
+    import platform
+
+    import torch
+
+    import switchbench
+    from switchbench.benchmark.config import source_hash
+    from switchbench.benchmark.leaderboard import source_commit
+
+    fn = FINDINGS.get(report.finding)
+    source = getattr(fn, "source", "")
+
+    def number(v):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return str(v)
+
+    def where(f: Path) -> str:
+        f = Path(f)
+        try:
+            return str(f.resolve().relative_to(Path(folder).resolve())) if folder is not None else str(f)
+        except ValueError:
+            return str(f)
+
+    checks = [{"name": c.name, "status": c.status, "value": number(c.value), "target": str(c.target),
+               "source": c.source or source, "post_hoc": bool(c.post_hoc), "detail": c.detail} for c in report.checks]
+    commit = source_commit()
+    return {"finding": report.finding, "summary": ((fn.__doc__ if fn else "") or "").strip().split("\n")[0],
+            "verdict": verdict(c.status for c in report.checks), "counts": report.counts(), "checks": checks,
+            "notes": list(report.notes), "figures": [where(f) for f in report.figures],
+            "provenance": {"commit": commit.get("commit"), "dirty": commit.get("dirty"),
+                           "source_hash": source_hash(), "switchbench": switchbench.__version__,
+                           "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                           "command": command, "seeds": seeds, "overrides": {k: repr(v) for k, v in
+                                                                             (overrides or {}).items()},
+                           "wall_s": None if wall_s is None else round(float(wall_s), 1),
+                           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+def write_record(record: dict, folder: Path = RECORDS) -> Path:
+    """Write ``folder/NAME.json`` atomically (a temporary file beside it, then one rename)."""
+    from switchbench.benchmark.storage import write_atomic
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_atomic(folder / f"{record['finding']}.json", json.dumps(record, indent=1, default=str) + "\n")
+
+
+def load_records(folder: Path = RECORDS) -> dict[str, dict]:
+    """The records in ``folder`` by finding name, each with ``stale``: True where the source
+    hash it was measured with is not the installed package's (the code changed since; its
+    numbers are not current). Unreadable files are skipped with a warning."""
+    from switchbench.benchmark.config import source_hash
+    from switchbench.benchmark.storage import warn
+
+    now, out = source_hash(), {}
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        try:
+            rec = json.loads(path.read_text())
+            rec["stale"] = rec["provenance"]["source_hash"] != now
+            rec["verdict"] = verdict(c["status"] for c in rec["checks"])
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
+            warn(f"finding record {path} is unreadable ({type(e).__name__}: {e}); skipped")
+            continue
+        out[rec["finding"]] = rec
+    return out
+
+
+def records_table(folder: Path = RECORDS, mark_stale: bool = True) -> str:
+    """The findings' records as a Markdown table (the README's): finding, verdict, checks by
+    status, wall time, seeds, date, commit and source hash of the measurement. With
+    ``mark_stale``, a record of another source hash reads ``stale`` before its verdict."""
+    rows = ["| finding | verdict | checks (PASS / FAIL / DIFFERS) | wall time | seeds | recorded | commit | source hash |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name, rec in load_records(folder).items():
+        p, n = rec["provenance"], rec["counts"]
+        wall = p["wall_s"]
+        wall = "n/a" if wall is None else f"{wall:.0f} s" if wall < 120 else f"{int(wall // 60)} min {wall % 60:.0f} s"
+        shown = f"stale ({p['date'][:10]}): {rec['verdict']}" if mark_stale and rec["stale"] else rec["verdict"]
+        rows.append(f"| `{name}` | {shown} | {n.get('PASS', 0)} / {n.get('FAIL', 0)} / {n.get('DIFFERS', 0)} | {wall} "
+                    f"| {p['seeds']} | {p['date'][:10]} | {(p['commit'] or 'unknown')[:7]} | {p['source_hash']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":     # python -m switchbench.benchmark.findings.base [FOLDER]: the README's table
+    import sys
+
+    print(records_table(Path(sys.argv[1]) if len(sys.argv) > 1 else RECORDS))

@@ -22,7 +22,7 @@ FORGETTING_MODELS = {"leaky-rnn": ("leaky-rnn", {}), "leaky-rnn-ewc": ("leaky-rn
                      "per-task-rnn": ("per-task-rnn", {})}
 
 
-@finding("cognitive-forgetting")
+@finding("cognitive-forgetting", source="Yang et al. 2019 (Nat. Neurosci.) and the continual-learning methods' papers (EWC, SI); thresholds ours")
 def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Forgetting under a blocked schedule of cognitive tasks: leaky RNN, EWC, SI, gated RNN, modular primitives.

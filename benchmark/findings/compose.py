@@ -92,7 +92,7 @@ def rule_composition_checks(worst: float, ratio: float, composed: float, random:
                   composed - partial, "> 0, trained", trained and composed > partial)]
 
 
-@finding("yang-rule-composition")
+@finding("yang-rule-composition", source="Yang et al. 2019 (Nat. Neurosci.), Fig. 6 and their code (gyyang/multitask 817e23d)")
 def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
                           figures: Path | None = None, progress: bool = True) -> Report:
     """Yang et al. 2019 Fig. 6: a network trained on go, anti, dlygo and dlyanti performs Dly Anti under Anti + Dly Go - Go.
@@ -123,7 +123,7 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | 
     return Report("yang-rule-composition", checks, notes, [_figure(cues, figures, "yang_rule_composition")])
 
 
-@finding("yang-rule-composition-zero-shot")
+@finding("yang-rule-composition-zero-shot", source="Yang et al. 2019 (Nat. Neurosci.), Fig. 6; zero-shot variant ours")
 def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
                                     figures: Path | None = None, progress: bool = True) -> Report:
     """Zero-shot rule composition: Dly Anti never trained, performed under Anti + Dly Go - Go (reported as measured).
@@ -157,7 +157,7 @@ def yang_rule_composition_zero_shot(n_seeds: int = 3, *, jobs: int = 1, override
                   [_figure(cues, figures, "yang_rule_composition_zero_shot")])
 
 
-@finding("zoo-transfer")
+@finding("zoo-transfer", source="ours (transfer to a task outside the curriculum, after Yang et al. 2019 and Marton et al.)")
 def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                  progress: bool = True) -> Report:
     """Transfer to a task outside the curriculum, for the recurrent zoo: rtanti learned after go, anti, dlygo, dlyanti, rtgo vs from scratch.
@@ -190,7 +190,15 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = No
               Check("steps to criterion on rtanti, modular-primitives / leaky-rnn from scratch", molap,
                     "< 1 (pretrained primitives facilitate a new task)", molap < 1)]
     out = Path(figures) if figures is not None else cache_root() / "reports" / "compose"
-    fig = plots.grouped_bars(df[df["measure"].isin(names[:3])], out / "zoo_transfer.png", x="model", hue=None)
+    shown = df[df["measure"].isin(names[:3])].merge(
+        df[df["measure"] == "transfer_censored"][["model", "seed", "value"]].rename(columns={"value": "censored"}),
+        on=["model", "seed"])
+    shown["censored"] = shown["censored"] > 0
+    fig = plots.grouped_bars(shown, out / "zoo_transfer.png", x="model", hue=None, censored="censored",
+                             ylabels={"transfer_steps": "after the curriculum / from scratch (ratio)",
+                                      "transfer_steps_curriculum": "steps to criterion, after the curriculum",
+                                      "transfer_steps_scratch": "steps to criterion, from scratch"},
+                             reflines={"transfer_steps": 1.0})
     c = results[0].config
     what = (f"steps: batches until {c['runner']['criterion']} {'>=' if c['runner']['criterion'] == 'accuracy' else '<='} "
             f"{c['runner']['threshold']:g}, budget {c['paradigm_params']['transfer_budget']}; censored: fraction that "

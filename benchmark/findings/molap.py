@@ -105,12 +105,16 @@ def _corpus_note(results) -> str:
 
 
 def _figure(df: pd.DataFrame, measures, figures, name: str) -> Path:
-    long = df.melt(id_vars=["model", "task", "seed"], value_vars=list(measures), var_name="measure")
+    long = df.melt(id_vars=["model", "task", "seed", "censored"], value_vars=list(measures), var_name="measure")
+    long["censored"] = long["censored"] & (long["measure"] == "steps to criterion")   # a bound on steps only
     out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
-    return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model")
+    return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model", censored="censored",
+                              ylabels={"steps to criterion": "steps to criterion (learning steps)",
+                                       "held-out performance": "held-out performance (fraction)",
+                                       "parameters changed": "parameters changed (count)"})
 
 
-@finding("molap-efficiency")
+@finding("molap-efficiency", source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's efficiency claim")
 def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """Fewer parameters and updates: a held-out corpus task learned by modular primitives vs both controls.
@@ -138,7 +142,7 @@ def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
                   + _censored_note(df), [fig])
 
 
-@finding("molap-robustness")
+@finding("molap-robustness", source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's robustness claim")
 def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """More robust: the performance drop of the final networks of molap-efficiency under damage.
@@ -170,7 +174,7 @@ def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None 
         "performance drop (held-out trials), mean over tasks and seeds:\n" + wide.round(3).to_string()], [fig])
 
 
-@finding("molap-generalisation")
+@finding("molap-generalisation", source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's generalisation claim")
 def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Generalisation facilitated: steps to criterion on tasks outside the corpus, against the controls.

@@ -54,7 +54,7 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     return out
 
 
-@finding("nta-fig2")
+@finding("nta-fig2", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), Fig. 2; thresholds ours")
 def nta_fig2(n_seeds: int = 10, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 2 of the gated-network paper: specialisation, gate switching and faster switching.
@@ -168,7 +168,7 @@ def _time_to(runs, dt: float, threshold: float = 0.1) -> float:
     return float(np.mean(out))
 
 
-@finding("nta-composition")
+@finding("nta-composition", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), composition figure and its public code")
 def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                     progress: bool = True) -> Report:
     """Composition: composed tasks start at a lower loss for the flexible model than for its lam = 0 control.
@@ -233,7 +233,7 @@ def nta_composition(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None =
     return Report("nta-composition", checks, notes, [])
 
 
-@finding("curriculum-blocked-vs-interleaved")
+@finding("curriculum-blocked-vs-interleaved", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), blocked vs interleaved curricula; thresholds ours")
 def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None,
                                       figures: Path | None = None, progress: bool = True) -> Report:
     """Blocked vs interleaved curricula: final loss, forgetting and specialisation of gated and ungated models.
@@ -270,7 +270,7 @@ def curriculum_blocked_vs_interleaved(n_seeds: int = 5, *, jobs: int = 1, overri
                   [fig])
 
 
-@finding("block-size-switching")
+@finding("block-size-switching", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), switching vs block size; thresholds ours")
 def block_size_switching(n_seeds: int = 3, *, jobs: int = 1, overrides: dict | None = None,
                          figures: Path | None = None, progress: bool = True) -> Report:
     """Switching accelerates with block size (equal training time), for the flexible model.
@@ -379,7 +379,7 @@ def _fig5_frame(values: dict, name: str, blocks, cols) -> pd.DataFrame:
                         columns=pd.Index([label(v) for v in cols], name=xlabel))
 
 
-@finding("nta-fig5")
+@finding("nta-fig5", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), Fig. 5 (published maps) and its public code")
 def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
              progress: bool = True) -> Report:
     """Fig. 5 of the gated-network paper: specialisation needs long blocks, fast gates and regularised gates.

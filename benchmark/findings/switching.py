@@ -12,7 +12,7 @@ from switchbench.benchmark.runner import cache_root
 from switchbench.benchmark.suite import run_many, seeds
 
 
-@finding("nonlinear-switch")
+@finding("nonlinear-switch", source="Sandbrink, Bauer, Proca et al. 2024 (the gated-network paper), Sec. 6 (nonlinear networks on digits); thresholds ours")
 def nonlinear_switch(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                      progress: bool = True) -> Report:
     """Gated MLP on digits: re-reaches 85% accuracy after a switch faster than its forgetful control.
@@ -75,7 +75,7 @@ PREPARATION_SETUP = {"mode": "sequence", "schedule": "aabb", "n_trials": 8, "n_b
 PREPARATION_CSI = (0, 2)
 
 
-@finding("switch-cost")
+@finding("switch-cost", source="the human cued task-switching literature (switch cost: switch slower than repeat trials); thresholds ours")
 def switch_cost(n_seeds: int = 5, *, jobs: int = 1, overrides: dict | None = None, figures: Path | None = None,
                 progress: bool = True) -> Report:
     """Cued parity/magnitude switching on digits: the networks' switch cost beside the human pattern.
