@@ -42,6 +42,14 @@ each seed's own Adam on views of the stacks), so a stacked seed agrees with its 
 learner to float rounding (a batched product may round differently from the single ``mm``).
 On a CPU the step is dominated by the matrix products, which stacking does not reduce.
 
+**The engine.** Every model of the leaky family runs its time steps through
+:func:`recurrence`: the input projections (and the noise) of all steps in one product before
+the loop, only the recurrence in the loop, and backpropagation through time written out
+(:class:`_Recurrence`: per step one product with ``W_rec`` and a few elementwise operations,
+``W_rec``'s gradient over all steps in one product afterwards), so autograd sees a handful of
+operations instead of a graph of several per time step. It agrees with autograd through the
+time loop to float rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
+
 >>> import torch
 >>> from switchbench import models
 >>> from switchbench.paradigms.base import TaskSpec
@@ -172,6 +180,87 @@ def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
     return r if alpha == 1 else (1 - alpha) * h + alpha * r
 
 
+# --- the recurrence: a time loop forward, backpropagation through time by hand ----------------
+
+def _run(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str, mask, keep: bool):
+    """``h_t = mask * leak(h_{t-1}, f(W_rec h_{t-1} + drive_t))`` from ``h_0 = 0``: the hidden
+    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations. Each step
+    writes into the outputs (no stacking copies); the arithmetic is :func:`leak`'s."""
+    f = ACTIVATIONS[activation]
+    w_rec_t = w_rec.mT
+    hs = torch.empty_like(drive)
+    zs = torch.empty_like(drive) if keep else None
+    h = drive.new_zeros(drive.shape[:-3] + drive.shape[-2:])
+    for t, (drive_t, h_t) in enumerate(zip(drive.unbind(-3), hs.unbind(-3))):
+        z = torch.matmul(h, w_rec_t, out=zs.select(-3, t)) if keep else h @ w_rec_t
+        r = f(z.add_(drive_t))
+        if alpha == 1:
+            h_t.copy_(r)
+        else:                                   # (1 - alpha) h + alpha r, as leak()
+            torch.mul(h, 1 - alpha, out=h_t).add_(r.mul_(alpha))
+        if mask is not None:
+            h_t.mul_(mask)
+        h = h_t
+    return hs, zs
+
+
+class _Recurrence(torch.autograd.Function):
+    """:func:`recurrence` with its backward pass through time written out: per step one product
+    with ``W_rec`` and a few elementwise operations; the gradient of ``W_rec`` over all steps in
+    one product afterwards."""
+
+    @staticmethod
+    def forward(ctx, drive, w_rec, alpha, activation, mask):
+        hs, zs = _run(drive, w_rec, alpha, activation, mask, keep=True)
+        ctx.save_for_backward(hs, zs, w_rec, mask)
+        ctx.alpha, ctx.activation = alpha, activation
+        return hs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_hs):
+        hs, zs, w_rec, mask = ctx.saved_tensors
+        alpha = ctx.alpha
+        grad_z = torch.empty_like(zs)           # dL/dz_t = alpha f'(z_t) dL/dh_t (before the mask), softplus' = sigmoid
+        carry = None                            # dL/dh_t through h_{t+1}
+        steps = list(zip(grad_hs.unbind(-3), zs.unbind(-3), grad_z.unbind(-3)))
+        for t in range(len(steps) - 1, -1, -1):
+            g_t, z_t, out_t = steps[t]
+            g = g_t if carry is None else g_t + carry
+            if mask is not None:
+                g = g * mask
+            if ctx.activation == "softplus":
+                torch.sigmoid(z_t, out=out_t)
+            else:
+                torch.gt(z_t, 0, out=out_t)
+            out_t.mul_(g)
+            if alpha != 1:
+                out_t.mul_(alpha)
+            if t:
+                carry = out_t @ w_rec
+                if alpha != 1:
+                    carry = carry.add_(g, alpha=1 - alpha)
+        grad_w = None
+        if ctx.needs_input_grad[1] and len(steps) > 1:  # sum_t dz_t^T h_{t-1}, h_0 = 0
+            grad_w = grad_z[..., 1:, :, :].flatten(-3, -2).mT @ hs[..., :-1, :, :].flatten(-3, -2)
+        elif ctx.needs_input_grad[1]:
+            grad_w = torch.zeros_like(w_rec)
+        return grad_z, grad_w, None, None, None
+
+
+def recurrence(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The leaky recurrence ``h_t = mask * ((1 - alpha) h_{t-1} + alpha f(W_rec h_{t-1} + drive_t))``,
+    ``h_0 = 0``, of drives ``(time, batch, hidden)`` (or seed-stacked ``(S, time, batch, hidden)``
+    with ``W_rec`` ``(S, hidden, hidden)`` and ``mask`` ``(S, 1, hidden)``): the hidden states,
+    same shape as ``drive``. Differentiable in ``drive`` and ``W_rec`` by a hand-written
+    backward pass (:class:`_Recurrence`; the tests check it against autograd through the loop).
+    """
+    if torch.is_grad_enabled() and (drive.requires_grad or w_rec.requires_grad):
+        return _Recurrence.apply(drive, w_rec, alpha, activation, mask)
+    return _run(drive, w_rec, alpha, activation, mask, keep=False)[0]
+
+
 class LeakyRNN(torch.nn.Module):
     """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring).
 
@@ -261,7 +350,6 @@ class LeakyRNN(torch.nn.Module):
 
     def hidden_states(self, x: torch.Tensor, w_in: torch.Tensor, noise: bool) -> torch.Tensor:
         """The hidden states ``(time, batch, hidden)`` driven through input weights ``w_in``."""
-        f = ACTIVATIONS[self.activation]
         x = x.float()
         if noise and self.sigma_x > 0:
             x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen,
@@ -270,14 +358,7 @@ class LeakyRNN(torch.nn.Module):
         if noise and self.sigma_rec > 0:
             scale = math.sqrt(2 / self.alpha) * self.sigma_rec
             drive = drive + scale * torch.randn(drive.shape, generator=self.gen, device=self.gen.device)
-        h = x.new_zeros(x.shape[1], self.w_rec.shape[0])
-        hs = []
-        for drive_t in drive.unbind(0):         # unbind, not drive[t]: its backward is one stack, not T zero-filled copies
-            h = leak(h, f(h @ self.w_rec.T + drive_t), self.alpha)
-            if self.unit_mask is not None:
-                h = h * self.unit_mask
-            hs.append(h)
-        return torch.stack(hs)
+        return recurrence(drive, self.w_rec, self.alpha, self.activation, self.unit_mask)
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
         return hs @ self.w_out.T + self.b_out
@@ -343,7 +424,6 @@ class StackedRNN:
     def hidden_states(self, x: torch.Tensor, w_in: torch.Tensor, noise: bool) -> torch.Tensor:
         """Hidden states ``(S, time, batch, hidden)`` of inputs ``(S, time, batch, features)``
         through input weights ``w_in`` ``(S, hidden, features)``; :meth:`LeakyRNN.hidden_states` per seed."""
-        f = ACTIVATIONS[self.activation]
         S, T, B, _ = x.shape
         gens = self._gens()
         x = x.float()
@@ -352,16 +432,8 @@ class StackedRNN:
         drive = torch.bmm(x.reshape(S, T * B, -1), w_in.mT).reshape(S, T, B, -1) + self.b[:, None, None]
         if noise and self.sigma_rec > 0:
             drive = drive + seed_noise(gens, drive.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_rec)
-        h = x.new_zeros(S, B, drive.shape[-1])
-        w_rec_t = self.w_rec.mT
         mask = None if self.unit_mask is None else self.unit_mask[:, None]
-        hs = []
-        for drive_t in drive.unbind(1):
-            h = leak(h, f(torch.bmm(h, w_rec_t) + drive_t), self.alpha)
-            if mask is not None:
-                h = h * mask
-            hs.append(h)
-        return torch.stack(hs, 1)
+        return recurrence(drive, self.w_rec, self.alpha, self.activation, mask)
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
         S, T, B, H = hs.shape

@@ -434,8 +434,41 @@ def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, options=None, overrides: dict |
     opts, overrides = finding_options("nta-fig5", overrides, {"blocks": FIG5_BLOCKS, "tau_c": FIG5_TAU_C,
                                                               "lam": FIG5_LAM, "t_total": 7.0, "sampler": "wishart"})
     blocks, t_total = tuple(opts["blocks"]), float(opts["t_total"])
-    tau_w, dt = FIG5_MODEL["tau_w"], FIG5_MODEL["dt"]
     cols = {"gate speed": tuple(opts["tau_c"]), "regularisation": tuple(opts["lam"])}
+    spec, results = _fig5_run(blocks, cols, t_total, n_seeds, opts["sampler"], overrides, jobs, progress, options)
+    refs = {src: fig5_reference(src) for src in FIG5_REFERENCES}
+    ref_seeds = {src: int(df["n_seeds"].max()) for src, df in refs.items()}
+    tables: dict[str, dict[str, pd.DataFrame]] = {f"measured ({n_seeds} seeds)": {},
+                                                  f"paper code ({ref_seeds['paper code']} seeds)": {},
+                                                  f"published ({ref_seeds['published']} seeds)": {}}
+    checks, notes = [], []
+    for name, (_, fixed, _) in FIG5_GRIDS.items():
+        measured = {(b, v): s for (n, b, v), s in spec.items() if n == name}
+        ref = {src: {(b, v): s for g, b, v, s in zip(df["grid"], df["block"], df["value"], df["specialisation"])
+                     if g == name} for src, df in refs.items()}
+        for grid, values in zip(tables.values(), (measured, ref["paper code"], ref["published"])):
+            grid[name] = _fig5_frame(values, name, blocks, cols[name])
+        fixed_txt = ", ".join(f"{k} = {v:g}" for k, v in fixed.items())
+        checks.append(_fig5_published_check(name, fixed_txt, measured, ref))
+        checks += _fig5_region_checks(name, fixed_txt, measured, ref["paper code"], ref_seeds["paper code"])
+        notes.append(f"{name} grid ({fixed_txt}), final specialisation:\n" + "\n".join(
+            f"{title}:\n{grid[name].round(3).to_string()}" for title, grid in tables.items()))
+    tau_w, dt = FIG5_MODEL["tau_w"], FIG5_MODEL["dt"]
+    wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
+    notes.append(f"{len(results)} runs, {wall:.3f} ms per learning step and seed; t_total = {t_total:g}, blocks "
+                 "(tau_B/tau_w: steps x blocks) "
+                 + ", ".join(f"{r:g}: {'x'.join(map(str, _fig5_schedule(r, t_total, tau_w, dt)))}" for r in blocks))
+    notes.append("references: " + "; ".join(f"{src}: {provenance(f)['description']}" for src, f in FIG5_REFERENCES.items()))
+    out = Path(figures) if figures is not None else cache_root() / "reports" / "nta-fig5"
+    fig = plots.nta_fig5(tables, out / "nta_fig5.png")
+    return Report("nta-fig5", checks, notes, [fig])
+
+
+def _fig5_run(blocks, cols: dict, t_total: float, n_seeds: int, sampler, overrides: dict, jobs: int,
+              progress: bool, options=None) -> tuple[dict, list]:
+    """Run both grids: the mean final specialisation of each cell ``(grid, tau_B/tau_w, value)``
+    over ``n_seeds`` seeds, and every run's result."""
+    tau_w, dt = FIG5_MODEL["tau_w"], FIG5_MODEL["dt"]
     ov = model_overrides(overrides, "gated-linear")
     cells, specs = [], []
     for name, (_, fixed, var) in FIG5_GRIDS.items():
@@ -445,55 +478,46 @@ def nta_fig5(n_seeds: int = 4, *, jobs: int = 1, options=None, overrides: dict |
                 cells.append((name, ratio, v))
                 specs += seeds("blocked-linear", "gated-linear", n_seeds, **{
                     "block_size": steps, "n_blocks": n_blocks, "k_adapt": 0, **FIG5_MODEL, **fixed, var: v, **ov})
-    results = _ok(run_many(sampled(specs, opts["sampler"]), jobs=jobs, options=options, progress=progress, desc="nta-fig5"), "nta-fig5")
+    results = _ok(run_many(sampled(specs, sampler), jobs=jobs, options=options, progress=progress, desc="nta-fig5"),
+                  "nta-fig5")
     spec = {cell: float(np.mean([r.metrics["specialisation"] for r in results[i * n_seeds:(i + 1) * n_seeds]]))
             for i, cell in enumerate(cells)}
-    refs = {src: fig5_reference(src) for src in FIG5_REFERENCES}
-    ref_seeds = {src: int(df["n_seeds"].max()) for src, df in refs.items()}
+    return spec, results
 
-    tables: dict[str, dict[str, pd.DataFrame]] = {f"measured ({n_seeds} seeds)": {},
-                                                  f"paper code ({ref_seeds['paper code']} seeds)": {},
-                                                  f"published ({ref_seeds['published']} seeds)": {}}
-    checks, notes = [], []
-    for name, (xlabel, fixed, _) in FIG5_GRIDS.items():
-        measured = {(b, v): s for (n, b, v), s in spec.items() if n == name}
-        ref = {src: {(b, v): s for g, b, v, s in zip(df["grid"], df["block"], df["value"], df["specialisation"])
-                     if g == name} for src, df in refs.items()}
-        ref_cols = sorted({v for _, v in ref["published"]})
-        for (title, grid), values in zip(tables.items(), (measured, ref["paper code"], ref["published"])):
-            grid[name] = _fig5_frame(values, name, blocks, cols[name])
-        fixed_txt = ", ".join(f"{k} = {v:g}" for k, v in fixed.items())
-        label = (lambda v: f"tau_w/tau_c {tau_w / v:.3g}") if name == "gate speed" else (lambda v: f"lam {v:g}")
-        differ = fig5_disagreements({
-            f"tau_B/tau_w {b:g}, {label(v)}": {"published": ref["published"][(b, v)],
-                                               "paper code": ref["paper code"].get((b, v), np.nan),
-                                               "ours": measured.get((b, v), np.nan)}
-            for b in FIG5_BLOCKS for v in ref_cols})
-        n_cells = len(FIG5_BLOCKS) * len(ref_cols)
-        checks.append(Check(f"published {name} map ({fixed_txt}): cells where the published figure, the paper's code "
-                            f"and ours disagree (of {n_cells})", len(differ),
-                            f"0 (all within {FIG5_TOLERANCE:g})", not differ, status="DIFFERS" if differ else "PASS",
-                            detail="\n".join(differ)))
-        for grid_name, what, inside, high in FIG5_REGIONS:
-            sel = [k for k in measured if grid_name == name and inside(*k)]
-            if not sel:
-                continue
-            pick = min if high else max
-            value = pick(measured[k] for k in sel)
-            code = [ref["paper code"][k] for k in sel if k in ref["paper code"]]
-            code_txt = (f"paper code ({ref_seeds['paper code']} seeds) over the {len(code)} of these cells it ran: "
-                        f"{'min' if high else 'max'} {pick(code):.4f}" if code else "paper code: not run on these cells")
-            checks.append(Check(f"agreement with the paper's public code: {name} grid ({fixed_txt}), {what}: "
-                                f"{'min' if high else 'max'} specialisation over {len(sel)} cells", value,
-                                ">= 0.95 (specialised)" if high else "<= 0.85 (not specialised)",
-                                value >= 0.95 if high else value <= 0.85, post_hoc=True, detail=code_txt))
-        notes.append(f"{name} grid ({fixed_txt}), final specialisation:\n" + "\n".join(
-            f"{title}:\n{grid[name].round(3).to_string()}" for title, grid in tables.items()))
-    wall = np.mean([r.metrics["wall_ms_per_step"] for r in results])
-    notes.append(f"{len(results)} runs, {wall:.3f} ms per learning step and seed; t_total = {t_total:g}, blocks "
-                 "(tau_B/tau_w: steps x blocks) "
-                 + ", ".join(f"{r:g}: {'x'.join(map(str, _fig5_schedule(r, t_total, tau_w, dt)))}" for r in blocks))
-    notes.append("references: " + "; ".join(f"{src}: {provenance(f)['description']}" for src, f in FIG5_REFERENCES.items()))
-    out = Path(figures) if figures is not None else cache_root() / "reports" / "nta-fig5"
-    fig = plots.nta_fig5(tables, out / "nta_fig5.png")
-    return Report("nta-fig5", checks, notes, [fig])
+
+def _fig5_published_check(name: str, fixed_txt: str, measured: dict, ref: dict) -> Check:
+    """DIFFERS (never a pass) where the published figure, the paper's code and ours spread by
+    more than ``FIG5_TOLERANCE`` on a cell of the published ``name`` map."""
+    tau_w = FIG5_MODEL["tau_w"]
+    ref_cols = sorted({v for _, v in ref["published"]})
+    label = (lambda v: f"tau_w/tau_c {tau_w / v:.3g}") if name == "gate speed" else (lambda v: f"lam {v:g}")
+    differ = fig5_disagreements({
+        f"tau_B/tau_w {b:g}, {label(v)}": {"published": ref["published"][(b, v)],
+                                           "paper code": ref["paper code"].get((b, v), np.nan),
+                                           "ours": measured.get((b, v), np.nan)}
+        for b in FIG5_BLOCKS for v in ref_cols})
+    n_cells = len(FIG5_BLOCKS) * len(ref_cols)
+    return Check(f"published {name} map ({fixed_txt}): cells where the published figure, the paper's code "
+                 f"and ours disagree (of {n_cells})", len(differ),
+                 f"0 (all within {FIG5_TOLERANCE:g})", not differ, status="DIFFERS" if differ else "PASS",
+                 detail="\n".join(differ))
+
+
+def _fig5_region_checks(name: str, fixed_txt: str, measured: dict, code: dict, code_seeds: int) -> list[Check]:
+    """The post-hoc regions (``FIG5_REGIONS``) of grid ``name`` that have measured cells: each
+    region's worst cell against its bound, beside the paper code's worst over the same cells."""
+    checks = []
+    for grid_name, what, inside, high in FIG5_REGIONS:
+        sel = [k for k in measured if grid_name == name and inside(*k)]
+        if not sel:
+            continue
+        pick = min if high else max
+        value = pick(measured[k] for k in sel)
+        ran = [code[k] for k in sel if k in code]
+        code_txt = (f"paper code ({code_seeds} seeds) over the {len(ran)} of these cells it ran: "
+                    f"{'min' if high else 'max'} {pick(ran):.4f}" if ran else "paper code: not run on these cells")
+        checks.append(Check(f"agreement with the paper's public code: {name} grid ({fixed_txt}), {what}: "
+                            f"{'min' if high else 'max'} specialisation over {len(sel)} cells", value,
+                            ">= 0.95 (specialised)" if high else "<= 0.85 (not specialised)",
+                            value >= 0.95 if high else value <= 0.85, post_hoc=True, detail=code_txt))
+    return checks
