@@ -332,7 +332,7 @@ def congruency_effect(log: pd.DataFrame, measure: str = "error") -> float:
 def trial_metrics(log: pd.DataFrame, early: int = 2, late: int = 2) -> dict[str, float]:
     """Switch cost (error and loss; overall, over the first ``early`` and last ``late`` mixed
     blocks), mixing cost and congruency effect of one run's log."""
-    by_block = switch_cost_by_block(log)["cost"].to_numpy()
+    by_block = switch_cost_by_block(log)["cost"].to_numpy(float)     # empty (object) without mixed blocks
 
     def mean(v):
         v = v[np.isfinite(v)]

@@ -13,7 +13,7 @@ import pytest
 
 import switchbench
 from switchbench.benchmark import leaderboard
-from switchbench.benchmark import runner as R
+from switchbench.benchmark import storage
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 
 TINY = {"n_blocks": 3, "block_size": 20}
@@ -174,4 +174,4 @@ def test_a_cache_entry_of_deeply_nested_brackets_is_corrupt_and_recomputed(capsy
     again = switchbench.run("blocked-linear", "linear", progress=False, **TINY)
     err = capsys.readouterr().err
     assert f"cache entry {first.path} is corrupt (config.json unreadable (RecursionError))" in err
-    assert again.metrics["final_loss"] == first.metrics["final_loss"] and R.verify_entry(again.path, again.config)
+    assert again.metrics["final_loss"] == first.metrics["final_loss"] and storage.verify_entry(again.path, again.config)

@@ -110,3 +110,14 @@ def test_a_plug_in_metric_is_computed_for_every_run_and_listed(own_registry, cap
 def test_a_metric_states_its_direction():
     with pytest.raises(Exception, match="higher_is_better must be True or False"):
         M.register_metric("vague", higher_is_better=None)
+
+
+def test_trial_metrics_of_a_curriculum_without_mixed_blocks_are_nan_not_an_error():
+    """cued-switch with schedule="blocked" has pure blocks only: no switch or repeat trials to
+    compare, so every switch cost is NaN (it failed every run with a TypeError before)."""
+    log = pd.DataFrame({"phase": ["train"] * 4, "block": [0, 0, 1, 1], "mixed": [False] * 4,
+                        "n_switch": [0] * 4, "n_repeat": [10] * 4, "error_switch": [np.nan] * 4,
+                        "error_repeat": [0.2] * 4, "loss_switch": [np.nan] * 4, "loss_repeat": [0.5] * 4})
+    out = M.trial_metrics(log)
+    assert set(out) >= {"switch_cost_error", "switch_cost_error_early", "switch_cost_error_late"}
+    assert all(np.isnan(v) for v in out.values())
