@@ -281,8 +281,8 @@ def ranked(scores: pd.DataFrame, paradigm: str, primary: str = PRIMARY, tiebreak
     if means.empty:
         return pd.DataFrame()
     by = rank_metric(scores, paradigm, primary)
-    caveats = [] if by == primary else [f"No model has {primary} here (one block: no switch to time); ranked by "
-                                        f"{by}."]
+    caveats = [] if by == primary else [f"No model has {primary} here (no block switches the task: one block, or "
+                                        f"blocks that mix tasks trial by trial); ranked by {by}."]
     bad = exploded(scores, paradigm)
     caveats += [f"{m}: normalised final loss beyond {LOSS_BOUND:g} (or not finite) on {k} of {n} seeds: the run "
                 "exploded; listed, not ranked." for m, (k, n) in bad.items()]

@@ -161,8 +161,10 @@ def switch_time(log: pd.DataFrame, criterion: str = "norm_loss", threshold: floa
 
         switch_time[b] = min { i : v_i <= threshold }   (>= for "accuracy")
 
-    A block that never meets it counts its full length and is flagged ``censored``.
-    Returns one row per switch: ``block, task, switch_time, censored``.
+    A block that never meets it counts its full length and is flagged ``censored``. A block
+    that mixes tasks (the log's ``mixed`` column, cued-switch's AABB and random blocks) has no
+    block-level switch to time: its task changes from trial to trial (its switch costs measure
+    that), so it is left out. Returns one row per switch: ``block, task, switch_time, censored``.
 
     >>> log = pd.DataFrame({"block": [0, 0, 1, 1, 1], "task": [0, 0, 1, 1, 1], "switch": [False, False, True, False, False],
     ...                     "norm_loss": [1.0, 0.05, 0.9, 0.5, 0.08]})
@@ -171,7 +173,7 @@ def switch_time(log: pd.DataFrame, criterion: str = "norm_loss", threshold: floa
     """
     rows = []
     for b, g in log.groupby("block", sort=True):
-        if not g["switch"].iloc[0]:
+        if not g["switch"].iloc[0] or ("mixed" in g and bool(g["mixed"].iloc[0])):
             continue
         hit = np.flatnonzero(_met(g[criterion].to_numpy(), criterion, threshold))
         censored = len(hit) == 0

@@ -121,3 +121,14 @@ def test_trial_metrics_of_a_curriculum_without_mixed_blocks_are_nan_not_an_error
     out = M.trial_metrics(log)
     assert set(out) >= {"switch_cost_error", "switch_cost_error_early", "switch_cost_error_late"}
     assert all(np.isnan(v) for v in out.values())
+
+
+def test_a_mixed_block_has_no_block_level_switch_time():
+    """In a mixed block (cued-switch's AABB) the task changes trial by trial, so the block start
+    is no task switch: only the pure block is timed (mixed blocks were timed before)."""
+    log = pd.DataFrame({"block": [0, 0, 1, 1, 2, 2], "task": [0, 0, 1, 1, 0, 0],
+                        "switch": [False, False, True, False, True, False],
+                        "mixed": [False, False, True, True, False, False],
+                        "accuracy": [0.5, 0.9, 0.9, 0.9, 0.5, 0.9]})
+    times = M.switch_time(log, "accuracy", 0.85)
+    assert times["block"].tolist() == [2] and times["switch_time"].tolist() == [1]
