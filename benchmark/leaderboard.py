@@ -492,6 +492,19 @@ def protocol_text(tuning: pd.DataFrame | None) -> str:
             f"among the configurations that learned ({TIEBREAK} at most {LEARNED_RATIO:g}x the model's best).")
 
 
+def settings_text(suite: Suite, paradigm: str) -> list[str]:
+    """The suite's settings of ``paradigm`` (its ``set``), one sentence shown beside its tables;
+    none where the suite sets nothing there. Runs of one paradigm under several settings are
+    labelled per row (:func:`scores_of`)."""
+    sets = {json.dumps(s.overrides, sort_keys=True, default=str): s.overrides
+            for s in suite.specs if s.paradigm == paradigm and s.overrides}
+    if len(sets) != 1 or len([s for s in suite.specs if s.paradigm == paradigm and not s.overrides]):
+        return []
+    (chosen,) = sets.values()
+    return ["Settings: " + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in chosen.items())
+            + " (the suite's `set`; every other parameter at its default)."]
+
+
 def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame | None = None) -> dict:
     """Everything a report shows: the scores, per view the ranked tables and the overall table,
     the metric key, the failures and the provenance."""
@@ -507,7 +520,7 @@ def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame |
             t = ranked(s, paradigm, labels=_labels(tuning, paradigm) if view == "tuned" else None)
             if not t.empty:       # a paradigm whose runs all failed has no table (its failures are listed)
                 per[paradigm] = t
-                caveats[paradigm] = list(t.attrs.get("caveats", [])) + (
+                caveats[paradigm] = settings_text(suite, paradigm) + list(t.attrs.get("caveats", [])) + (
                     _tuning_caveats(tuning, paradigm) if view == "tuned" else [])
         tables[view] = {"paradigms": per, "overall": overall(per), "caveats": caveats}
     failed = [r for rs in results_by_view.values() for r in rs if isinstance(r, Failure)]

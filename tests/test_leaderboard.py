@@ -204,6 +204,7 @@ def test_tune_then_leaderboard_scores_the_selected_values_in_both_views(tmp_path
     assert "at most 2 configurations each, on validation seeds (blocked-linear: 1000-1000)" in md
     assert "## View: tuned" in md
     assert "| oracle-gates †" in md and "## Metrics" in md
+    assert md.count("> Settings: n_blocks=3, block_size=60 (the suite's `set`") == 2      # beside each view's table
     for line in md.splitlines():
         if line.startswith("|   rank"):
             assert line.count("|") - 1 <= 8
@@ -346,3 +347,15 @@ def test_selection_by_final_loss_where_a_paradigm_has_no_switch_time():
     out = tuning.select(t)
     assert out["eligible"].tolist() == [False, False, True]
     assert tuning.selected(out) == {("p", "m"): {"lr": 0.01}}
+
+
+def test_a_table_states_its_suites_settings_only_where_one_setting_holds():
+    from switchbench.benchmark.suite import RunSpec
+
+    one = leaderboard.Suite("s", [RunSpec("cued-switch", m, 0, {"lr_w": 0.03, "schedule": "aabb"})
+                                  for m in ("mlp", "mlp-cued")], "")
+    assert leaderboard.settings_text(one, "cued-switch") == [
+        "Settings: lr_w=0.03, schedule='aabb' (the suite's `set`; every other parameter at its default)."]
+    assert leaderboard.settings_text(one, "digit-switch") == []
+    mixed = leaderboard.Suite("s", one.specs + [RunSpec("cued-switch", "mlp", 0, {})], "")
+    assert leaderboard.settings_text(mixed, "cued-switch") == []          # rows are labelled per setting instead
