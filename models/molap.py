@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,13 @@ from switchbench.models.registry import register
 MOLAP = ("Marton, Lajoie & Rajan, Efficient and robust multi-task learning in the brain with modular latent "
          "primitives (arXiv preprint)")
 PRETRAIN = ("pca", "end-to-end", "none")
-PRETRAIN_FORMAT = 1      # bump when pretraining changes: cached modules are then not reused
+PRETRAIN_FORMAT = 2      # bump when pretraining changes: cached modules are then not reused
+HELD = 104729            # the held-out corpus trials (checks of the teacher and the modules) come from seed + HELD
+PRETRAIN_STEPS = 20000   # the teacher's cap (batches of 32 trials)
+FIT_STEPS = 3000         # the modules' fit to the components
+CORPUS_CRITERION = 0.5
+MEMORY_CRITERION = 0.5
+MEMORY_RIDGE = 1e-2      # the memory decoder's ridge, relative to the mean feature variance (ours)
 
 
 def _source_digest() -> str:
@@ -79,6 +86,59 @@ def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
         raise SwitchbenchError(f"the pretraining corpus is empty: corpus {corpus!r} less the paradigm's tasks "
                                f"{own} (hold_out={hold_out}; pass another corpus, e.g. corpus='yang19')")
     return ids
+
+
+def _rings(env_ids, dt) -> list:
+    """Each task's ring of choices (Yang et al.'s performance needs it; None: arg-max choice)."""
+    from switchbench.data.tasksets import make_task
+    from switchbench.paradigms.cognitive import CognitiveSwitchEnv
+
+    return [CognitiveSwitchEnv._ring(make_task(e, {"dt": dt} if dt else {})) for e in env_ids]
+
+
+def _corpus_performance(net: LeakyRNN, io, held, rings) -> list[float]:
+    """Yang et al.'s performance (:func:`switchbench.paradigms.cognitive.performance`, fixation
+    class 0 as in neurogym's yang19 tasks) of ``net`` on each corpus task's held-out trials, no noise."""
+    from switchbench.paradigms.cognitive import performance
+
+    with torch.no_grad():
+        return [performance((net.hidden_states(x, w_in, noise=False) @ w_out.T + b_out).numpy(), y.numpy(), 0, ring)
+                for (x, y), (w_in, w_out, b_out), ring in zip(held, io, rings)]
+
+
+def _memory(net: LeakyRNN, w_ins, data, held, rings) -> float:
+    """The modules' memory: over the corpus tasks with a ring of choices, the mean fraction of
+    held-out trials whose response direction a linear decoder reads, within Yang et al.'s
+    0.2 pi, from the modules' state at the trial's last step (the response, >= 500 ms after
+    the last stimulus in go / anti, after the delay in the delayed tasks). The states carry
+    the recurrent noise of learning (``sigma_rec``), so a signal the modules let decay is lost
+    in it. Decoder: ridge regression (:data:`MEMORY_RIDGE` x the mean feature variance) of
+    ``(cos, sin)`` of the direction on the states and a constant, fitted on the pretraining
+    trials. NaN without a ring task."""
+    scores = []
+    for (x, y), (xh, yh), w_in, ring in zip(data, held, w_ins, rings):
+        if not ring:
+            continue
+        (h, a), (hh, ah) = (_last_states(net, w_in, xs, ys, ring) for xs, ys in ((x, y), (xh, yh)))
+        gram = h.T @ h
+        lam = MEMORY_RIDGE * float(gram.diagonal().mean())
+        w = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype),
+                               h.T @ torch.stack([a.cos(), a.sin()], 1))
+        pred = hh @ w
+        dist = (torch.remainder(torch.atan2(pred[:, 1], pred[:, 0]) - ah + math.pi, 2 * math.pi) - math.pi).abs()
+        scores.append(float((dist < 0.2 * math.pi).double().mean()))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def _last_states(net: LeakyRNN, w_in, x, y, ring: int):
+    """The noisy states at the last step of the trials that respond there (with a constant
+    column), and their response angles."""
+    with torch.no_grad():
+        h = net.hidden_states(x, w_in, noise=True)[-1].double()      # end-aligned: every trial's last step
+    t = y[-1]
+    keep = (t >= 1) & (t <= ring)
+    h = torch.cat([h[keep], torch.ones(int(keep.sum()), 1, dtype=h.dtype)], 1)
+    return h, 2 * math.pi * (t[keep] - 1).double() / ring
 
 
 class ModularPrimitives(torch.nn.Module):
@@ -136,13 +196,19 @@ class ModularPrimitives(torch.nn.Module):
     def __init__(self, spec, seed: int, *, n_modules: int, module_size: int, alpha: float, sigma_rec: float,
                  sigma_x: float, w_rec_gain: float, activation: str, lr: float, pretrain: str, pretrain_steps: int,
                  pretrain_batch: int, pretrain_lr: float, pcs_per_module: int, corpus_dt, corpus_trials: int,
-                 corpus="molap9", hold_out: bool = True, pretrain_cache: bool = True):
+                 corpus="molap9", hold_out: bool = True, pretrain_cache: bool = True, fit_steps: int = 0,
+                 check_every: int = 500, corpus_criterion: float | None = None, memory_criterion: float | None = None):
         for name, v in (("n_modules", n_modules), ("module_size", module_size), ("pretrain_batch", pretrain_batch),
-                        ("corpus_trials", corpus_trials), ("pcs_per_module", pcs_per_module)):
+                        ("corpus_trials", corpus_trials), ("pcs_per_module", pcs_per_module),
+                        ("check_every", check_every)):
             if not (isinstance(v, int) and v > 0):
                 raise SwitchbenchError(f"{name} must be a positive integer, got {v!r}")
-        if not (isinstance(pretrain_steps, int) and pretrain_steps >= 0):
-            raise SwitchbenchError(f"pretrain_steps must be an integer >= 0, got {pretrain_steps!r}")
+        for name, v in (("pretrain_steps", pretrain_steps), ("fit_steps", fit_steps)):
+            if not (isinstance(v, int) and v >= 0):
+                raise SwitchbenchError(f"{name} must be an integer >= 0, got {v!r}")
+        for name, v in (("corpus_criterion", corpus_criterion), ("memory_criterion", memory_criterion)):
+            if v is not None and not (isinstance(v, (int, float)) and 0 <= v <= 1):
+                raise SwitchbenchError(f"{name} must be a performance in [0, 1] or None, got {v!r}")
         if pretrain not in PRETRAIN:
             raise SwitchbenchError(f"unknown pretrain {pretrain!r}; valid: {', '.join(PRETRAIN)}")
         super().__init__()
@@ -160,12 +226,18 @@ class ModularPrimitives(torch.nn.Module):
         self.corpus = corpus_ids(corpus, own, hold_out) if pretrain != "none" else []
         self.pretrain = pretrain
         self.explained_variance = float("nan")         # "pca": variance share of the components the modules produce
+        self.corpus_performance: dict[str, float] = {}  # corpus task -> the teacher's (end-to-end: the modules')
+        self.memory = float("nan")                      # the modules' memory (:func:`_memory`)
+        self.pretrain_steps_trained, self.pretrain_seconds = 0, 0.0
         # pretraining has its own generator: a model loaded from the cache draws the same numbers afterwards
         pre_seed, = np.random.SeedSequence([int(seed), 1]).generate_state(1)
         settings = dict(pretrain=pretrain, steps=pretrain_steps, batch=pretrain_batch, lr=pretrain_lr,
                         pcs=pcs_per_module, corpus=self.corpus, corpus_dt=corpus_dt or spec.dt,
-                        corpus_trials=corpus_trials, seed=int(pre_seed))
+                        corpus_trials=corpus_trials, seed=int(pre_seed), fit_steps=fit_steps or pretrain_steps,
+                        check_every=check_every, criterion=corpus_criterion)
         w_rec, b = self._pretrained(spec, settings, pretrain_cache)
+        if pretrain != "none":
+            self._check_pretraining(corpus_criterion, memory_criterion)
         with torch.no_grad():
             self.rnn.w_rec.copy_(w_rec)
             self.rnn.b.copy_(b)
@@ -201,24 +273,32 @@ class ModularPrimitives(torch.nn.Module):
             try:
                 with np.load(path, allow_pickle=False) as z:
                     if str(z["key"]) == key:
-                        self.explained_variance = float(z["explained_variance"])
+                        self.explained_variance, self.memory, self.pretrain_seconds = (
+                            float(z[k]) for k in ("explained_variance", "memory", "seconds"))
+                        self.pretrain_steps_trained = int(z["steps_trained"])
+                        self.corpus_performance = dict(zip(self.corpus, z["corpus_performance"].tolist()))
                         return torch.from_numpy(z["w_rec"]), torch.from_numpy(z["b"])
             except (OSError, ValueError, KeyError):
                 pass                                 # unreadable: pretrain again and overwrite
+        start = time.perf_counter()
         gen = torch.Generator().manual_seed(settings["seed"])
         net = self._fresh_modules(gen, settings["lr"])
         if settings["pretrain"] != "none" and settings["steps"]:
-            data = _neurogym_corpus(self.corpus, settings["corpus_dt"], settings["corpus_trials"], settings["seed"],
-                                    self.d_in, self.d_out)
+            data, held = (_neurogym_corpus(self.corpus, settings["corpus_dt"], settings["corpus_trials"], seed,
+                                           self.d_in, self.d_out) for seed in (settings["seed"], settings["seed"] + HELD))
+            rings = _rings(self.corpus, settings["corpus_dt"])
             if settings["pretrain"] == "end-to-end":
-                self._fit_tasks(net, data, settings, mask=self.block_mask)
+                steps, perf = self._fit_tasks(net, data, settings, mask=self.block_mask, held=held, rings=rings)
             else:
                 teacher = LeakyRNN(self.d_in, self.d_out, **self.net_kw, lr=settings["lr"],
                                    seed=int(torch.randint(0, 2 ** 62, (1,), generator=gen)))
                 teacher.gen = gen
-                self._fit_tasks(teacher, data, settings, mask=None)
+                steps, perf = self._fit_tasks(teacher, data, settings, mask=None, held=held, rings=rings)
                 targets = self._components(teacher, data)
                 self._fit_components(net, data, targets, settings)
+            self.pretrain_steps_trained, self.corpus_performance = steps, dict(zip(self.corpus, perf))
+            self.memory = _memory(net, net.corpus_w_in, data, held, rings)
+        self.pretrain_seconds = time.perf_counter() - start
         w_rec, b = net.w_rec.detach().clone(), net.b.detach().clone()
         if use_cache:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,12 +306,32 @@ class ModularPrimitives(torch.nn.Module):
             try:
                 with os.fdopen(fd, "wb") as f:
                     np.savez(f, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
-                             explained_variance=np.array(self.explained_variance))
+                             explained_variance=np.array(self.explained_variance), memory=np.array(self.memory),
+                             seconds=np.array(self.pretrain_seconds),
+                             steps_trained=np.array(self.pretrain_steps_trained),
+                             corpus_performance=np.array([self.corpus_performance.get(c, np.nan)
+                                                          for c in self.corpus], dtype=np.float64))
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         return w_rec, b
+
+    def _check_pretraining(self, corpus_criterion, memory_criterion) -> None:
+        """One line (:class:`SwitchbenchError`) when the teacher's corpus performance or the modules' memory is
+        below its criterion (None: not checked)."""
+        worst = min(self.corpus_performance.items(), key=lambda kv: kv[1], default=(None, float("nan")))
+        who = "teacher's" if self.pretrain == "pca" else "modules'"
+        if corpus_criterion is not None and not worst[1] >= corpus_criterion:
+            raise SwitchbenchError(
+                f"modular-primitives: pretraining failed: the {who} corpus performance (Yang et al.'s, minimum over "
+                f"the corpus tasks) is {worst[1]:.2f} ({worst[0]}) after {self.pretrain_steps_trained} batches, below "
+                f"corpus_criterion {corpus_criterion}; pretrain longer (pretrain_steps) or lower the criterion")
+        if memory_criterion is not None and not self.memory >= memory_criterion:
+            raise SwitchbenchError(
+                f"modular-primitives: pretraining failed: the modules' memory (a response direction decoded from their "
+                f"state at the trial's end) is {self.memory:.2f}, below memory_criterion {memory_criterion}; "
+                "fit longer (fit_steps) or lower the criterion")
 
     def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> torch.nn.ModuleList:
         """``n`` tasks' ``[W_in, W_out, b_out]`` (a module list of parameter lists)."""
@@ -242,12 +342,26 @@ class ModularPrimitives(torch.nn.Module):
             (2 * torch.rand(d_out, self.hidden, generator=gen) - 1) * limit,
             torch.zeros(d_out)]) for _ in range(n))
 
-    def _fit_tasks(self, net: LeakyRNN, corpus, settings: dict, mask) -> None:
-        """Train ``net``'s recurrence (kept block-diagonal by ``mask``) with per-corpus-task I/O on the tasks' loss."""
+    def _fit_tasks(self, net: LeakyRNN, corpus, settings: dict, mask, held=None, rings=None) -> tuple[int, list]:
+        """Train ``net``'s recurrence (kept block-diagonal by ``mask``) with per-corpus-task I/O on the tasks' loss.
+
+        At most ``settings["steps"]`` batches; with ``held`` (held-out corpus trials) Yang et
+        al.'s performance of each corpus task is measured every ``settings["check_every"]``
+        batches and at the end, and training stops at the first check where the minimum over
+        the corpus tasks is ``>= settings["criterion"]`` (Yang et al.'s ``perf_min`` rule).
+        Returns the batches trained and the last check's performance per corpus task."""
         io = self._new_io(len(corpus), net.gen)
         params = [net.w_rec, net.b] + [p for ps in io for p in ps]
         opt = torch.optim.Adam(params, lr=settings["lr"])
-        for _ in range(settings["steps"]):
+        net.corpus_w_in = [ps[0] for ps in io]
+        perf, criterion, every = [], settings.get("criterion"), settings.get("check_every", 0)
+        for step in range(settings["steps"] + 1):
+            if held is not None and (step == settings["steps"] or (step and every and step % every == 0)):
+                perf = _corpus_performance(net, io, held, rings)
+                if criterion is not None and min(perf) >= criterion:
+                    break
+            if step == settings["steps"]:
+                break
             k = int(torch.randint(0, len(corpus), (1,), generator=net.gen))
             x, y = corpus[k]
             idx = torch.randint(0, x.shape[1], (settings["batch"],), generator=net.gen)
@@ -260,7 +374,8 @@ class ModularPrimitives(torch.nn.Module):
             if mask is not None:
                 net.w_rec.grad.mul_(mask)          # modules stay separate
             clip_and_step(opt, params)
-        net.corpus_w_in = [ps[0].detach() for ps in io]
+        net.corpus_w_in = [w.detach() for w in net.corpus_w_in]
+        return step, perf
 
     def _components(self, teacher: LeakyRNN, corpus) -> list[torch.Tensor]:
         """Per corpus task, the z-scored leading principal components of the teacher's hidden
@@ -291,7 +406,7 @@ class ModularPrimitives(torch.nn.Module):
         bias = torch.nn.Parameter(torch.zeros(n_pc))
         params = [net.w_rec, net.b, readout, bias] + w_ins
         opt = torch.optim.Adam(params, lr=settings["lr"])
-        for _ in range(settings["steps"]):
+        for _ in range(settings["fit_steps"]):
             k = int(torch.randint(0, len(corpus), (1,), generator=gen))
             x, y = corpus[k]
             idx = torch.randint(0, x.shape[1], (settings["batch"],), generator=gen)
@@ -303,6 +418,7 @@ class ModularPrimitives(torch.nn.Module):
                 loss.backward()
             net.w_rec.grad.mul_(self.block_mask)
             clip_and_step(opt, params)
+        net.corpus_w_in = [w.detach() for w in w_ins]
 
     # --- the learner ------------------------------------------------------------------
     def _forward(self, x: torch.Tensor, task: int, noise: bool) -> torch.Tensor:
@@ -412,8 +528,11 @@ def _neurogym_tasks(spec):
           tunable={"lr": LR_GRID})
 def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha: float | None = None, tau=TAU, sigma_rec=0.05,
                             sigma_x=0.01, w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, pretrain="pca",
-                            pretrain_steps=300, pretrain_batch=32, pretrain_lr=1e-3, pcs_per_module=4,
-                            corpus_dt: float | None = None, corpus_trials=256, corpus="molap9", hold_out=True, pretrain_cache=True):
+                            pretrain_steps=PRETRAIN_STEPS, pretrain_batch=32, pretrain_lr=1e-3, pcs_per_module=4,
+                            corpus_dt: float | None = None, corpus_trials=256, corpus="molap9", hold_out=True,
+                            pretrain_cache=True, fit_steps=FIT_STEPS, check_every=500,
+                            corpus_criterion: float | None = CORPUS_CRITERION,
+                            memory_criterion: float | None = MEMORY_CRITERION):
     """Modular latent primitives (Marton, Lajoie & Rajan): see :class:`ModularPrimitives` for its assumptions.
     ``pretrain="none"`` is the random-frozen-module control; ``"end-to-end"`` the earlier variant."""
     return ModularPrimitives(spec, seed, n_modules=n_modules, module_size=module_size,
@@ -421,4 +540,6 @@ def make_modular_primitives(spec, seed, n_modules=4, module_size=64, alpha: floa
                              w_rec_gain=w_rec_gain, activation=activation, lr=lr, pretrain=pretrain,
                              pretrain_steps=pretrain_steps, pretrain_batch=pretrain_batch, pretrain_lr=pretrain_lr,
                              pcs_per_module=pcs_per_module, corpus_dt=corpus_dt, corpus_trials=corpus_trials,
-                             corpus=corpus, hold_out=hold_out, pretrain_cache=pretrain_cache)
+                             corpus=corpus, hold_out=hold_out, pretrain_cache=pretrain_cache, fit_steps=fit_steps,
+                             check_every=check_every, corpus_criterion=corpus_criterion,
+                             memory_criterion=memory_criterion)
