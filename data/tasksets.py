@@ -15,7 +15,6 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from switchbench.cache import cache_dir  # noqa: F401  (the recurrent models read it here; moving)
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 
