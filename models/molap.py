@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from switchbench.cache import atomic_path, cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, task_loss
 from switchbench.models import leaky_rnn
@@ -188,7 +187,7 @@ class ModularPrimitives(torch.nn.Module):
 
     def _pretrained(self, spec, settings: dict, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen modules' ``(W_rec, b)``: from the disk cache when its key matches, else pretrained."""
-        from switchbench.data.tasksets import cache_dir, import_neurogym
+        from switchbench.data.tasksets import import_neurogym
 
         blob = json.dumps({**settings, **self.net_kw, "modules": [self.n_modules, self.module_size],
                            "io": [self.d_in, self.d_out], "format": PRETRAIN_FORMAT, "torch": torch.__version__,
@@ -221,16 +220,9 @@ class ModularPrimitives(torch.nn.Module):
                 self._fit_components(net, data, targets, settings)
         w_rec, b = net.w_rec.detach().clone(), net.b.detach().clone()
         if use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
-                             explained_variance=np.array(self.explained_variance))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                np.savez(tmp, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
+                         explained_variance=np.array(self.explained_variance))
         return w_rec, b
 
     def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> torch.nn.ModuleList:
