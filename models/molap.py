@@ -7,14 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from switchbench.cache import atomic_path, cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, task_loss
 from switchbench.models import leaky_rnn
@@ -260,7 +259,7 @@ class ModularPrimitives(torch.nn.Module):
 
     def _pretrained(self, spec, settings: dict, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen modules' ``(W_rec, b)``: from the disk cache when its key matches, else pretrained."""
-        from switchbench.data.tasksets import cache_dir, import_neurogym
+        from switchbench.data.tasksets import import_neurogym
 
         blob = json.dumps({**settings, **self.net_kw, "modules": [self.n_modules, self.module_size],
                            "io": [self.d_in, self.d_out], "format": PRETRAIN_FORMAT, "torch": torch.__version__,
@@ -301,20 +300,12 @@ class ModularPrimitives(torch.nn.Module):
         self.pretrain_seconds = time.perf_counter() - start
         w_rec, b = net.w_rec.detach().clone(), net.b.detach().clone()
         if use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
-                             explained_variance=np.array(self.explained_variance), memory=np.array(self.memory),
-                             seconds=np.array(self.pretrain_seconds),
-                             steps_trained=np.array(self.pretrain_steps_trained),
-                             corpus_performance=np.array([self.corpus_performance.get(c, np.nan)
-                                                          for c in self.corpus], dtype=np.float64))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                np.savez(tmp, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
+                         explained_variance=np.array(self.explained_variance), memory=np.array(self.memory),
+                         seconds=np.array(self.pretrain_seconds), steps_trained=np.array(self.pretrain_steps_trained),
+                         corpus_performance=np.array([self.corpus_performance.get(c, np.nan) for c in self.corpus],
+                                                     dtype=np.float64))
         return w_rec, b
 
     def _check_pretraining(self, corpus_criterion, memory_criterion) -> None:
