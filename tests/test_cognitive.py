@@ -1,6 +1,7 @@
 """CognitiveSwitch-v0 (neurogym tasks from seeded, cached trial pools) and the recurrent
 models. Each neurogym 2.3.1 workaround is tested, next to the behaviour it works around."""
 import copy
+import math
 import subprocess
 import sys
 import warnings
@@ -373,7 +374,8 @@ def test_leaky_rnn_learns_go_and_anti():
 
 
 RECURRENT = ["leaky-rnn", "per-task-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "modular-primitives"]
-SMALL_MODULES = dict(n_modules=2, module_size=4, pretrain_steps=5, pretrain_batch=4, corpus_trials=8)
+SMALL_MODULES = dict(n_modules=2, module_size=4, pretrain_steps=5, pretrain_batch=4, corpus_trials=8, corpus_criterion=None,
+                     memory_criterion=None)        # tiny pretraining: not checked (see the test of the checks)
 
 
 def tiny(model):
@@ -529,6 +531,61 @@ def test_modular_pretraining_variants_corpus_and_disk_cache(_cache):
     molap = make(envs="molap9", batch_size=8).task_spec
     with pytest.raises(SwitchbenchError, match="corpus is empty.*corpus='yang19'"):
         entry.build(molap, seed=0, **SMALL_MODULES)
+
+
+def test_modular_pretraining_records_and_checks_the_teacher_and_the_modules_memory(_cache):
+    """The teacher's corpus performance (Yang et al.'s, per corpus task, held-out trials) and
+    the modules' memory are recorded on the model and in its cache file; the teacher stops at
+    the first check where every corpus task meets ``corpus_criterion``; a build below either
+    criterion fails with one line. Broken settings: a tiny pretraining cannot meet
+    ``corpus_criterion=0.99``, and modules barely fitted cannot hold a direction to 0.99."""
+    spec = make(batch_size=8).task_spec
+    entry = models.get("modular-primitives")
+    small = {**SMALL_MODULES, "pretrain_steps": 6, "check_every": 2}
+    net = entry.build(spec, seed=0, **small)
+    assert list(net.corpus_performance) == net.corpus and net.pretrain_steps_trained == 6
+    assert all(0 <= v <= 1 for v in net.corpus_performance.values()) and 0 <= net.memory <= 1
+    assert net.pretrain_seconds > 0
+    again = entry.build(spec, seed=0, **small)                                # from the cache: the same record
+    assert (again.corpus_performance, again.memory, again.pretrain_steps_trained, again.pretrain_seconds) == (
+        net.corpus_performance, net.memory, net.pretrain_steps_trained, net.pretrain_seconds)
+    early = entry.build(spec, seed=0, **{**small, "corpus_criterion": 0.0})   # met at the first check
+    assert early.pretrain_steps_trained == 2
+    with pytest.raises(SwitchbenchError, match=r"^modular-primitives: pretraining failed: the teacher's corpus "
+                                               r"performance .* after 6 batches, below corpus_criterion 0.99"):
+        entry.build(spec, seed=0, **{**small, "corpus_criterion": 0.99})
+    with pytest.raises(SwitchbenchError, match=r"the modules' memory .* below memory_criterion 0.99"):
+        entry.build(spec, seed=0, **{**small, "memory_criterion": 0.99})
+    assert entry.build(spec, seed=0, **{**small, "pretrain": "none", "corpus_criterion": 0.99,
+                                        "memory_criterion": 0.99}).corpus == []      # the control is not checked
+    for bad in ({"corpus_criterion": 2}, {"memory_criterion": "high"}, {"fit_steps": -1}, {"check_every": 0}):
+        with pytest.raises(SwitchbenchError, match=next(iter(bad))):
+            entry.build(spec, seed=0, **{**small, **bad})
+
+
+def test_modular_memory_reads_a_held_direction_and_not_a_decayed_one():
+    """The memory probe (:func:`_memory`): a network whose state holds the response direction
+    (a line attractor, alpha 1, W_rec = I on two units driven by the stimulus) is read at the
+    trial's end nearly always; the same network with W_rec = 0 (the state is only the last
+    input: blank at the response) at chance (~0.2)."""
+    from switchbench.models.leaky_rnn import LeakyRNN
+    from switchbench.models.molap import _memory
+
+    ring, n, T = 16, 400, 6
+    gen = torch.Generator().manual_seed(0)
+    y = torch.zeros(T, n, dtype=torch.long)
+    y[-1] = torch.randint(1, ring + 1, (n,), generator=gen)
+    angle = 2 * math.pi * (y[-1] - 1) / ring
+    x = torch.zeros(T, n, 2)
+    x[1, :, 0], x[1, :, 1] = angle.cos() + 2, angle.sin() + 2           # the stimulus at step 1 only (positive)
+    scores = {}
+    for gain in (1.0, 0.0):
+        net = LeakyRNN(2, 3, hidden=2, alpha=1.0, sigma_rec=0.01, sigma_x=0.0, w_rec_gain=0.5, activation="relu",
+                       lr=1e-3, seed=0)
+        with torch.no_grad():
+            net.w_rec.copy_(gain * torch.eye(2))
+        scores[gain] = _memory(net, [torch.eye(2)], [(x, y)], [(x, y)], [ring])
+    assert scores[1.0] > 0.9 and scores[0.0] < 0.35
 
 
 def test_recurrent_models_decline_non_sequence_paradigms():

@@ -1,15 +1,19 @@
 """Tiny versions of the cognitive findings (cognitive-forgetting, molap-efficiency,
-molap-robustness, molap-generalisation): one seed, short blocks, small networks, dt 100 ms.
+molap-robustness): one seed, short blocks, small networks, dt 100 ms.
 Each check is shown to FAIL on a named broken model or setting; their numbers at this size
 mean nothing otherwise."""
+import numpy as np
+import pandas as pd
 import pytest
 from switchbench.benchmark.runner import torch_threads
 
 from switchbench.benchmark.findings.cognitive import FORGETTING_MODELS, cognitive_forgetting
-from switchbench.benchmark.findings.molap import molap_efficiency, molap_generalisation, molap_robustness
+from switchbench.benchmark.findings.molap import (efficiency_checks, molap_efficiency, molap_robustness,
+                                                  robustness_checks)
 
 BROKEN = 1e-12            # a learning rate that cannot learn anything in a few steps
-MODULES = {"n_modules": 2, "module_size": 4, "pretrain_steps": 10, "pretrain_batch": 4, "corpus_trials": 8}
+MODULES = {"n_modules": 2, "module_size": 4, "pretrain_steps": 10, "pretrain_batch": 4, "corpus_trials": 8,
+           "corpus_criterion": None, "memory_criterion": None}
 
 
 def labelled(params: dict, labels) -> dict:
@@ -33,7 +37,11 @@ FORGET = {"n_blocks": 4, "block_size": 20, "batch_size": 8, "n_eval": 32, "k_ada
 
 
 def checks(report) -> dict:
-    return {c.name: c for c in report.checks}
+    return checks_of(report.checks)
+
+
+def checks_of(items) -> dict:
+    return {c.name: c for c in items}
 
 
 def test_cognitive_forgetting_fails_when_the_leaky_rnn_cannot_learn(run):
@@ -58,38 +66,86 @@ def test_cognitive_forgetting_fails_without_consolidation_and_with_modules_that_
         assert not c[f"final held-out loss, modular-primitives minus {control}"].passed
 
 
-# --- the molap findings: rtanti, which a small network learns in ~100 steps -----------------
+# --- the molap findings ----------------------------------------------------------------------
+
+def _table(modular_steps, leaky_steps, per_task_steps=500, random_steps=400, cap=400):
+    """A molap-efficiency table (:func:`_rows`) of two seeds: steps per seed per arm; steps >= cap are censored."""
+    params = {"modular-primitives": (1000, 500), "random-modules": (1000, 500), "leaky-rnn": (5000, 5000),
+              "per-task-rnn": (10000, 5000)}
+    rows = []
+    for model, steps in (("modular-primitives", modular_steps), ("leaky-rnn", leaky_steps),
+                         ("per-task-rnn", per_task_steps), ("random-modules", random_steps)):
+        for seed, st in enumerate(np.broadcast_to(steps, 2)):
+            trained, per = params[model]
+            rows.append({"model": model, "seed": seed, "parameters trained": trained, "parameters per batch": per,
+                         "steps to criterion": float(min(st, cap)), "parameter updates": float(min(st, cap) * per),
+                         "censored": bool(st >= cap), "final performance": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_molap_efficiency_checks_pass_fail_and_never_tie_on_censored_runs():
+    good = checks_of(efficiency_checks(_table([100, 120], [300, 350], [380, 390])))
+    assert all(c.passed for c in good.values()), [c.line() for c in good.values()]
+    assert "random-modules censored in 2 seed(s)" in good["steps to criterion, modular-primitives / random-modules"].detail
+    # broken: modules that never meet the criterion (censored at the cap, like every control): FAIL, said so
+    censored = checks_of(efficiency_checks(_table(400, 400, 400, 400)))
+    assert not any(c.passed for c in censored.values())
+    assert censored["modular-primitives runs that met the criterion (fraction)"].value == 0
+    ratio = censored["steps to criterion, modular-primitives / leaky-rnn"]
+    assert ratio.value == 1 and "modular-primitives censored in 2 seed(s): not measured" in ratio.detail
+    # broken: modules slower than the leaky RNN (measured, not censored): the update checks FAIL
+    slow = checks_of(efficiency_checks(_table([390, 380], [100, 120], [200, 200], [150, 150])))
+    assert slow["modular-primitives runs that met the criterion (fraction)"].passed
+    assert not slow["steps to criterion, modular-primitives / leaky-rnn"].passed
+    assert not slow["steps to criterion, modular-primitives / random-modules"].passed
+    # fewer steps but more parameter updates than the per-task RNN (a modular network with its parameters)
+    t = _table([300, 300], [390, 390], [310, 310])
+    t.loc[t["model"] == "modular-primitives", "parameter updates"] *= 40
+    many = checks_of(efficiency_checks(t))
+    assert many["steps to criterion, modular-primitives / per-task-rnn"].passed
+    assert not many["parameter updates, modular-primitives / per-task-rnn"].passed
+
+
+def _drops(modular, leaky, per_task, seeds=(0, 1, 2)):
+    rows = []
+    for model, v in (("modular-primitives", modular), ("leaky-rnn", leaky), ("per-task-rnn", per_task)):
+        for s in seeds:
+            for pert in ("weight_noise 0.3", "input_noise 1"):
+                rows.append({"model": model, "seed": s, "perturbation": pert, "value": v[s] if v else None})
+            if model == "modular-primitives":
+                rows.append({"model": model, "seed": s, "perturbation": "module_silencing 1", "value": 5.0})
+    return pd.DataFrame(rows).dropna()
+
+
+def test_molap_robustness_checks_are_paired_shared_and_fail_without_matched_controls():
+    good = robustness_checks(_drops([0.1, 0.2, 0.1], [0.3, 0.3, 0.2], [0.4, 0.5, 0.3]))
+    assert [c.passed for c in good] == [True, True]
+    assert good[0].value == pytest.approx(-(0.2 + 0.1 + 0.1) / 3)      # module silencing (modular only) left out
+    assert "3 seed pair(s)" in good[0].detail
+    # the issue's measurement at matched performance: modular loses more than the leaky RNN: FAIL
+    worse = robustness_checks(_drops([0.35, 0.3, 0.4], [0.3, 0.25, 0.35], [0.5, 0.5, 0.5]))
+    assert [c.passed for c in worse] == [False, True]
+    # a control never trained to the criterion (no rows) cannot be compared: FAIL, 0 pairs
+    none = robustness_checks(_drops([0.1, 0.1, 0.1], [0.3, 0.3, 0.3], None))
+    assert not none[1].passed and "0 seed pair(s)" in none[1].detail
+
 
 MOLAP = {"tasks": ["yang19.rtanti-v0"], "block_size": 150, "batch_size": 32, "n_eval": 64, "k_adapt": 1,
-         "pool_size": 256, "eval_pool_size": 64, "leaky-rnn/hidden": 32, "leaky-rnn/lr": 1e-2,
-         **labelled({"n_modules": 2, "module_size": 16, "pretrain_steps": 20, "pretrain_batch": 8, "corpus_trials": 16,
+         "pool_size": 256, "eval_pool_size": 64, "target_perf": 0.6, "check_every": 10,
+         **labelled({"hidden": 32, "lr": 1e-2}, ["leaky-rnn", "per-task-rnn"]),
+         **labelled({**MODULES, "module_size": 16, "pretrain_steps": 20, "pretrain_batch": 8, "corpus_trials": 16,
                      "lr": 1e-2}, ["modular-primitives", "random-modules"])}
 
 
-def test_molap_efficiency_and_generalisation_fail_for_modules_that_cannot_learn(run):
-    broken = {**MOLAP, "modular-primitives/lr": BROKEN}
-    eff = run(molap_efficiency, broken)
+def test_molap_findings_run_end_to_end_and_fail_for_modules_that_cannot_learn(run):
+    """Tiny: rtanti, which small networks learn to 0.6 in tens of steps. Modules with a
+    learning rate of 1e-12 never meet the criterion: every efficiency check FAILs, and the
+    robustness checks have no matched modular network to compare."""
+    eff = run(molap_efficiency, {**MOLAP, "modular-primitives/lr": BROKEN})
     c = checks(eff)
-    assert not c["steps to criterion, modular-primitives / leaky-rnn"].passed
-    assert not c["steps to criterion, modular-primitives / random-modules"].passed
-    gap = c["held-out performance, leaky-rnn minus modular-primitives"]
-    assert gap.value > 0.5 and not gap.passed                       # the leaky RNN learned rtanti, modules did not
-    assert "less the scored task" in eff.notes[0] and "rtanti" in eff.notes[1]
-    table = eff.notes[1]
-    assert "trainable parameters" in table and eff.figures[0].exists()
-    assert len(eff.notes) == 2                                      # rtanti was learned: no all-censored warning
-    gen = run(molap_generalisation, broken)                         # the same runs, from the cache
-    assert [c.passed for c in gen.checks] == [False, False]
-
-
-def test_molap_robustness_fails_against_controls_that_have_nothing_to_lose(run):
-    """Controls that never learn (lr 1e-12) lose no performance under damage; a modular
-    network that learned rtanti does: the check must fail. The same runs make molap-efficiency
-    pass its update checks (the modules reach the criterion, the controls never do)."""
-    frozen = {**MOLAP, "leaky-rnn/lr": BROKEN, "random-modules/lr": BROKEN}
-    report = run(molap_robustness, frozen)
-    assert [c.passed for c in report.checks] == [False, False]
-    assert "module_silencing 1" in report.notes[1] and report.notes[0].startswith("intact held-out performance")
-    eff = checks(run(molap_efficiency, frozen))
-    assert eff["steps to criterion, modular-primitives / leaky-rnn"].passed
-    assert eff["steps to criterion, modular-primitives / random-modules"].passed
+    assert c["modular-primitives runs that met the criterion (fraction)"].value == 0
+    assert not any(x.passed for x in eff.checks)
+    assert "pretraining corpus: modular-primitives" in eff.notes[0] and "teacher" in eff.notes[0]
+    assert "parameter updates" in eff.notes[1] and eff.figures[0].exists()
+    rob = run(molap_robustness, {**MOLAP, "modular-primitives/lr": BROKEN})       # the same runs, from the cache
+    assert not any(x.passed for x in rob.checks) and "modular-primitives 0/1" in rob.notes[0]

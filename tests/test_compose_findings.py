@@ -39,7 +39,8 @@ ZOO = {**POOLS, "block_size": 12, "transfer_budget": 20, "k_adapt": 0, "criterio
        **{f"{m}/hidden": 8 for m in ("leaky-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "per-task-rnn", "gru")},
        **{f"{m}/lr": 0.03 for m in ("leaky-rnn", "per-task-rnn")},
        **{f"modular-primitives/{k}": v for k, v in {"n_modules": 2, "module_size": 4, "pretrain_steps": 10,
-                                                   "pretrain_batch": 4, "corpus_trials": 8}.items()}}
+                                                   "pretrain_batch": 4, "corpus_trials": 8, "corpus_criterion": None,
+                                                   "memory_criterion": None}.items()}}
 
 
 def test_zoo_transfer_checks_and_their_failures(tmp_path):

@@ -1,17 +1,32 @@
-"""Modular latent primitives (Marton, Lajoie & Rajan): efficiency, robustness and generalisation
-on cognitive tasks, each against controls that could win.
+"""Modular latent primitives (Marton, Lajoie & Rajan): the MoLaP abstract's two claims, each
+against other multi-task strategies, every network trained to the same criterion.
 
-The MoLaP abstract claims that frozen modules pretrained on a task corpus let new tasks be
-learned with fewer parameters and updates, more robustly, and that generalisation to new
-tasks is facilitated. Each finding here learns tasks that the modules never saw, one task per
-run, and compares ``modular-primitives`` (pretrained for independent, informative
-components; corpus molap9 less the scored task) with two controls of the same 256 hidden
-units: **random-modules** (the same architecture and per-task training, modules random and
-frozen: a reservoir) and **leaky-rnn** (Yang et al.'s network, every weight trained).
+The abstract (our source; the work has no public code) claims that on a corpus of nine
+cognitive tasks, a network of frozen modules with task primitives learns the tasks well while
+keeping parameter counts and updates low, and that these skills are more robust to a broad
+range of perturbations than those of other multi-task learning strategies. It says nothing of
+the pretraining objective (``modular-primitives`` documents its reading) nor of new tasks.
+
+**The task set (a departure).** Learning all nine molap9 tasks to a criterion is out of reach
+on 2 cores (a leaky RNN trained on seven of them performs the delayed decision tasks at ~0.6
+after 6000 batches), so both findings learn two corpus tasks, Dly Go and Dly Anti
+(:data:`MOLAP_TASKS`), together (interleaved), with the modules pretrained on the other seven
+(molap9 less the scored tasks). The arms (:data:`MOLAP_MODELS`, 256 hidden units each except
+the per-task RNNs' two x 256):
+
+- ``modular-primitives``: the pretrained modules, frozen; per task, input and output weights;
+- ``random-modules``: the same with random frozen modules (``pretrain="none"``);
+- ``leaky-rnn``: Yang et al.'s network, every weight trained on both tasks (shared);
+- ``per-task-rnn``: a separate leaky RNN per task, every weight trained.
+
+Only ``modular-primitives`` saw a pretraining corpus. Every run trains until Yang et al.'s
+performance on held-out trials reaches :data:`TARGET_PERF` on both tasks (the runner's
+``target_perf``, checked every 50 batches; their ``perf_min`` rule), at most
+``block_size`` batches; a run that never meets it is *censored* and reported as such.
 
 Runs are addressed in ``overrides`` by these labels (``random-modules/lr``,
 ``modular-primitives/pretrain_steps``, ...; plain keys go to every run; see
-:func:`~.base.model_overrides`); ``overrides["tasks"]`` replaces a finding's list of tasks.
+:func:`~.base.model_overrides`); ``overrides["tasks"]`` replaces the list of tasks.
 """
 from __future__ import annotations
 
@@ -24,174 +39,211 @@ from switchbench.benchmark import plots
 from switchbench.benchmark.findings.base import Check, Report, _ok, finding, model_overrides
 from switchbench.benchmark.runner import cache_root
 from switchbench.benchmark.suite import RunSpec, run_many
-from switchbench.paradigms.cognitive import SWITCH_CRITERION
 
-#: the runs of every molap finding: one task alone, 600 batches of 64 trials, at dt = 100 ms
-#: (the leaky RNN's tau stays Yang et al.'s 100 ms, so alpha = 1; dt 20 ms costs ~8x per step)
-MOLAP_SETUP = {"n_blocks": 1, "block_size": 600, "dt": 100}
-#: label -> (model, its parameters): the modular network and its two controls (256 hidden units each)
-MOLAP_MODELS = {"modular-primitives": ("modular-primitives", {}),
-                "random-modules": ("modular-primitives", {"pretrain": "none"}),
-                "leaky-rnn": ("leaky-rnn", {})}
-#: molap-efficiency / molap-robustness: tasks of the molap9 corpus, each held out of the modules' pretraining
-MOLAP_HELD_OUT = ("yang19.dlyanti-v0", "yang19.dlygo-v0")
-#: molap-generalisation: tasks outside the molap9 corpus altogether (a decision task, a reaction-time task)
-MOLAP_NEW_TASKS = ("yang19.dm1-v0", "yang19.rtanti-v0")
+#: Yang et al.'s training criterion (their code's ``hp["target_perf"]`` rule with 0.9, the
+#: level their networks are trained to): every task's performance on held-out trials
+TARGET_PERF = 0.9
+#: chance of Yang et al.'s performance on a ring task: a random direction lands within 0.2 pi
+#: of the target one time in five (ours, from their tolerance); the drop is normalised by
+#: (intact - chance)
+CHANCE = 0.2
+#: the runs of both findings: one interleaved block of at most 4000 batches of 64 trials, dt 100 ms
+#: (alpha = 1: dt 20 costs ~5x per step on 2 cores), stopped at the criterion
+MOLAP_SETUP = {"n_blocks": 1, "block_size": 4000, "schedule": "interleaved", "dt": 100, "target_perf": TARGET_PERF,
+               "check_every": 50}
+#: label -> (model, its parameters, whether each batch trains only the active task's share of its parameters)
+MOLAP_MODELS = {"modular-primitives": ("modular-primitives", {}, True),
+                "random-modules": ("modular-primitives", {"pretrain": "none"}, True),
+                "leaky-rnn": ("leaky-rnn", {}, False),
+                "per-task-rnn": ("per-task-rnn", {}, True)}
+CONTROLS = ("leaky-rnn", "per-task-rnn", "random-modules")
+#: the scored tasks: two molap9 tasks that need memory, held out of the modules' pretraining
+MOLAP_TASKS = ("yang19.dlygo-v0", "yang19.dlyanti-v0")
+OURS = "ours"
 
 
-def molap_runs(tasks, n_seeds: int, jobs: int, overrides: dict | None, progress: bool, desc: str,
-               options=None) -> list:
-    """One run per task, label of :data:`MOLAP_MODELS` and seed (cached: findings share them)."""
+def molap_runs(n_seeds: int, jobs: int, overrides: dict | None, progress: bool, desc: str, options=None) -> list:
+    """One run per label of :data:`MOLAP_MODELS` and seed, every task of :data:`MOLAP_TASKS`
+    learned together (cached: both findings share them)."""
     overrides = dict(overrides or {})
-    tasks = overrides.pop("tasks", tasks)
-    specs = []
-    for env in tasks:
-        for label, (model, kw) in MOLAP_MODELS.items():
-            params = {**MOLAP_SETUP, "envs": [env], **kw, **model_overrides(overrides, label)}
-            specs += [RunSpec("cognitive-switch", model, s, params) for s in range(n_seeds)]
+    tasks = list(overrides.pop("tasks", MOLAP_TASKS))
+    specs, labels = [], []
+    for label, (model, kw, _) in MOLAP_MODELS.items():
+        params = {**MOLAP_SETUP, "envs": tasks, **kw, **model_overrides(overrides, label)}
+        specs += [RunSpec("cognitive-switch", model, s, params) for s in range(n_seeds)]
+        labels += [label] * n_seeds
     results = _ok(run_many(specs, jobs=jobs, options=options, progress=progress, desc=desc), desc)
-    labels = [label for _ in tasks for label in MOLAP_MODELS for _ in range(n_seeds)]
     for r, label in zip(results, labels):
         r.label = label
     return results
 
 
-def task_name(r) -> str:
-    return r.config["paradigm_params"]["envs"][0].removeprefix("yang19.").removesuffix("-v0")
-
-
-def steps_to_criterion(r) -> float:
-    """Learning steps until the online normalised loss first meets the paradigm's switch
-    criterion (<= 0.2) on a single-task run; the block length when it never does (censored)."""
-    column, threshold = SWITCH_CRITERION
-    hit = np.flatnonzero(r.log[column].to_numpy() <= threshold)
-    return float(hit[0]) if len(hit) else float(len(r.log))
-
-
-def held_out_performance(r) -> float:
-    return float(r.robustness.query("kind == 'none'")["score"].mean())
+def intact_performance(r) -> float:
+    """The final network's Yang et al. performance on held-out trials, the worse of its tasks."""
+    t = r.robustness.query("kind == 'none'")
+    return float(t.groupby("task")["score"].mean().min())
 
 
 def _rows(results) -> pd.DataFrame:
-    return pd.DataFrame([{"model": r.label, "task": task_name(r), "seed": r.config["seed"],
-                          "steps to criterion": steps_to_criterion(r),
-                          "censored": steps_to_criterion(r) >= len(r.log),
-                          "held-out performance": held_out_performance(r),
-                          "trainable parameters": r.metrics["params"],
-                          "parameters changed": r.metrics["params_changed_per_task"]} for r in results])
+    rows = []
+    for r in results:
+        n_tasks = len(r.config["paradigm_params"]["envs"])
+        share = MOLAP_MODELS[r.label][2]
+        params = r.metrics["params"]
+        per_step = params / n_tasks if share else params
+        steps = float(r.metrics["steps_to_target"])
+        rows.append({"model": r.label, "seed": r.config["seed"], "parameters trained": params,
+                     "parameters per batch": per_step, "steps to criterion": steps,
+                     "parameter updates": steps * per_step, "censored": not r.metrics["target_met"],
+                     "final performance": intact_performance(r)})
+    return pd.DataFrame(rows)
 
 
-def _ratio_checks(mean: pd.Series, measure: str, claim: str) -> list[Check]:
-    """``modular-primitives / control < 1`` for both controls."""
-    out = []
-    for control in ("leaky-rnn", "random-modules"):
-        ratio = float(mean["modular-primitives"] / max(mean[control], 1e-9))
-        out.append(Check(f"{measure}, modular-primitives / {control}", ratio, f"< 1 ({claim})", ratio < 1))
-    return out
+def fewer(df: pd.DataFrame, measure: str, control: str) -> Check:
+    """``modular-primitives / control < 1`` on the mean of ``measure`` over seeds. A censored
+    control counts its cap (a lower bound: the modular mean below it is below the true one);
+    a censored modular run has no measurement, so the check FAILs and says so."""
+    mean = df.groupby("model")[measure].mean()
+    censored = df.groupby("model")["censored"].sum()
+    ratio = float(mean["modular-primitives"] / max(mean[control], 1e-12))
+    note = ""
+    if censored["modular-primitives"]:
+        note = f"modular-primitives censored in {int(censored['modular-primitives'])} seed(s): not measured"
+    elif censored[control]:
+        note = f"{control} censored in {int(censored[control])} seed(s): its value is a lower bound"
+    return Check(f"{measure}, modular-primitives / {control}", ratio,
+                 "< 1 (fewer; modular-primitives never censored)", ratio < 1 and not censored["modular-primitives"],
+                 detail=note, source=f"the abstract (updates low); {OURS}: the ratio")
 
 
-def _censored_note(df: pd.DataFrame) -> list[str]:
-    """A warning line when no run met the criterion: the step checks then compare block lengths."""
-    if df["censored"].all():
-        return [f"no run met the criterion within its {int(df['steps to criterion'].max())} steps: the step checks "
-                "compare block lengths (FAIL by tie), not learning speed; lengthen the block (block_size) to measure it"]
-    return []
+def efficiency_checks(df: pd.DataFrame) -> list[Check]:
+    """The checks of molap-efficiency, from its table (:func:`_rows`)."""
+    met = float(1 - df[df["model"] == "modular-primitives"]["censored"].mean())
+    checks = [Check("modular-primitives runs that met the criterion (fraction)", met, "= 1 (learns the tasks well)",
+                    met == 1, source=f"the abstract; criterion Yang et al.'s performance >= {TARGET_PERF}")]
+    checks += [fewer(df, "steps to criterion", c) for c in CONTROLS]
+    checks += [fewer(df, "parameter updates", c) for c in ("leaky-rnn", "per-task-rnn")]
+    return checks
 
 
-def _corpus_note(results) -> str:
-    kw = next(r.config["model_params"] for r in results if r.label == "modular-primitives")
-    corpus, hold_out = kw.get("corpus", "molap9"), kw.get("hold_out", True)
-    return (f"modular-primitives corpus: {corpus}, " + ("less the scored task where it has it (never seen by the "
-            "modules)" if hold_out else "INCLUDING the scored task (hold_out=False)"))
+def _pretraining_note(results) -> str:
+    """Which corpus each arm saw, and how the modules' pretraining went (rebuilt from the cache)."""
+    from switchbench import models
+    from switchbench.paradigms.cognitive import CognitiveSwitchEnv
+
+    lines = []
+    for r in results:
+        if r.label != "modular-primitives":
+            continue
+        cfg = r.config
+        spec = CognitiveSwitchEnv.task_spec_for(**{k: v for k, v in cfg["paradigm_params"].items()
+                                                   if k in ("envs", "env_kwargs", "dt", "cue")})
+        net = models.get("modular-primitives").build(spec, seed=cfg["seed"], **cfg["model_params"])
+        perf = ", ".join(f"{k.removeprefix('yang19.').removesuffix('-v0')} {v:.2f}"
+                         for k, v in net.corpus_performance.items())
+        lines.append(f"  seed {cfg['seed']}: teacher {net.pretrain_steps_trained} batches, corpus performance "
+                     f"{perf}; modules' memory {net.memory:.2f}; pretraining {net.pretrain_seconds:.0f} s")
+        corpus = ", ".join(c.removeprefix("yang19.").removesuffix("-v0") for c in net.corpus)
+    return ("pretraining corpus: modular-primitives " + corpus + " (molap9 less the scored tasks, never seen by "
+            "the modules); leaky-rnn, per-task-rnn and random-modules none\n" + "\n".join(lines))
 
 
-def _figure(df: pd.DataFrame, measures, figures, name: str) -> Path:
-    long = df.melt(id_vars=["model", "task", "seed", "censored"], value_vars=list(measures), var_name="measure")
-    long["censored"] = long["censored"] & (long["measure"] == "steps to criterion")   # a bound on steps only
+def _figure(df: pd.DataFrame, figures, name: str) -> Path:
+    long = df.melt(id_vars=["model", "seed", "censored"], value_vars=["steps to criterion", "parameter updates"],
+                   var_name="measure")
+    long["task"] = "both tasks"
     out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
     return plots.grouped_bars(long, out / f"{name}.png", x="task", hue="model", censored="censored",
-                              ylabels={"steps to criterion": "steps to criterion (learning steps)",
-                                       "held-out performance": "held-out performance (fraction)",
-                                       "parameters changed": "parameters changed (count)"})
+                              ylabels={"steps to criterion": "steps to criterion (batches)",
+                                       "parameter updates": "steps x parameters per batch"})
 
 
 @finding("molap-efficiency", models=tuple(MOLAP_MODELS),
-         source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's efficiency claim")
-def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
-                     progress: bool = True) -> Report:
-    """Fewer parameters and updates: a held-out corpus task learned by modular primitives vs both controls.
+         source="Marton, Lajoie & Rajan (modular latent primitives), the abstract: tasks learned well with few "
+                "parameters and updates")
+def molap_efficiency(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
+                     figures: Path | None = None, progress: bool = True) -> Report:
+    """Few parameters and updates: Dly Go and Dly Anti learned to the criterion by frozen primitives vs other strategies.
 
-    Each task of :data:`MOLAP_HELD_OUT` (dlyanti, dlygo) is learned alone (one block of 600
-    batches of 64 trials, dt 100 ms) by ``modular-primitives`` pretrained on the other molap9
-    tasks, by random frozen modules and by ``leaky-rnn`` (256 hidden units each). Reported:
-    trainable parameters and parameters changed (the modular networks train only the task's
-    input and output weights: fewer by construction, so not a check), steps to the criterion
-    (online normalised loss <= 0.2) and Yang et al.'s performance on held-out trials. Checks
-    (means over tasks and seeds): steps to criterion, modular / each control < 1 (fewer
-    updates); held-out performance within 0.1 of leaky-rnn's (comparable)."""
-    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-efficiency", options)
+    The runs of :func:`molap_runs` (see the module docstring). Reported per arm: parameters
+    trained (the modular networks train only input and output weights: fewer by
+    construction, so not a check), parameters per batch (the per-task arms train the active
+    task's share), steps to the criterion (Yang et al.'s performance >= 0.9 on both tasks),
+    parameter updates (steps x parameters per batch), censored runs, final performance, and
+    the modules' pretraining (corpus, the teacher's corpus performance, the modules' memory,
+    its wall time). Checks: every modular run meets the criterion; steps to criterion,
+    modular / each control < 1; parameter updates, modular / leaky-rnn and / per-task-rnn < 1
+    (censoring as :func:`fewer`)."""
+    results = molap_runs(n_seeds, jobs, overrides, progress, "molap-efficiency", options)
     df = _rows(results)
-    mean = df.groupby("model")[["steps to criterion", "held-out performance"]].mean()
-    gap = float(mean.loc["leaky-rnn", "held-out performance"] - mean.loc["modular-primitives", "held-out performance"])
-    checks = _ratio_checks(mean["steps to criterion"], "steps to criterion", "fewer updates") + [
-        Check("held-out performance, leaky-rnn minus modular-primitives", gap, "<= 0.1 (comparable)", gap <= 0.1)]
-    table = df.groupby(["task", "model"])[["trainable parameters", "parameters changed", "steps to criterion",
-                                           "censored", "held-out performance"]].mean()
-    fig = _figure(df, ["steps to criterion", "held-out performance", "parameters changed"], figures,
-                  "molap_efficiency")
-    return Report("molap-efficiency", checks, [_corpus_note(results), "mean over seeds (censored: fraction of runs "
-                                               "that never met the criterion):\n" + table.round(3).to_string()]
-                  + _censored_note(df), [fig])
+    table = df.groupby("model")[["parameters trained", "parameters per batch", "steps to criterion",
+                                 "parameter updates", "censored", "final performance"]].mean()
+    return Report("molap-efficiency", efficiency_checks(df), [
+        _pretraining_note(results),
+        "mean over seeds (censored: fraction of runs that never met the criterion; their steps are the cap):\n"
+        + table.round(3).to_string()], [_figure(df, figures, "molap_efficiency")])
+
+
+def normalised_drops(results) -> pd.DataFrame:
+    """Per run that met the criterion and perturbation of :data:`switchbench.benchmark.metrics.ROBUSTNESS`:
+    ``(intact - perturbed) / (intact - CHANCE)``, the performance averaged over tasks and repeats."""
+    rows = []
+    for r in results:
+        if not r.metrics["target_met"]:
+            continue
+        t = r.robustness
+        intact = t[t["kind"] == "none"]["score"].mean()
+        for (kind, level), g in t[t["kind"] != "none"].groupby(["kind", "level"]):
+            rows.append({"model": r.label, "seed": r.config["seed"], "perturbation": f"{kind} {level:g}",
+                         "value": float((intact - g["score"].mean()) / max(intact - CHANCE, 1e-9))})
+    return pd.DataFrame(rows, columns=["model", "seed", "perturbation", "value"])
+
+
+def robustness_checks(drops: pd.DataFrame) -> list[Check]:
+    """molap-robustness's checks: per control trained to the criterion, the mean over seeds of
+    the paired difference (modular minus control) of the mean normalised drop over the
+    perturbations both have < 0. Seeds where either network is censored are left out; with no
+    pair left the check FAILs."""
+    shared = drops.groupby("perturbation")["model"].nunique()
+    kept = drops[drops["perturbation"].isin(shared[shared == drops["model"].nunique()].index)]
+    per_seed = kept.groupby(["model", "seed"])["value"].mean().unstack("model")
+    checks = []
+    for control in ("leaky-rnn", "per-task-rnn"):
+        pairs = per_seed[["modular-primitives", control]].dropna() if {"modular-primitives", control} <= set(
+            per_seed.columns) else pd.DataFrame()
+        diff = (pairs["modular-primitives"] - pairs[control]) if len(pairs) else pd.Series(dtype=float)
+        value = float(diff.mean()) if len(diff) else float("nan")
+        checks.append(Check(f"normalised performance drop, modular-primitives minus {control} (paired)", value,
+                            "< 0 (more robust)", bool(len(diff)) and value < 0,
+                            detail=f"{len(diff)} seed pair(s) trained to the criterion; per seed: "
+                                   + ", ".join(f"{v:+.3f}" for v in diff),
+                            source=f"the abstract (more robust); {OURS}: drop / (intact - {CHANCE})"))
+    return checks
 
 
 @finding("molap-robustness", models=tuple(MOLAP_MODELS),
-         source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's robustness claim")
-def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None, figures: Path | None = None,
-                     progress: bool = True) -> Report:
-    """More robust: the performance drop of the final networks of molap-efficiency under damage.
+         source="Marton, Lajoie & Rajan (modular latent primitives), the abstract: more robust to a broad range of "
+                "perturbations than other multi-task strategies")
+def molap_robustness(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
+                     figures: Path | None = None, progress: bool = True) -> Report:
+    """More robust at matched performance: the normalised drop of networks trained to the same criterion.
 
-    The same runs (from the cache), each perturbation of
-    :data:`switchbench.benchmark.metrics.ROBUSTNESS` (recurrent weight noise, 10 and 30% unit
-    ablation, input noise; module silencing for the modular networks only), 3 random
-    repeats, scored by Yang et al.'s performance (last time step) on held-out trials.
-    Checks: the mean drop over the perturbations all three networks have, modular / each
-    control < 1 (more robust)."""
-    results = molap_runs(MOLAP_HELD_OUT, n_seeds, jobs, overrides, progress, "molap-robustness", options)
-    rows = []
-    for r in results:
-        t = r.robustness
-        base = t[t["kind"] == "none"]["score"].mean()
-        for (kind, level), g in t[t["kind"] != "none"].groupby(["kind", "level"]):
-            rows.append({"model": r.label, "task": task_name(r), "seed": r.config["seed"],
-                         "perturbation": f"{kind} {level:g}", "measure": "performance drop",
-                         "value": float(base - g["score"].mean())})
-    df = pd.DataFrame(rows)
-    wide = df.groupby(["perturbation", "model"])["value"].mean().unstack("model")
-    both = wide.dropna()
-    checks = _ratio_checks(both.mean(), "mean performance drop over shared perturbations", "more robust")
+    The runs of molap-efficiency (from the cache), every network trained to Yang et al.'s
+    performance >= 0.9 on both tasks. Each perturbation of
+    :data:`switchbench.benchmark.metrics.ROBUSTNESS` (recurrent weight noise 0.1, 0.3, 1; 10
+    and 30% unit ablation; input noise 0.1, 0.5, 1; module silencing for the modular
+    networks only, reported, not compared), 3 random repeats, on held-out trials: drop =
+    (intact - perturbed) / (intact - chance), chance = 0.2. Checks, per control trained to
+    the criterion (leaky-rnn, per-task-rnn; random modules never reach it): the modular minus
+    control drop, averaged over the shared perturbations, paired by seed, mean < 0."""
+    results = molap_runs(n_seeds, jobs, overrides, progress, "molap-robustness", options)
+    drops = normalised_drops(results)
+    wide = drops.groupby(["perturbation", "model"])["value"].mean().unstack("model")
+    met = pd.DataFrame([(r.label, r.metrics["target_met"]) for r in results]).groupby(0)[1].sum()
     out = Path(figures) if figures is not None else cache_root() / "reports" / "molap"
-    fig = plots.grouped_bars(df, out / "molap_robustness.png", x="perturbation", hue="model")
-    intact = pd.DataFrame([(r.label, held_out_performance(r)) for r in results]).groupby(0)[1].mean()
-    return Report("molap-robustness", checks, [
-        "intact held-out performance: " + ", ".join(f"{k} {v:.3f}" for k, v in intact.items()),
-        "performance drop (held-out trials), mean over tasks and seeds:\n" + wide.round(3).to_string()], [fig])
-
-
-@finding("molap-generalisation", models=tuple(MOLAP_MODELS),
-         source="Marton, Lajoie & Rajan (modular latent primitives), the abstract's generalisation claim")
-def molap_generalisation(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: dict | None = None,
-                         figures: Path | None = None, progress: bool = True) -> Report:
-    """Generalisation facilitated: steps to criterion on tasks outside the corpus, against the controls.
-
-    Each task of :data:`MOLAP_NEW_TASKS` (dm1, rtanti: not in molap9, so the modules'
-    pretraining corpus is all nine molap9 tasks) is learned alone as in molap-efficiency by
-    the modular network and both controls. Checks (means over tasks and seeds): steps to the
-    criterion (online normalised loss <= 0.2), modular / each control < 1 (faster)."""
-    results = molap_runs(MOLAP_NEW_TASKS, n_seeds, jobs, overrides, progress, "molap-generalisation", options)
-    df = _rows(results)
-    mean = df.groupby("model")["steps to criterion"].mean()
-    checks = _ratio_checks(mean, "steps to criterion on a task outside the corpus", "learned faster")
-    table = df.groupby(["task", "model"])[["steps to criterion", "censored", "held-out performance"]].mean()
-    fig = _figure(df, ["steps to criterion", "held-out performance"], figures, "molap_generalisation")
-    return Report("molap-generalisation", checks, [_corpus_note(results), "mean over seeds:\n" +
-                                                   table.round(3).to_string()] + _censored_note(df), [fig])
+    fig = plots.grouped_bars(drops.assign(measure="normalised drop"), out / "molap_robustness.png",
+                             x="perturbation", hue="model",
+                             ylabels={"normalised drop": f"performance drop / (intact - {CHANCE})"})
+    return Report("molap-robustness", robustness_checks(drops), [
+        "runs trained to the criterion (compared): " + ", ".join(f"{k} {int(v)}/{n_seeds}" for k, v in met.items()),
+        "normalised performance drop (held-out trials), mean over seeds:\n" + wide.round(3).to_string()], [fig])
