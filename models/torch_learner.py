@@ -50,6 +50,7 @@ import torch
 
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
+from switchbench.models.batching import stack_optimizer_state, unstack_optimizer_state
 
 #: optimisers whose update of an element depends only on that element's gradients (stackable)
 STACKABLE_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta")
@@ -195,15 +196,6 @@ class _NotVmappable(Exception):
     pass
 
 
-def _optimizer_state(opt: torch.optim.Optimizer, fn) -> dict:
-    """``opt.state_dict()`` with ``fn(tensor)`` applied to each per-element state tensor and copies of
-    the rest (``step``: an optimiser increments it in place, so it must not be shared)."""
-    sd = opt.state_dict()
-    sd["state"] = {i: {k: fn(v) if torch.is_tensor(v) and v.ndim and k != "step" else copy.deepcopy(v)
-                       for k, v in st.items()} for i, st in sd["state"].items()}
-    return sd
-
-
 class StackedTorchLearner:
     """S :class:`TorchLearner` seeds as one: parameters ``(S, ...)``, ``vmap`` over the seed dimension."""
 
@@ -224,14 +216,7 @@ class StackedTorchLearner:
         self.params = {k: v.detach().clone().requires_grad_(trained[k]) for k, v in params.items()}
         self.base = copy.deepcopy(first.module).to("meta")       # the structure only
         self.optimizer = self.make_optimizer(list(self.params.values()))
-        states = [learner.optimizer.state_dict()["state"] for learner in learners]
-        if states[0]:                                             # stepped before: carry each seed's state over
-            sd = _optimizer_state(first.optimizer, lambda v: v)
-            for i, st in sd["state"].items():
-                for k, v in st.items():
-                    if torch.is_tensor(v) and v.ndim and k != "step":
-                        st[k] = torch.stack([s[i][k] for s in states])
-            self.optimizer.load_state_dict(sd)
+        stack_optimizer_state([learner.optimizer for learner in learners], self.optimizer)   # where they stepped before
 
         output_size, name = self.spec.output_size, type(first.module).__name__
 
@@ -277,7 +262,7 @@ class StackedTorchLearner:
         return list(self.params.values())
 
     def unstack(self) -> list[TorchLearner]:
-        sd = self.optimizer.state_dict()
+        has_state = bool(self.optimizer.state)
         out = []
         device = next(iter(self.params.values())).device
         for s in range(self.n):
@@ -287,8 +272,8 @@ class StackedTorchLearner:
                 for k, p in learner.module.named_parameters():
                     p.copy_(self.params[k][s])
             learner.optimizer = self.make_optimizer(list(learner.module.parameters()))
-            if sd["state"]:
-                learner.optimizer.load_state_dict(_optimizer_state(self.optimizer, lambda v, s=s: v[s].clone()))
+            if has_state:
+                unstack_optimizer_state(self.optimizer, s, learner.optimizer)
             out.append(learner)
         return out
 
