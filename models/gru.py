@@ -25,12 +25,13 @@ from switchbench.models.gated_mlp import Adam
 from switchbench.models.batching import stack_optimizer, unstack_optimizer_state
 from switchbench.models.leaky_rnn import adam_settings, apply_to_optimiser, seed_losses
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 
-class GRUNet(torch.nn.Module):
+class GRUNet(LearningState, torch.nn.Module):
     """``h_t = GRU(x_t, h_{t-1})``, ``logits_t = W h_t + b``; one Adam step per batch of sequences.
 
-    A :class:`torch.nn.Module` (``state_dict()``; ``.to(device)`` moves the Adam state too) used
+    A :class:`torch.nn.Module` (``state_dict()``, Adam's state included; ``.to(device)`` moves the Adam state too) used
     through ``predict`` / ``learn``; :meth:`stack` makes S seeds one seed-batched learner
     (:class:`StackedGRU`)."""
 

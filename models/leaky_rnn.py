@@ -30,7 +30,8 @@ first (as their code; every model here does so).
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
 never transfers: the upper bound on retention and the lower bound on sharing.
 
-**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``;
+**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``:
+its weights and what its next steps depend on, Adam's state and the noise generator;
 ``.to(device)`` moves the Adam state too, and gives the noise a generator on that device
 seeded from the model's own) used through ``predict`` / ``learn``; ``parameters()`` are the
 tensors it trains; ``record_hidden(x)`` returns the noiseless hidden states. Each class's
@@ -70,6 +71,7 @@ from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
 from switchbench.models.batching import stack_like, stack_optimizer, unstack_optimizer_state
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 YANG19 = ("Yang, Joglekar, Song, Newsome & Wang (2019), Task representations in neural networks trained to "
           "perform many cognitive tasks, Nat. Neurosci. 22:297")
@@ -225,10 +227,10 @@ def recurrence(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activatio
     return _run(drive, w_rec, alpha, activation, mask, keep=False)[0]
 
 
-class LeakyRNN(torch.nn.Module):
+class LeakyRNN(LearningState, torch.nn.Module):
     """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring).
 
-    A :class:`torch.nn.Module` (weights in ``state_dict()``; ``.to(device)`` also moves the Adam
+    A :class:`torch.nn.Module` (weights, Adam state and noise generator in ``state_dict()``; ``.to(device)`` also moves the Adam
     state and gives the noise a generator on that device, seeded from this one), but not called
     as one: ``predict``, ``learn`` and ``record_hidden`` are the learner. ``parameters()`` are
     the trained tensors. :meth:`stack` makes S seeds one seed-batched learner
@@ -528,8 +530,10 @@ class StackedTaskRNN(StackedRNN):
         return self
 
 
-class PerTaskRNN(torch.nn.Module):
+class PerTaskRNN(LearningState, torch.nn.Module):
     """One :class:`LeakyRNN` per task (``nets``, a module list); ``observe_task`` picks the active one."""
+
+    learning_state = ("task",)
 
     def __init__(self, n_tasks: int, seed: int, **kw):
         super().__init__()

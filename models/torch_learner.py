@@ -39,7 +39,7 @@ the module has no buffers and no dropout; otherwise, or when ``vmap`` cannot run
 >>> spec = TaskSpec("toy", 4, 2, 2, "mse", False, (1.0, 1.0), "blocked", 8)
 >>> learner = TorchLearner(torch.nn.Linear(4, 2), lambda p: torch.optim.SGD(p, lr=0.1), spec=spec)
 >>> learner.predict(torch.zeros(8, 4)).shape, sorted(learner.state_dict())
-(torch.Size([8, 2]), ['module.bias', 'module.weight'])
+(torch.Size([8, 2]), ['_extra_state', 'module.bias', 'module.weight'])
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ import torch
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
 from switchbench.models.batching import stack_optimizer_state, unstack_optimizer_state
+from switchbench.models.state import LearningState
 
 #: optimisers whose update of an element depends only on that element's gradients (stackable)
 STACKABLE_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta")
@@ -81,7 +82,7 @@ def _prediction(out, x: torch.Tensor, output_size: int, name: str) -> torch.Tens
     return out
 
 
-class TorchLearner(torch.nn.Module):
+class TorchLearner(LearningState, torch.nn.Module):
     """A user ``nn.Module`` trained by ``optimizer(parameters)`` on the paradigm's loss (see the module docstring).
 
     Args:
@@ -91,7 +92,11 @@ class TorchLearner(torch.nn.Module):
             ``output_size``; ``input_size`` and ``sequence`` shape the dummy batch of :meth:`stack`).
         hidden: the name of the submodule whose output :meth:`record_hidden` returns (default:
             none; see the module docstring).
+
+    ``state_dict()`` holds the module's tensors and the optimiser's state (``_extra_state``).
     """
+
+    learning_state = ("optimizer",)
 
     def __init__(self, module: torch.nn.Module, optimizer: Callable[[list], torch.optim.Optimizer] | None = None, *,
                  spec, hidden: str | None = None):
@@ -326,7 +331,7 @@ def _set_tensor(module: torch.nn.Module, name: str, value: torch.Tensor) -> None
         owner._buffers[leaf] = value
 
 
-class ZooModule(torch.nn.Module):
+class ZooModule(LearningState, torch.nn.Module):
     """Base of the zoo's learners: a ``torch.nn.Module`` (``state_dict``, ``to(device)``) that
     learns by its own rule, so its parameters are registered with ``requires_grad=False``.
 
@@ -334,7 +339,7 @@ class ZooModule(torch.nn.Module):
     parameters and buffers into one learner of the same class with ``n_seeds = S``, whose
     ``predict`` / ``learn`` take ``(S, ...)`` batches (``learn`` then returns the loss of each
     seed, a tensor ``(S,)``). Tensors named in ``shared`` (frozen, equal across seeds) are
-    not stacked. A learner with an optimiser (``self.opt``, :class:`switchbench.models.gated_mlp.Adam`)
+    not stacked. ``state_dict()`` also holds the optimiser's state. A learner with an optimiser (``self.opt``, :class:`switchbench.models.gated_mlp.Adam`)
     lists the tensors it optimises in ``_optimized()``; its state is stacked with them.
     """
 
