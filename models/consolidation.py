@@ -21,9 +21,13 @@ class ConsolidatedRNN(LeakyRNN):
     - ``method="ewc"``: ``L + lam/2 sum_k sum_i F_k,i (theta_i - theta*_k,i)^2``, one anchor per
       earlier task k (replaced when k is trained again), ``F_k`` the diagonal empirical Fisher;
     - ``method="si"``: ``L + c sum_i Omega_i (theta_i - theta*_i)^2`` with, accumulated at each
-      task boundary, ``Omega_i += omega_i / (Delta_i^2 + xi)``, ``omega_i = -sum_t g_i,t dtheta_i,t``
-      the path integral of the *task* loss gradient times the update since the last boundary,
-      ``Delta_i`` the weight change over the task, ``theta*`` the weights at the boundary.
+      task boundary, ``Omega_i <- max(0, Omega_i + omega_i / (Delta_i^2 + xi))``,
+      ``omega_i = -sum_t g_i,t dtheta_i,t`` the path integral of the *task* loss gradient times
+      the update since the last boundary, ``Delta_i`` the weight change over the task,
+      ``theta*`` the weights at the boundary. The clip at 0 is Yang et al.'s (2019; their code's
+      sequential training keeps every importance non-negative): with Adam and noise a path
+      integral can come out negative, and a negative importance would push a weight *away*
+      from its anchor.
 
     Task boundaries are where ``learn`` sees a task (from ``observe_task``) other than the one
     it last learned, so evaluation calls to ``observe_task`` (predict only) are not
@@ -85,7 +89,7 @@ class ConsolidatedRNN(LeakyRNN):
             self.recent = []
         else:
             for O, w, t, s in zip(self.Omega, self.omega, theta, self.start):
-                O += w / ((t - s).square() + self.xi)
+                O.add_(w / ((t - s).square() + self.xi)).clamp_(min=0)
                 w.zero_()
             self.start, self.star = theta, [t.clone() for t in theta]
 
@@ -163,7 +167,7 @@ class StackedConsolidatedRNN(StackedRNN):
             return
         si = self.si
         for O, w, t, st, star in zip(si["Omega"], si["omega"], theta, si["start"], si["star"]):
-            O[s] += w[s] / ((t - st[s]).square() + self.xi)
+            O[s] = (O[s] + w[s] / ((t - st[s]).square() + self.xi)).clamp(min=0)
             w[s].zero_()
             st[s], star[s] = t, t
 
