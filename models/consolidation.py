@@ -13,6 +13,11 @@ from switchbench.models.registry import register
 
 EWC = "Kirkpatrick et al. (2017), Overcoming catastrophic forgetting in neural networks, PNAS 114:3521"
 SI = "Zenke, Poole & Ganguli (2017), Continual learning through synaptic intelligence, ICML"
+#: the strengths' tuning grids (a decade apart, the defaults among them): EWC's lambda around
+#: the 100 used untuned before; SI's c around the c 0.1 and 1 (xi 0.01) of Yang et al.'s
+#: continual-learning runs (their code's job list)
+LAM_GRID = (10.0, 100.0, 1000.0, 10000.0)
+C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
 class ConsolidatedRNN(LeakyRNN):
@@ -223,8 +228,8 @@ class StackedConsolidatedRNN(StackedRNN):
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
-          tunable={"lr": LR_GRID})
+          tuning="leaky-rnn defaults; lam 100 and Fisher from the last 4 batches by default; lam tunable",
+          tunable={"lr": LR_GRID, "lam": LAM_GRID})
 def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                        w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
@@ -235,8 +240,8 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=T
 
 @register("leaky-rnn-si", description="Leaky RNN with synaptic intelligence (c, xi) at task boundaries (privileged)",
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
-          tunable={"lr": LR_GRID})
+          tuning="leaky-rnn defaults; c 1.0 and xi 0.01 by default; c tunable",
+          tunable={"lr": LR_GRID, "c": C_GRID})
 def make_leaky_rnn_si(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
