@@ -33,6 +33,7 @@ import torch
 from switchbench import errors, models
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import resolve
+from switchbench.paradigms.base import SwitchEnv
 from switchbench.params import Param, is_int, signature_params
 from switchbench.version import __version__
 
@@ -296,16 +297,30 @@ def make_config(short: str, gym_id: str, env_params: dict, model: str, model_par
 
 # --- options, memory and threads -------------------------------------------------------
 
-RUNNER_OPTIONS = ("k_adapt", "n_eval", "criterion", "threshold", "sampler")
+RUNNER_OPTIONS = ("k_adapt", "n_eval", "criterion", "threshold", "sampler", "target_perf", "check_every")
 #: ``sampler="wishart"``: the covariance engine of the linear family (:mod:`switchbench.models.covariance_engine`)
 SAMPLERS = ("wishart",)
 CRITERIA = ("norm_loss", "loss", "accuracy", "performance")
 REFRESH = "refresh"
 
 
-def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None) -> None:
+#: ``target_perf``: how often (learning steps) the held-out performance is checked, unless ``check_every`` says
+DEFAULT_CHECK_EVERY = 50
+
+
+def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None, target_perf=None,
+                         check_every=None) -> None:
     """The runner's own options, checked the same way wherever they come from (the Python
     API, ``--set``, a suite file)."""
+    if target_perf is not None and not (isinstance(target_perf, numbers.Real) and not isinstance(target_perf, bool)
+                                        and 0 < target_perf <= 1):
+        raise SwitchbenchError(f"target_perf must be a performance in (0, 1], got {target_perf!r}")
+    if check_every is not None and (not is_int(check_every) or check_every < 1):
+        raise SwitchbenchError(f"check_every must be an integer >= 1, got {check_every!r}")
+    if check_every is not None and target_perf is None:
+        raise SwitchbenchError("check_every is how often target_perf is checked: set target_perf too")
+    if target_perf is not None and sampler is not None:
+        raise SwitchbenchError(f"target_perf stops the run loop; sampler {sampler!r} has no loop to stop")
     if sampler is not None and sampler not in SAMPLERS:
         raise SwitchbenchError(f"sampler must be one of {', '.join(SAMPLERS)} (or unset: the run loop), got {sampler!r}")
     if not is_int(k_adapt) or k_adapt < 0:
@@ -572,16 +587,23 @@ class RunConfig:
 
 def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
             criterion: str | None = None, threshold: float | None = None, sampler: str | None = None,
-            build: bool = True, **overrides) -> RunConfig:
+            target_perf: float | None = None, check_every: int | None = None, build: bool = True,
+            **overrides) -> RunConfig:
     """Resolve and check a configuration (one clear line when bad) and build its paradigm
     once; ``overrides`` set paradigm and model parameters by name (:func:`split_overrides`).
     ``build=False`` builds no data: the spec comes from :func:`spec_for` (``null_loss`` None
     until the first :meth:`RunConfig.take_env` builds the paradigm, where what only the data
     can check is checked); the configuration and cache keys are the same."""
-    check_runner_options(k_adapt, n_eval, criterion, threshold, sampler)
+    check_runner_options(k_adapt, n_eval, criterion, threshold, sampler, target_perf, check_every)
     short, gym_id, env_cls = resolve_paradigm(paradigm)
+    if target_perf is not None and env_cls.trial_score is SwitchEnv.trial_score:
+        raise SwitchbenchError(f"target_perf needs a paradigm that scores trials (Yang et al.'s performance: "
+                               f"cognitive-switch, cognitive-compose); {short} does not")
     entry = models.get(model)
     env_params, model_params = split_overrides(env_cls, entry, overrides)
+    if target_perf is not None and env_params.get("n_blocks", 1) != 1:
+        raise SwitchbenchError(f"target_perf stops a one-block curriculum (n_blocks=1), got n_blocks="
+                               f"{env_params['n_blocks']!r}")
     if build:
         env = make_env(short, gym_id, env_params, k_adapt, n_eval)
         spec = env.task_spec
@@ -594,6 +616,9 @@ def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval
     runner = {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion, "threshold": threshold}
     if sampler is not None:      # only where set: loop runs keep the configuration (and key) they had
         runner["sampler"] = sampler
+    if target_perf is not None:  # likewise
+        runner["target_perf"] = float(target_perf)
+        runner["check_every"] = int(check_every or DEFAULT_CHECK_EVERY)
     return RunConfig(short, gym_id, _jsonable(env_params), model, _jsonable(model_params), entry, spec,
                      _jsonable(runner), env)
 

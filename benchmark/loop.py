@@ -46,6 +46,7 @@ where the model's batched arithmetic sums in another order).
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import numpy as np
@@ -89,7 +90,8 @@ def run(rc, seeds, progress: bool = True, *, device: str = "cpu", checkpoints: b
 
     for idx in groups.values():
         first = build_learner(rc, seeds[idx[0]])         # exactly one learner per seed, none thrown away
-        if batching.can_stack(first):                    # the group in one call
+        if batching.can_stack(first) and rc.runner.get("target_perf") is None:   # the group in one call
+            # (target_perf stops each seed at its own step: one seed per call)
             call(idx, [first] + [build_learner(rc, seeds[i]) for i in idx[1:]])
         else:                                            # one seed per call, each learner built in its turn
             for i in idx:
@@ -124,6 +126,10 @@ def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress:
         if call.fail_non_finite(chunk, start):
             break                                       # every seed failed
         call.log_chunk(chunk)
+        if call.target is not None and (stop % call.check_every == 0 or stop == call.n_steps) and call.reached():
+            call.stop_at(stop)                          # target_perf met: the block (and run) ends here
+            call.end_block(int(call.sched.block[stop - 1]), checkpoints)
+            break
         if stop == call.n_steps or call.sched.block[stop] != call.sched.block[stop - 1]:
             call.end_block(int(call.sched.block[stop - 1]), checkpoints)
     bar.close()
@@ -181,6 +187,12 @@ class Call:
         self.has_probe = hasattr(self.net, "probe")
         self.has_params = len(list(self.net.parameters())) > 0
         self.snapshot, self.before, self.changed = new_task_blocks(self.sched), None, []   # params changed per new task
+        # target_perf (a one-block curriculum): stop when the held-out perf_min meets it
+        self.target, self.check_every = rc.runner.get("target_perf"), rc.runner.get("check_every")
+        self.met = False
+        if self.target is not None and len(np.unique(self.sched.block)) != 1:
+            raise SwitchbenchError(f"{self.label}: target_perf stops a one-block curriculum; this one has "
+                                   f"{len(np.unique(self.sched.block))} blocks")
 
     def tensor(self, arrays) -> torch.Tensor:
         """S numpy arrays -> (S, ...) on the device."""
@@ -188,8 +200,35 @@ class Call:
         return t if self.device.type == "cpu" else t.to(self.device)
 
     def chunk_steps(self) -> int:
-        """Steps per chunk: the chunk's observations of all seeds take about CHUNK_BYTES at most."""
-        return max(1, CHUNK_BYTES // (self.S * self.obs[0].nbytes))
+        """Steps per chunk: the chunk's observations of all seeds take about CHUNK_BYTES at most
+        (with ``target_perf``, chunks end at every check)."""
+        most = max(1, CHUNK_BYTES // (self.S * self.obs[0].nbytes))
+        if self.target is not None:
+            most = self.check_every if most >= self.check_every else math.gcd(most, self.check_every)
+        return most
+
+    # --- target_perf: stop at Yang et al.'s criterion ------------------------------------------
+
+    def held_out_performance(self) -> np.ndarray:
+        """Each seed's (S,) minimum over its trained tasks of the paradigm's trial score (Yang
+        et al.'s performance) on the held-out trials: their ``perf_min``."""
+        out = np.full(self.S, np.inf)
+        for k in getattr(self.envs[0], "trained_tasks", range(self.K)):
+            if self.privileged:
+                self.net.observe_task([k] * self.S)
+            with torch.no_grad():
+                pred = _call(f"{self.label}: predict", self.net.predict, self.held_x[k]).detach().cpu().numpy()
+            y = self.held_y[k].cpu().numpy()
+            out = np.minimum(out, [self.envs[i].trial_score(pred[i], y[i], k) for i in range(self.S)])
+        return out
+
+    def reached(self) -> bool:
+        """Whether every seed of the call has met ``target_perf`` (runs with it are one seed per call)."""
+        return bool(np.all(self.held_out_performance() >= self.target))
+
+    def stop_at(self, step: int) -> None:
+        """End the run after ``step`` learning steps: the schedule and its log are cut there."""
+        self.met, self.n_steps = True, step
 
     # --- learning ----------------------------------------------------------------------------
 
@@ -315,8 +354,9 @@ class Call:
         the error that failed it."""
         S, rc, spec = self.S, self.rc, self.spec
         for i, s in enumerate(self.scheds):           # the schedule's columns: each step's info
-            self.cols[i].update(step=list(range(self.n_steps)), block=s.block.tolist(), task=s.task.tolist(),
-                                phase=[s.phases[b] for b in s.block.tolist()], switch=s.switch.tolist())
+            n = self.n_steps                          # (cut short where target_perf stopped the run)
+            self.cols[i].update(step=list(range(n)), block=s.block[:n].tolist(), task=s.task[:n].tolist(),
+                                phase=[s.phases[b] for b in s.block[:n].tolist()], switch=s.switch[:n].tolist())
         if len(self.failed) == S:
             return [self.failed[i] for i in range(S)]
         R0, Rk = np.stack(self.R0, axis=1), np.stack(self.Rk, axis=1)          # (S, n_blocks, K)
@@ -339,6 +379,8 @@ class Call:
             measured = {"params": float(models.count_parameters(learner) or float("nan")),
                         "params_changed_per_task": float(np.mean([n[i] for n in changed])) if changed else float("nan"),
                         "wall_ms_per_step": 1e3 * self.train_time / self.n_steps / S}   # amortised over the seeds
+            if self.target is not None:
+                measured.update(steps_to_target=float(self.n_steps), target_met=float(self.met))
             robust = None
             held_i = [(self.held_x[k][i].cpu(), self.held_y[k][i].cpu()) for k in range(self.K)]
             if callable(getattr(learner, "perturb", None)):

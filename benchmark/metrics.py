@@ -146,6 +146,8 @@ _LEVEL_TEXT = {"weight_noise": "recurrent weights x (1 + {} N(0,1))", "unit_abla
 
 #: the metric that ranks models on a leaderboard
 PRIMARY = "switch_time_late"
+#: what breaks ties of the primary metric (on a leaderboard and when tuning selects a configuration)
+TIEBREAK = "final_loss"
 
 
 def _met(values: np.ndarray, criterion: str, threshold: float) -> np.ndarray:
@@ -686,6 +688,23 @@ def params_changed_per_task(run: RunView) -> float | None:
 def wall_ms_per_step(run: RunView) -> float | None:
     """training time / steps / seeds of the call (measured by the run loop; evaluation excluded)."""
     return run.measured.get("wall_ms_per_step")
+
+
+@register_metric("steps_to_target", higher_is_better=False, unit="steps",
+                 description="learning steps until the held-out perf_min met target_perf (the cap when never: "
+                             "see target_met)")
+def steps_to_target(run: RunView) -> float | None:
+    """With the runner option ``target_perf``: the steps trained when the minimum over the
+    trained tasks of Yang et al.'s held-out performance first met it (checked every
+    ``check_every`` steps), else the cap (``block_size``; censored, ``target_met`` 0)."""
+    return run.measured.get("steps_to_target")
+
+
+@register_metric("target_met", higher_is_better=True, unit="fraction",
+                 description="whether the run met target_perf within its cap (1) or was censored (0)")
+def target_met(run: RunView) -> float | None:
+    """1.0 when the run stopped at ``target_perf``, 0.0 when it trained its whole block without meeting it."""
+    return run.measured.get("target_met")
 
 
 for _kind, _levels in ROBUSTNESS.items():

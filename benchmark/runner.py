@@ -39,8 +39,16 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     """Run ``model`` on ``paradigm`` with one ``seed`` (a :class:`RunResult`), or with every
     seed of ``seeds`` at once (a list of :class:`RunResult`, one per seed in order: see
     :func:`run_seeds`). Keyword arguments are the runner's options (``k_adapt``, ``n_eval``,
-    ``criterion``, ``threshold``, ``sampler``) or set paradigm and model parameters by name
-    (``paradigm.key`` / ``model.key`` where both have it).
+    ``criterion``, ``threshold``, ``sampler``, ``target_perf``, ``check_every``) or set
+    paradigm and model parameters by name (``paradigm.key`` / ``model.key`` where both have it).
+
+    ``target_perf`` (one-block curricula of a paradigm that scores trials: cognitive-switch,
+    cognitive-compose) trains each seed until it meets Yang et al.'s criterion, as their
+    code's ``perf_min > target_perf``: every ``check_every`` steps (default 50) the minimum
+    over the trained tasks of the performance on the held-out trials is read, and the run
+    stops at the first check that meets it; ``block_size`` is the cap. Metrics
+    ``steps_to_target`` (the steps trained) and ``target_met`` (0: censored at the cap). Its
+    seeds run one per call (each stops at its own step).
 
     The result is cached under a hash of the full configuration and the code it ran
     (:func:`~switchbench.benchmark.config.code_versions`); a cached run is verified and

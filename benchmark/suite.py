@@ -216,6 +216,8 @@ def _together(rc, jobs: int, n: int) -> bool:
         return False
     if jobs == 1 or n == 1 or rc.runner.get("sampler") == "wishart":
         return True
+    if rc.runner.get("target_perf") is not None:    # the loop runs these one seed per call anyway
+        return False
     try:
         return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
     except (Exception, SystemExit):  # noqa: BLE001 - run_chunk reports the failing build (or sys.exit) per seed
@@ -461,7 +463,8 @@ def _has_date(value) -> bool:
 
 #: the runner's options where a suite leaves them unset (two blocks that differ only in writing a default are one
 #: configuration)
-RUNNER_DEFAULTS = {"k_adapt": DEFAULT_K_ADAPT, "n_eval": DEFAULT_N_EVAL, "criterion": None, "threshold": None, "sampler": None}
+RUNNER_DEFAULTS = {"k_adapt": DEFAULT_K_ADAPT, "n_eval": DEFAULT_N_EVAL, "criterion": None, "threshold": None, "sampler": None,
+                   "target_perf": None, "check_every": None}
 
 
 def _supports(model: str, spec) -> bool:

@@ -15,7 +15,6 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from switchbench.cache import cache_dir  # noqa: F401  (the recurrent models read it here; moving)
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 
@@ -58,8 +57,28 @@ def neurogym_top(env: gym.Env):
     return e
 
 
-def make_task(env_id: str, kwargs: Mapping[str, Any]):
-    """Build one neurogym task; a bad id or bad kwargs is one clear line."""
+#: trial timings: neurogym's yang19 tasks as they are, or Yang et al.'s go / anti family
+#: (:mod:`switchbench.data.yang_tasks`: Go / Anti stimulus on through the response, RT fixation
+#: on throughout, random epochs)
+TIMINGS = ("neurogym", "yang")
+#: the tasks ``timing="yang"`` changes (the rest keep neurogym's trials)
+YANG_TIMED = _yang("go", "anti", "rtgo", "rtanti", "dlygo", "dlyanti")
+
+
+def check_timing(timing) -> str:
+    if timing not in TIMINGS:
+        raise SwitchbenchError(f"timing must be one of {', '.join(map(repr, TIMINGS))}, got {timing!r}")
+    return timing
+
+
+def task_timing(env_id: str, timing: str) -> str:
+    """The timing ``env_id``'s trials get under ``timing``: ``"yang"`` only for :data:`YANG_TIMED`."""
+    return "yang" if check_timing(timing) == "yang" and env_id in YANG_TIMED else "neurogym"
+
+
+def make_task(env_id: str, kwargs: Mapping[str, Any], timing: str = "neurogym"):
+    """Build one neurogym task (with Yang et al.'s timing where ``timing="yang"`` changes it:
+    :func:`task_timing`); a bad id or bad kwargs is one clear line."""
     import_neurogym()
     from gymnasium.envs.registration import registry
 
@@ -71,10 +90,16 @@ def make_task(env_id: str, kwargs: Mapping[str, Any]):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gym.make(env_id, disable_env_checker=True, **kwargs)
+            if task_timing(env_id, timing) == "yang":
+                from switchbench.data.yang_tasks import make_yang_task
+
+                env = make_yang_task(env_id, **kwargs)
+            else:
+                env = gym.make(env_id, disable_env_checker=True, **kwargs)
     except Exception as e:  # noqa: BLE001 - neurogym raises anything on bad kwargs
         msg = str(e).splitlines()[0] if str(e) else ""
-        raise SwitchbenchError(f"neurogym env {env_id!r} rejected env_kwargs {dict(kwargs)!r}: "
+        yang = " (with timing='yang' it takes dt, dim_ring and rewards)" if task_timing(env_id, timing) == "yang" else ""
+        raise SwitchbenchError(f"neurogym env {env_id!r} rejected env_kwargs {dict(kwargs)!r}{yang}: "
                                f"{type(e).__name__}: {msg}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise SwitchbenchError(f"neurogym env {env_id!r} has action space {env.action_space}; CognitiveSwitch "
@@ -85,13 +110,15 @@ def make_task(env_id: str, kwargs: Mapping[str, Any]):
     return env
 
 
-def generate_trials(env_id: str, kwargs: Mapping[str, Any], seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` trials ``(ob (time, obs), gt (time,))`` of one task, a function of ``seed``.
+def generate_trials(env_id: str, kwargs: Mapping[str, Any], seed: int, n: int,
+                    timing: str = "neurogym") -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` trials ``(ob (time, obs), gt (time,))`` of one task (``timing`` as :func:`make_task`),
+    a function of ``seed``.
 
     neurogym 2.3.1: ``reset(seed=)`` leaves the task's ``rng`` unseeded, so the outermost
     neurogym object's ``seed(seed)`` is called first; trials are copied out of the task.
     """
-    env = make_task(env_id, kwargs)
+    env = make_task(env_id, kwargs, timing)
     top = neurogym_top(env)
     trials = []
     try:

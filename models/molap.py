@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from switchbench.cache import atomic_path, cache_dir
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, task_loss
 from switchbench.models import leaky_rnn
@@ -21,6 +20,7 @@ from switchbench.models.leaky_rnn import (LR_GRID, TAU, W_REC_GAIN, LeakyRNN, St
                                           _classification_sequences, apply_to_optimiser, clip_and_step,
                                           derive_alpha, random_orthogonal, stack_like)
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 MOLAP = ("Marton, Lajoie & Rajan, Efficient and robust multi-task learning in the brain with modular latent "
          "primitives (arXiv preprint)")
@@ -81,7 +81,7 @@ def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
     return ids
 
 
-class ModularPrimitives(torch.nn.Module):
+class ModularPrimitives(LearningState, torch.nn.Module):
     """MoLaP-style learner: frozen pretrained recurrent modules, per-task input and output weights.
 
     The MoLaP abstract (no public code): modules "pre-trained on the statistics of the full
@@ -132,6 +132,8 @@ class ModularPrimitives(torch.nn.Module):
     :mod:`switchbench.models.leaky_rnn`, torch and neurogym versions); pretraining draws from
     its own generator, so a cached and a fresh model give the same numbers.
     """
+
+    learning_state = ("opt", "task")     # the modules' noise generator is saved by ``rnn``
 
     def __init__(self, spec, seed: int, *, n_modules: int, module_size: int, alpha: float, sigma_rec: float,
                  sigma_x: float, w_rec_gain: float, activation: str, lr: float, pretrain: str, pretrain_steps: int,
@@ -188,7 +190,7 @@ class ModularPrimitives(torch.nn.Module):
 
     def _pretrained(self, spec, settings: dict, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The frozen modules' ``(W_rec, b)``: from the disk cache when its key matches, else pretrained."""
-        from switchbench.data.tasksets import cache_dir, import_neurogym
+        from switchbench.data.tasksets import import_neurogym
 
         blob = json.dumps({**settings, **self.net_kw, "modules": [self.n_modules, self.module_size],
                            "io": [self.d_in, self.d_out], "format": PRETRAIN_FORMAT, "torch": torch.__version__,
@@ -221,16 +223,9 @@ class ModularPrimitives(torch.nn.Module):
                 self._fit_components(net, data, targets, settings)
         w_rec, b = net.w_rec.detach().clone(), net.b.detach().clone()
         if use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
-                             explained_variance=np.array(self.explained_variance))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                np.savez(tmp, key=np.array(key), w_rec=w_rec.numpy(), b=b.numpy(),
+                         explained_variance=np.array(self.explained_variance))
         return w_rec, b
 
     def _new_io(self, n: int, gen: torch.Generator, d_out: int | None = None) -> torch.nn.ModuleList:

@@ -53,6 +53,18 @@ unpadded steps). A padded class is never a target.
   added per batch): about ``(pool_size + eval_pool_size) x time x inputs x 4`` bytes per
   task (~20 MB for ``yang19.go`` at the default dt of 20 ms, a fifth of that at dt = 100 ms).
 
+**Timing** (``timing``): ``"neurogym"`` (default) serves neurogym's tasks as they are;
+``"yang"`` gives Yang et al.'s go / anti family (go, anti, rtgo, rtanti, dlygo, dlyanti:
+their Go, Anti, RT Go, RT Anti, Dly Go, Dly Anti) the trials of their code
+(:mod:`switchbench.data.yang_tasks`), other tasks keeping neurogym's. neurogym departs from
+Yang's there: its Go and Anti switch the stimulus off when the response starts (Yang's keep it
+on through the response, so Anti needs no memory), its RT tasks replace the fixation input
+by the stimulus (Yang's keep fixation on: respond to the stimulus), and every epoch has a
+fixed length (Yang's are random: Go / Anti fixation 300-700 ms and stimulus 500-1500 ms before
+the response; Dly delays 200-1600 ms; RT waits 500-2500 ms). Yang-timed trials are longer
+and of varying length (end-aligned, as every trial: at dt = 20 ms up to 170 steps, against
+neurogym's 100). A pool's cache key names the timing where it changes the trials.
+
 **Time step**: ``dt`` (ms) defaults to Yang et al.'s 20 ms (neurogym's own default is
 100 ms); it sets every env's time step unless its ``env_kwargs`` do, and is declared as
 ``task_spec.dt`` so that models derive ``alpha = dt / tau`` (the leaky RNN: tau = 100 ms).
@@ -117,8 +129,8 @@ from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE, class_entropy
 from switchbench.paradigms.base import Cue, CueProbe, SwitchEnv, TaskSpec, TransferProbe
 from switchbench.paradigms.schedules import make_schedule
-from switchbench.data.tasksets import (NAMED_SETS, generate_trials, import_neurogym, make_task,
-                                       pack_trials)
+from switchbench.data.tasksets import (NAMED_SETS, YANG_TIMED, check_timing, generate_trials, import_neurogym,
+                                       make_task, pack_trials, task_timing)
 
 POOL_FORMAT = 1          # bump when pool generation changes: old cache files are then not reused
 SWITCH_CRITERION = ("norm_loss", 0.2)
@@ -149,20 +161,23 @@ def _ng_version() -> str:
     return import_neurogym().__version__
 
 
-def pool_key(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int) -> str:
-    """The cache key of one pool: env id, kwargs, seed, size, neurogym version, pool format."""
+def pool_key(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int, timing: str = "neurogym") -> str:
+    """The cache key of one pool: env id, kwargs, seed, size, neurogym version, pool format and,
+    where it changes the trials (:func:`~switchbench.data.tasksets.task_timing`), the timing."""
+    timing = task_timing(env_id, timing)
     blob = json.dumps({"env": env_id, "kwargs": dict(kwargs), "seed": int(seed), "size": int(size),
-                       "neurogym": _ng_version(), "format": POOL_FORMAT}, sort_keys=True, default=repr)
+                       "neurogym": _ng_version(), "format": POOL_FORMAT,
+                       **({"timing": timing} if timing != "neurogym" else {})}, sort_keys=True, default=repr)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
-              cache: bool = True) -> dict[str, np.ndarray]:
+              cache: bool = True, timing: str = "neurogym") -> dict[str, np.ndarray]:
     """One task's pool ``{"x": (n, T, obs), "y": (n, T), "lengths": (n,)}`` (end-aligned), from
     the disk cache when its key matches, else generated (and then cached, atomically). A cached
     file that does not load (truncated, a flipped bit caught by the zip's CRC-32s, another
     pool's key) is reported in one warning line and regenerated."""
-    key = pool_key(env_id, kwargs, seed, size)
+    key = pool_key(env_id, kwargs, seed, size, timing)
     path = pool_dir() / f"{env_id.replace('/', '_')}-{key}.npz"
     if cache and path.exists():
         try:
@@ -173,7 +188,7 @@ def load_pool(env_id: str, kwargs: Mapping[str, Any], seed: int, size: int,
         except Exception as e:  # noqa: BLE001 - truncated, bit-flipped or foreign: regenerate and overwrite
             sys.stderr.write(f"switchbench: warning: neurogym pool {path} is corrupt ({type(e).__name__}); "
                              "regenerating it\n")
-    pool = pack_trials(generate_trials(env_id, kwargs, seed, size))
+    pool = pack_trials(generate_trials(env_id, kwargs, seed, size, timing))
     if cache:
         with atomic_path(path) as tmp:
             np.savez(tmp, key=np.array(key), **pool)
@@ -278,7 +293,7 @@ class CognitiveSwitchEnv(SwitchEnv):
                  schedule: str | Sequence[int] = "blocked", block_size: int = 500, n_blocks: int = 10,
                  batch_size: int = 64, cue: bool = True,
                  held_out_tasks: str | Sequence[str] = (), compose: Mapping[str, str] | None = None,
-                 transfer_budget: int = 0):
+                 transfer_budget: int = 0, timing: str = "neurogym"):
         self.env_ids = resolve_envs(envs)
         self.n_tasks = len(self.env_ids)
         self.held_out = self._held_out(held_out_tasks)          # composition probes: before the curriculum is made
@@ -297,9 +312,13 @@ class CognitiveSwitchEnv(SwitchEnv):
         self.kwargs = {e: {**({"dt": dt} if dt is not None else {}), **dict(env_kwargs.get(e, {}))}
                        for e in self.env_ids}
         self.pool_size, self.eval_pool_size, self.pool_seed = int(pool_size), int(eval_pool_size), int(pool_seed)
+        self.timing = check_timing(timing)
+        if timing == "yang" and not set(self.env_ids) & set(YANG_TIMED):
+            raise SwitchbenchError("timing='yang' changes only Yang et al.'s go / anti family "
+                                   f"({', '.join(YANG_TIMED)}); none of envs is one")
         super().__init__(schedule=schedule, block_size=block_size, n_blocks=n_blocks, batch_size=batch_size, cue=cue)
 
-        tasks = [make_task(e, self.kwargs[e]) for e in self.env_ids]
+        tasks = [make_task(e, self.kwargs[e], timing) for e in self.env_ids]
         obs = [int(t.observation_space.shape[0]) for t in tasks]
         self.n_actions = [int(t.action_space.n) for t in tasks]
         dts = {float(t.unwrapped.dt) for t in tasks}
@@ -316,7 +335,7 @@ class CognitiveSwitchEnv(SwitchEnv):
         if self._spec_only:                                   # task_spec_for: no trial pools
             return
 
-        raw = [[load_pool(e, self.kwargs[e], _task_seed(pool_seed, e, part), size, pool_cache)
+        raw = [[load_pool(e, self.kwargs[e], _task_seed(pool_seed, e, part), size, pool_cache, timing)
                 for part, size in ((0, self.pool_size), (1, self.eval_pool_size))] for e in self.env_ids]
         longest = max(int(p["lengths"].max()) for pools in raw for p in pools)
         if seq_len is None:
@@ -356,7 +375,7 @@ class CognitiveSwitchEnv(SwitchEnv):
         return np.ascontiguousarray(pool["x"].transpose(1, 0, 2)), np.ascontiguousarray(pool["y"].T)
 
     def _fixation_action(self, env_id: str) -> int | None:
-        name = getattr(make_task(env_id, self.kwargs[env_id]).action_space, "name", None) or {}
+        name = getattr(make_task(env_id, self.kwargs[env_id], self.timing).action_space, "name", None) or {}
         return 0 if name.get("fixation") == 0 else None
 
     @staticmethod

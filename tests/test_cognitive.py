@@ -94,9 +94,9 @@ def test_pool_cache_is_keyed_reused_and_stale_keys_are_not_reused(_cache, monkey
     calls = []
     real = cognitive.generate_trials
 
-    def counting(env_id, kwargs, seed, n):
+    def counting(env_id, kwargs, seed, n, timing="neurogym"):
         calls.append((env_id, dict(kwargs), n))
-        return real(env_id, kwargs, seed, n)
+        return real(env_id, kwargs, seed, n, timing)
 
     monkeypatch.setattr(cognitive, "generate_trials", counting)
     a = make()
@@ -109,7 +109,7 @@ def test_pool_cache_is_keyed_reused_and_stale_keys_are_not_reused(_cache, monkey
     assert a.task_spec.null_loss == b.task_spec.null_loss
     # any change of task kwargs, seed, size or neurogym version makes new pools
     for kw in ({"dt": 50}, {"env_kwargs": {GO: {"timing": {"fixation": 300}}}}, {"pool_seed": 1},
-               {"pool_size": 17}):
+               {"pool_size": 17}, {"timing": "yang"}):
         n = len(calls)
         make(**kw)
         assert len(calls) > n, kw
@@ -266,6 +266,9 @@ def test_leaky_rnn_initialisation_and_input_noise_are_yang_et_al_s():
     ({"seq_len": 3}, r"seq_len must be an integer >= the longest trial in the pools \(15 steps\)"),
     ({"pool_size": 0}, "pool_size must be an integer >= 1"),
     ({"schedule": [0, 2]}, "must lie in 0..1"),
+    ({"timing": "Yang"}, "timing must be one of 'neurogym', 'yang', got 'Yang'"),
+    ({"envs": "dm-pair", "timing": "yang"}, "timing='yang' changes only Yang et al.'s go / anti family"),
+    ({"timing": "yang", "env_kwargs": {GO: {"timing": {"fixation": 300}}}}, "with timing='yang' it takes dt"),
 ])
 def test_bad_configuration_is_one_clear_line(kwargs, message):
     with pytest.raises(SwitchbenchError, match=message) as e:
@@ -279,6 +282,70 @@ def test_neurogym_is_imported_only_when_the_paradigm_is_built():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent)
     assert out.stdout.strip() == "False"
+
+
+# --- Yang et al.'s timing (timing="yang") -----------------------------------------------------
+
+FAMILY = ("go", "anti", "rtgo", "rtanti", "dlygo", "dlyanti")
+
+
+def _response_inputs(env, k):
+    """Per held-out trial of task ``k``: is any stimulus input on in its response (target > 0),
+    is the fixation input on there, and the trial's length (unpadded steps)."""
+    x, y = env.eval_batch(k, 64, seed=0)
+    stim = env.input_mask[k].copy()
+    stim[0] = False                               # input 0 is the fixation input
+    stim[env._n_in:] = False                      # the rule cue
+    respond = y > 0
+    on = lambda cols: np.array([(x[respond[:, i], i][:, cols] > 0).any() for i in range(y.shape[1])])
+    return on(stim), on(np.eye(x.shape[2], dtype=bool)[0]), (y != -100).sum(0)
+
+
+@pytest.mark.parametrize("timing", ["neurogym", "yang"])
+def test_yang_timing_keeps_the_go_and_anti_stimulus_on_through_the_response(timing):
+    """The canary of ``timing="yang"``: fails if the option changes nothing (or neurogym changes)."""
+    env = make(envs=[f"yang19.{n}-v0" for n in FAMILY], timing=timing)
+    yang = timing == "yang"
+    for k, name in enumerate(FAMILY):
+        stim, fix, lengths = _response_inputs(env, k)
+        stim_on = name in ("rtgo", "rtanti") or (yang and name in ("go", "anti"))
+        assert (stim == stim_on).all(), (timing, name)          # Go / Anti: on through the response in Yang's
+        assert (fix == (yang and name.startswith("rt"))).all(), (timing, name)   # RT: fixation on throughout
+        assert (len(np.unique(lengths)) > 1) == yang, (timing, name)             # Yang's epochs are random
+
+
+def _epochs(ob, gt, dt):
+    """(stimulus on, stimulus off, response on) of one trial, in ms."""
+    stim = np.flatnonzero(ob[:, 1:].sum(1) > 0)
+    return stim[0] * dt, (stim[-1] + 1) * dt, np.flatnonzero(gt > 0)[0] * dt
+
+
+def test_yang_timing_draws_the_epochs_of_yang_et_al_s_code():
+    """task.py (gyyang/multitask 817e23d): fdgo_, reactgo_, delaygo_; response 500 ms in each."""
+    dt = 20
+    for name in FAMILY:
+        trials = generate_trials(f"yang19.{name}-v0", {"dt": dt}, 1, 40, timing="yang")
+        for ob, gt in trials:
+            on, off, respond = _epochs(ob, gt, dt)
+            assert len(gt) * dt - respond == 500, name
+            if name in ("go", "anti"):
+                assert 300 <= on <= 700 and 500 <= respond - on <= 1500 and off == len(gt) * dt, name
+            elif name in ("rtgo", "rtanti"):
+                assert 500 <= on <= 2500 and respond == on and off == len(gt) * dt, name
+                assert (ob[:, 0] == 1).all(), name
+            else:
+                assert on in (300, 500, 700) and off - on in (200, 400, 600), name
+                assert respond - off in (200, 400, 800, 1600), name
+        if name in ("go", "dlyanti"):                               # neurogym's trials of the same seed differ
+            plain = generate_trials(f"yang19.{name}-v0", {"dt": dt}, 1, 40)
+            assert {len(g) for _, g in plain} == {75 if name == "go" else 100}
+
+
+def test_yang_timing_keys_pools_only_where_it_changes_the_trials():
+    for env_id, changes in ((GO, True), ("yang19.dlyanti-v0", True), ("yang19.dm1-v0", False)):
+        keys = {cognitive.pool_key(env_id, {"dt": 20}, 0, 8, t) for t in ("neurogym", "yang")}
+        assert (len(keys) == 2) == changes, env_id
+    assert cognitive.pool_key(GO, {}, 0, 8) == cognitive.pool_key(GO, {}, 0, 8, "neurogym")
 
 
 # --- models --------------------------------------------------------------------------------
@@ -525,7 +592,7 @@ def test_weight_noise_is_relative_and_module_silencing_only_for_modules():
 
 
 def test_pretraining_corpus_named_set_held_out_and_bad_input():
-    from switchbench.models.recurrent import corpus_ids
+    from switchbench.models.molap import corpus_ids
 
     own = ["yang19.go-v0"]
     assert corpus_ids(None, own, False) == own
