@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import pandas as pd
 from switchbench.benchmark import plots, tuning
 from switchbench.benchmark.findings.base import Check, Report, _ok, finding, model_overrides, reference
 from switchbench.benchmark.runner import cache_root
-from switchbench.benchmark.suite import RunSpec, run_many
+from switchbench.benchmark.suite import RunSpec, read_suite, run_many
 from switchbench.errors import SwitchbenchError
 
 #: the shipped suite that holds cognitive-forgetting's setting (its cognitive-switch ``set``)
@@ -33,10 +35,11 @@ CRITERION = 0.9
 END_FRACTION = 0.1
 
 
-def forgetting_suite():
-    """The ``forgetting`` suite (its settings are the finding's)."""
-    from switchbench.benchmark.leaderboard import load_suite
-    return load_suite(FORGETTING_SUITE)
+def forgetting_suite() -> SimpleNamespace:
+    """The shipped ``forgetting`` suite (its settings are the finding's): ``name``, ``specs``
+    and ``source``, as ``switchbench tune`` reads it."""
+    name, specs, source = read_suite(Path(str(resources.files("switchbench.suites") / f"{FORGETTING_SUITE}.toml")))
+    return SimpleNamespace(name=name, specs=specs, source=source)
 
 
 def forgetting_setup() -> dict:
