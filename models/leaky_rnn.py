@@ -46,10 +46,11 @@ On a CPU the step is dominated by the matrix products, which stacking does not r
 **The engine.** Every model of the leaky family runs its time steps through
 :func:`recurrence`: the input projections (and the noise) of all steps in one product before
 the loop, only the recurrence in the loop, and backpropagation through time written out
-(:class:`_Recurrence`: per step one product with ``W_rec`` and a few elementwise operations,
-``W_rec``'s gradient over all steps in one product afterwards), so autograd sees a handful of
-operations instead of a graph of several per time step. It agrees with autograd through the
-time loop to float rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
+(:class:`_Recurrence`: per step one ``addmm`` with ``W_rec`` (the drive, or the carried
+gradient, added in the product) and a few elementwise operations, ``W_rec``'s gradient over
+all steps in one product afterwards), so autograd sees a handful of operations instead of a
+graph of several per time step. It agrees with autograd through the time loop to float
+rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
 
 >>> import torch
 >>> from switchbench import models
