@@ -41,7 +41,7 @@ from scipy import stats
 import switchbench
 from switchbench import models
 from switchbench.benchmark.config import source_commit, source_hash  # noqa: F401  (source_commit: its API here)
-from switchbench.benchmark.metrics import METRICS, PRIMARY
+from switchbench.benchmark.metrics import METRICS, PRIMARY, TIEBREAK
 from switchbench.benchmark.reporting import fmt, is_privileged, model_entry, registered
 from switchbench.benchmark.runner import RunResult, cache_root
 from switchbench.benchmark.storage import write_atomic
@@ -58,7 +58,6 @@ else:  # pragma: no cover
 
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
-TIEBREAK = "final_loss"
 VIEWS = ("published", "tuned")
 #: metrics that differ between identical models (timing) and are left out of the duplicate check
 NOISY = ("wall_ms_per_step",)

@@ -146,6 +146,8 @@ _LEVEL_TEXT = {"weight_noise": "recurrent weights x (1 + {} N(0,1))", "unit_abla
 
 #: the metric that ranks models on a leaderboard
 PRIMARY = "switch_time_late"
+#: what breaks ties of the primary metric (on a leaderboard and when tuning selects a configuration)
+TIEBREAK = "final_loss"
 
 
 def _met(values: np.ndarray, criterion: str, threshold: float) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from switchbench import models
-from switchbench.benchmark.metrics import METRICS, PRIMARY
+from switchbench.benchmark.metrics import METRICS, PRIMARY, TIEBREAK
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 
@@ -47,7 +47,6 @@ else:  # pragma: no cover
 BUDGET = 3          # configurations per (paradigm, model)
 VALIDATION_SEEDS = 2
 FIRST_SEED = 1000   # validation seeds start here (scored seeds are 0..N-1)
-TIEBREAK = "final_loss"
 LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
            "eligible", "selected"]

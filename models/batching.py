@@ -25,14 +25,19 @@ another order).
 
 A learner class opts in with a class method ``stack(learners) -> seed-batched learner``.
 Any other learner (a plug-in) runs in the same loop through :class:`Single`, one seed at a
-time.
+time. The stacking classes share :func:`stack_like` (weights stacked seed-first) and
+:func:`stack_optimizer` / :func:`unstack_optimizer_state` (an elementwise optimiser such as
+Adam over the stacks, from and back to each seed's own optimiser).
 """
 from __future__ import annotations
 
+import copy
 import numbers
 from typing import Sequence
 
 import torch
+
+from switchbench.errors import SwitchbenchError
 
 
 class WrongReturn(TypeError):
@@ -67,6 +72,80 @@ def stack(learners: Sequence) -> object:
         return Single(learners[0])
     raise TypeError(f"{type(learners[0]).__name__} cannot run several seeds at once (no stack class method); "
                     "run one seed per call")
+
+
+def stack_like(tensors) -> torch.Tensor:
+    """``torch.stack`` that keeps a transposed layout (the orthogonal ``W_rec`` comes out of QR
+    column-major): each seed's slice is laid out as the single-seed tensor, so products with it
+    take the same kernel and round the same."""
+    t0 = tensors[0]
+    if t0.dim() >= 2 and not t0.is_contiguous() and t0.mT.is_contiguous():
+        return torch.stack([t.mT for t in tensors]).mT
+    return torch.stack(list(tensors))
+
+
+def _flat_params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The optimiser's parameters in the order of its ``state_dict`` indices."""
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
+def _per_element(key: str, value, param: torch.Tensor) -> bool:
+    """Whether an optimiser state entry holds one value per element of ``param`` (Adam's
+    moments; not its ``step`` count)."""
+    return key != "step" and torch.is_tensor(value) and value.shape == param.shape
+
+
+def stack_optimizer_state(singles: Sequence[torch.optim.Optimizer], stacked: torch.optim.Optimizer) -> None:
+    """Load into ``stacked`` (an optimiser with the singles' settings over seed-first stacks of
+    their parameters, in their order) the single-seed optimisers' state: per-element entries
+    stacked seed-first in the layout of the stacked parameter, the others (``step``) shared,
+    so they must agree. For an elementwise optimiser (Adam, SGD, RMSprop, ...) with the sum of
+    the seeds' losses as objective, each seed's update is then its single-seed update."""
+    states = [o.state_dict()["state"] for o in singles]
+    if not any(states):
+        return
+    flat, stacks = _flat_params(singles[0]), _flat_params(stacked)
+    if any(st.keys() != states[0].keys() or any(st[i].keys() != states[0][i].keys() for i in st) for st in states):
+        raise SwitchbenchError("cannot stack learners whose optimisers hold different state "
+                               "(different numbers of optimiser steps)")
+    state = {}
+    for i, first in states[0].items():
+        state[i] = {}
+        for k, v in first.items():
+            if _per_element(k, v, flat[i]):
+                out = torch.empty_like(stacks[i], dtype=v.dtype)
+                for o, st in zip(out, states):
+                    o.copy_(st[i][k])
+                state[i][k] = out
+            elif all(torch.equal(st[i][k], v) if torch.is_tensor(v) else st[i][k] == v for st in states):
+                state[i][k] = copy.deepcopy(v)
+            else:
+                raise SwitchbenchError(f"cannot stack learners whose optimisers differ in {k!r} "
+                                       "(different numbers of optimiser steps)")
+    stacked.load_state_dict({**singles[0].state_dict(), "state": state})
+
+
+def stack_optimizer(singles: Sequence[torch.optim.Optimizer], params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
+    """One optimiser of the singles' class and settings (group by group) over ``params``,
+    seed-first stacks of their parameters in their order, with their stacked state
+    (:func:`stack_optimizer_state`)."""
+    first, params, groups, start = singles[0], list(params), [], 0
+    for group in first.param_groups:
+        end = start + len(group["params"])
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params[start:end]})
+        start = end
+    opt = type(first)(groups, **first.defaults)
+    stack_optimizer_state(singles, opt)
+    return opt
+
+
+def unstack_optimizer_state(stacked: torch.optim.Optimizer, s: int, single: torch.optim.Optimizer) -> None:
+    """Load seed ``s``'s slice of ``stacked``'s state (:func:`stack_optimizer_state`) into its
+    single-seed optimiser ``single`` (over that seed's parameters, in the same order)."""
+    stacks, sd = _flat_params(stacked), stacked.state_dict()
+    sd["state"] = {i: {k: v[s].clone() if _per_element(k, v, stacks[i]) else copy.deepcopy(v) for k, v in st.items()}
+                   for i, st in sd["state"].items()}
+    single.load_state_dict(sd)
 
 
 class Single:

@@ -36,6 +36,8 @@ class ConsolidatedRNN(LeakyRNN):
     """
 
     MICRO = 8
+    #: the state of the next steps beyond the weights (saved by ``state_dict``, :class:`~switchbench.models.state.LearningState`)
+    learning_state = LeakyRNN.learning_state + ("task", "last", "anchors", "recent", "omega", "Omega", "start", "star")
 
     def __init__(self, *args, method: str, strength: float, xi: float = 0.01, fisher_batches: int = 4, **kw):
         super().__init__(*args, **kw)

@@ -56,6 +56,7 @@ stay below 2, and then the gates mix rather than switch).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -69,6 +70,7 @@ import torch.nn.functional as F
 from switchbench.cache import atomic_path, cache_dir
 from switchbench.data.digits import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, N_PIXELS, digit_split
 from switchbench.errors import SwitchbenchError
+from switchbench.models.batching import stack_optimizer, unstack_optimizer_state
 from switchbench.models.gated_linear import CITATION, gate_penalty
 from switchbench.models.registry import register
 from switchbench.models.torch_learner import ZooModule
@@ -209,24 +211,18 @@ class Adam:
         for p in params:
             p.grad = None
 
-    def _like(self, params, state: dict) -> "Adam":
-        d = self.opt.defaults
-        new = Adam(params, d["lr"], d["betas"], d["eps"])
-        sd = self.opt.state_dict()
-        new.opt.load_state_dict({**sd, "state": state})
-        return new
-
     def stacked(self, adams: list["Adam"], params) -> "Adam":
         """The Adam of ``params`` stacked over seeds (a leading dimension), from each seed's Adam."""
-        states = [a.opt.state_dict()["state"] for a in adams]
-        return self._like(params, {i: {k: v.clone() if k == "step" else torch.stack([st[i][k] for st in states])
-                                       for k, v in states[0][i].items()} for i in states[0]})
+        new = copy.copy(self)
+        new.opt = stack_optimizer([a.opt for a in adams], params)
+        return new
 
     def sliced(self, s: int, params) -> "Adam":
         """Seed ``s``'s Adam over its own ``params``, from the Adam of stacked seeds."""
-        state = self.opt.state_dict()["state"]
-        return self._like(params, {i: {k: (v if k == "step" else v[s]).clone() for k, v in st.items()}
-                                   for i, st in state.items()})
+        d = self.opt.defaults
+        new = Adam(params, d["lr"], d["betas"], d["eps"])
+        unstack_optimizer_state(self.opt, s, new.opt)
+        return new
 
 
 def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -22,14 +22,16 @@ import torch.nn.functional as F
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import IGNORE
 from switchbench.models.gated_mlp import Adam
-from switchbench.models.leaky_rnn import adam_settings, apply_to_optimiser, seed_losses, stack_adam, unstack_adam
+from switchbench.models.batching import stack_optimizer, unstack_optimizer_state
+from switchbench.models.leaky_rnn import adam_settings, apply_to_optimiser, seed_losses
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 
-class GRUNet(torch.nn.Module):
+class GRUNet(LearningState, torch.nn.Module):
     """``h_t = GRU(x_t, h_{t-1})``, ``logits_t = W h_t + b``; one Adam step per batch of sequences.
 
-    A :class:`torch.nn.Module` (``state_dict()``; ``.to(device)`` moves the Adam state too) used
+    A :class:`torch.nn.Module` (``state_dict()``, Adam's state included; ``.to(device)`` moves the Adam state too) used
     through ``predict`` / ``learn``; :meth:`stack` makes S seeds one seed-batched learner
     (:class:`StackedGRU`)."""
 
@@ -103,7 +105,7 @@ class StackedGRU:
             raise SwitchbenchError("stack() needs GRUs of one configuration (sizes and optimiser settings)")
         self.params = [torch.nn.Parameter(torch.stack([n.params[i].detach() for n in self.nets]))
                        for i in range(len(self.nets[0].params))]
-        self.opt = stack_adam([n.opt.opt for n in self.nets], [n.params for n in self.nets], self.params)
+        self.opt = stack_optimizer([n.opt.opt for n in self.nets], self.params)
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params)
@@ -158,7 +160,7 @@ class StackedGRU:
             with torch.no_grad():
                 for p, P in zip(net.params, self.params):
                     p.copy_(P[s])
-            unstack_adam(self.opt, self.params, net.opt.opt, net.params, s)
+            unstack_optimizer_state(self.opt, s, net.opt.opt)
             out.append(net)
         return out
 

@@ -30,7 +30,8 @@ first (as their code; every model here does so).
 calls ``observe_task(task)`` before each step and evaluation), so it never forgets and
 never transfers: the upper bound on retention and the lower bound on sharing.
 
-**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``;
+**PyTorch and seeds.** Every model here is a :class:`torch.nn.Module` (``state_dict()``:
+its weights and what its next steps depend on, Adam's state and the noise generator;
 ``.to(device)`` moves the Adam state too, and gives the noise a generator on that device
 seeded from the model's own) used through ``predict`` / ``learn``; ``parameters()`` are the
 tensors it trains; ``record_hidden(x)`` returns the noiseless hidden states. Each class's
@@ -68,7 +69,9 @@ import torch.nn.functional as F
 
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
+from switchbench.models.batching import stack_like, stack_optimizer, unstack_optimizer_state
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 YANG19 = ("Yang, Joglekar, Song, Newsome & Wang (2019), Task representations in neural networks trained to "
           "perform many cognitive tasks, Nat. Neurosci. 22:297")
@@ -124,46 +127,9 @@ def generator_on(gen: torch.Generator, device: torch.device) -> torch.Generator:
     return torch.Generator(device).manual_seed(seed)
 
 
-def stack_like(tensors) -> torch.Tensor:
-    """``torch.stack`` that keeps a transposed layout (the orthogonal ``W_rec`` comes out of QR
-    column-major): each seed's slice is laid out as the single-seed tensor, so products with it
-    take the same kernel and round the same."""
-    t0 = tensors[0]
-    if t0.dim() >= 2 and not t0.is_contiguous() and t0.mT.is_contiguous():
-        return torch.stack([t.mT for t in tensors]).mT
-    return torch.stack(list(tensors))
-
-
 def adam_settings(opt: torch.optim.Optimizer) -> list:
     """The optimiser's settings (learning rate, betas, ...): learners stacked under one Adam must share them."""
     return [(k, repr(v)) for k, v in sorted(opt.param_groups[0].items()) if k != "params"]
-
-
-def stack_adam(opts, singles: list[list[torch.Tensor]], stacked: list[torch.Tensor]) -> torch.optim.Adam:
-    """One Adam over ``stacked`` (seed-first stacks of the ``singles``' parameters) with the
-    settings and moments of the single-seed Adams ``opts``. Adam is elementwise, so with the sum
-    of the seeds' losses as objective each seed's update is its single-seed update."""
-    group = {k: v for k, v in opts[0].param_groups[0].items() if k != "params"}
-    opt = torch.optim.Adam(stacked, **group)
-    for i, p in enumerate(stacked):
-        states = [o.state.get(ps[i], {}) for o, ps in zip(opts, singles)]
-        if not any(states):
-            continue
-        if not all(states) or len({float(st["step"]) for st in states}) > 1:
-            raise SwitchbenchError("cannot stack learners that took different numbers of optimiser steps")
-        opt.state[p] = {k: v.clone() if k == "step" else stack_like([st[k] for st in states])
-                        for k, v in states[0].items()}
-    return opt
-
-
-def unstack_adam(opt: torch.optim.Adam, stacked: list[torch.Tensor], single_opt, single: list[torch.Tensor],
-                 s: int) -> None:
-    """Seed ``s``'s slice of the stacked Adam's state into the single-seed ``single_opt``."""
-    for P, p in zip(stacked, single):
-        state = opt.state.get(P)
-        single_opt.state.pop(p, None)
-        if state:
-            single_opt.state[p] = {k: v.clone() if k == "step" else v[s].clone() for k, v in state.items()}
 
 
 def seed_noise(gens: list[torch.Generator], shape, scale: float) -> torch.Tensor:
@@ -261,10 +227,10 @@ def recurrence(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activatio
     return _run(drive, w_rec, alpha, activation, mask, keep=False)[0]
 
 
-class LeakyRNN(torch.nn.Module):
+class LeakyRNN(LearningState, torch.nn.Module):
     """A leaky (rate) RNN with a linear readout at every step, trained by Adam (see the module docstring).
 
-    A :class:`torch.nn.Module` (weights in ``state_dict()``; ``.to(device)`` also moves the Adam
+    A :class:`torch.nn.Module` (weights, Adam state and noise generator in ``state_dict()``; ``.to(device)`` also moves the Adam
     state and gives the noise a generator on that device, seeded from this one), but not called
     as one: ``predict``, ``learn`` and ``record_hidden`` are the learner. ``parameters()`` are
     the trained tensors. :meth:`stack` makes S seeds one seed-batched learner
@@ -395,7 +361,7 @@ class StackedRNN:
         self.alpha, self.sigma_rec, self.sigma_x, self.activation = key[:4]
         self.params = [torch.nn.Parameter(stack_like([n.params[i].detach() for n in self.nets]))
                        for i in range(len(first.params))]
-        self.opt = stack_adam([n.opt for n in self.nets], [n.params for n in self.nets], self.params)
+        self.opt = stack_optimizer([n.opt for n in self.nets], self.params)
         masks = [n.unit_mask for n in self.nets]
         self.unit_mask = None if all(m is None for m in masks) else \
             torch.stack([torch.ones_like(first.b) if m is None else m for m in masks]).detach()
@@ -467,7 +433,7 @@ class StackedRNN:
             with torch.no_grad():
                 for p, P in zip(net.params, self.params):
                     p.copy_(P[s])
-            unstack_adam(self.opt, self.params, net.opt, net.params, s)
+            unstack_optimizer_state(self.opt, s, net.opt)
             net.unit_mask = None if self.unit_mask is None else self.unit_mask[s].clone()
             out.append(net)
         return out
@@ -564,8 +530,10 @@ class StackedTaskRNN(StackedRNN):
         return self
 
 
-class PerTaskRNN(torch.nn.Module):
+class PerTaskRNN(LearningState, torch.nn.Module):
     """One :class:`LeakyRNN` per task (``nets``, a module list); ``observe_task`` picks the active one."""
+
+    learning_state = ("task",)
 
     def __init__(self, n_tasks: int, seed: int, **kw):
         super().__init__()

@@ -20,6 +20,7 @@ from switchbench.models.leaky_rnn import (LR_GRID, TAU, W_REC_GAIN, LeakyRNN, St
                                           _classification_sequences, apply_to_optimiser, clip_and_step,
                                           derive_alpha, random_orthogonal, stack_like)
 from switchbench.models.registry import register
+from switchbench.models.state import LearningState
 
 MOLAP = ("Marton, Lajoie & Rajan, Efficient and robust multi-task learning in the brain with modular latent "
          "primitives (arXiv preprint)")
@@ -80,7 +81,7 @@ def corpus_ids(corpus, own: list[str], hold_out: bool) -> list[str]:
     return ids
 
 
-class ModularPrimitives(torch.nn.Module):
+class ModularPrimitives(LearningState, torch.nn.Module):
     """MoLaP-style learner: frozen pretrained recurrent modules, per-task input and output weights.
 
     The MoLaP abstract (no public code): modules "pre-trained on the statistics of the full
@@ -131,6 +132,8 @@ class ModularPrimitives(torch.nn.Module):
     :mod:`switchbench.models.leaky_rnn`, torch and neurogym versions); pretraining draws from
     its own generator, so a cached and a fresh model give the same numbers.
     """
+
+    learning_state = ("opt", "task")     # the modules' noise generator is saved by ``rnn``
 
     def __init__(self, spec, seed: int, *, n_modules: int, module_size: int, alpha: float, sigma_rec: float,
                  sigma_x: float, w_rec_gain: float, activation: str, lr: float, pretrain: str, pretrain_steps: int,

@@ -39,7 +39,7 @@ the module has no buffers and no dropout; otherwise, or when ``vmap`` cannot run
 >>> spec = TaskSpec("toy", 4, 2, 2, "mse", False, (1.0, 1.0), "blocked", 8)
 >>> learner = TorchLearner(torch.nn.Linear(4, 2), lambda p: torch.optim.SGD(p, lr=0.1), spec=spec)
 >>> learner.predict(torch.zeros(8, 4)).shape, sorted(learner.state_dict())
-(torch.Size([8, 2]), ['module.bias', 'module.weight'])
+(torch.Size([8, 2]), ['_extra_state', 'module.bias', 'module.weight'])
 """
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ import torch
 
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
+from switchbench.models.batching import stack_optimizer_state, unstack_optimizer_state
+from switchbench.models.state import LearningState
 
 #: optimisers whose update of an element depends only on that element's gradients (stackable)
 STACKABLE_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta")
@@ -80,7 +82,7 @@ def _prediction(out, x: torch.Tensor, output_size: int, name: str) -> torch.Tens
     return out
 
 
-class TorchLearner(torch.nn.Module):
+class TorchLearner(LearningState, torch.nn.Module):
     """A user ``nn.Module`` trained by ``optimizer(parameters)`` on the paradigm's loss (see the module docstring).
 
     Args:
@@ -90,7 +92,11 @@ class TorchLearner(torch.nn.Module):
             ``output_size``; ``input_size`` and ``sequence`` shape the dummy batch of :meth:`stack`).
         hidden: the name of the submodule whose output :meth:`record_hidden` returns (default:
             none; see the module docstring).
+
+    ``state_dict()`` holds the module's tensors and the optimiser's state (``_extra_state``).
     """
+
+    learning_state = ("optimizer",)
 
     def __init__(self, module: torch.nn.Module, optimizer: Callable[[list], torch.optim.Optimizer] | None = None, *,
                  spec, hidden: str | None = None):
@@ -195,15 +201,6 @@ class _NotVmappable(Exception):
     pass
 
 
-def _optimizer_state(opt: torch.optim.Optimizer, fn) -> dict:
-    """``opt.state_dict()`` with ``fn(tensor)`` applied to each per-element state tensor and copies of
-    the rest (``step``: an optimiser increments it in place, so it must not be shared)."""
-    sd = opt.state_dict()
-    sd["state"] = {i: {k: fn(v) if torch.is_tensor(v) and v.ndim and k != "step" else copy.deepcopy(v)
-                       for k, v in st.items()} for i, st in sd["state"].items()}
-    return sd
-
-
 class StackedTorchLearner:
     """S :class:`TorchLearner` seeds as one: parameters ``(S, ...)``, ``vmap`` over the seed dimension."""
 
@@ -224,14 +221,7 @@ class StackedTorchLearner:
         self.params = {k: v.detach().clone().requires_grad_(trained[k]) for k, v in params.items()}
         self.base = copy.deepcopy(first.module).to("meta")       # the structure only
         self.optimizer = self.make_optimizer(list(self.params.values()))
-        states = [learner.optimizer.state_dict()["state"] for learner in learners]
-        if states[0]:                                             # stepped before: carry each seed's state over
-            sd = _optimizer_state(first.optimizer, lambda v: v)
-            for i, st in sd["state"].items():
-                for k, v in st.items():
-                    if torch.is_tensor(v) and v.ndim and k != "step":
-                        st[k] = torch.stack([s[i][k] for s in states])
-            self.optimizer.load_state_dict(sd)
+        stack_optimizer_state([learner.optimizer for learner in learners], self.optimizer)   # where they stepped before
 
         output_size, name = self.spec.output_size, type(first.module).__name__
 
@@ -277,7 +267,7 @@ class StackedTorchLearner:
         return list(self.params.values())
 
     def unstack(self) -> list[TorchLearner]:
-        sd = self.optimizer.state_dict()
+        has_state = bool(self.optimizer.state)
         out = []
         device = next(iter(self.params.values())).device
         for s in range(self.n):
@@ -287,8 +277,8 @@ class StackedTorchLearner:
                 for k, p in learner.module.named_parameters():
                     p.copy_(self.params[k][s])
             learner.optimizer = self.make_optimizer(list(learner.module.parameters()))
-            if sd["state"]:
-                learner.optimizer.load_state_dict(_optimizer_state(self.optimizer, lambda v, s=s: v[s].clone()))
+            if has_state:
+                unstack_optimizer_state(self.optimizer, s, learner.optimizer)
             out.append(learner)
         return out
 
@@ -341,7 +331,7 @@ def _set_tensor(module: torch.nn.Module, name: str, value: torch.Tensor) -> None
         owner._buffers[leaf] = value
 
 
-class ZooModule(torch.nn.Module):
+class ZooModule(LearningState, torch.nn.Module):
     """Base of the zoo's learners: a ``torch.nn.Module`` (``state_dict``, ``to(device)``) that
     learns by its own rule, so its parameters are registered with ``requires_grad=False``.
 
@@ -349,7 +339,7 @@ class ZooModule(torch.nn.Module):
     parameters and buffers into one learner of the same class with ``n_seeds = S``, whose
     ``predict`` / ``learn`` take ``(S, ...)`` batches (``learn`` then returns the loss of each
     seed, a tensor ``(S,)``). Tensors named in ``shared`` (frozen, equal across seeds) are
-    not stacked. A learner with an optimiser (``self.opt``, :class:`switchbench.models.gated_mlp.Adam`)
+    not stacked. ``state_dict()`` also holds the optimiser's state. A learner with an optimiser (``self.opt``, :class:`switchbench.models.gated_mlp.Adam`)
     lists the tensors it optimises in ``_optimized()``; its state is stacked with them.
     """
 

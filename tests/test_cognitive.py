@@ -592,7 +592,7 @@ def test_weight_noise_is_relative_and_module_silencing_only_for_modules():
 
 
 def test_pretraining_corpus_named_set_held_out_and_bad_input():
-    from switchbench.models.recurrent import corpus_ids
+    from switchbench.models.molap import corpus_ids
 
     own = ["yang19.go-v0"]
     assert corpus_ids(None, own, False) == own

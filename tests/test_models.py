@@ -160,7 +160,8 @@ from test_paradigms import SMALL as SMALL_PARADIGMS  # noqa: E402
 from switchbench.models import batching  # noqa: E402
 
 #: small values of sizing hyperparameters, by parameter name (applied where a factory has one)
-SMALL_HPARAMS = {"hidden": 8, "n_modules": 2, "module_size": 4, "pretrain": "none", "pretrain_cache": False}
+SMALL_HPARAMS = {"hidden": 8, "n_modules": 2, "module_size": 4, "pretrain": "none", "pretrain_cache": False,
+                 "optimizer": "adam"}            # the optimiser with a state (stacked, saved)
 STEPS = 4
 
 
@@ -253,12 +254,20 @@ def test_every_model_learns_and_is_determined_by_its_seed(name):
 
 @pytest.mark.parametrize("name", BUILTIN)
 def test_every_model_restores_from_its_state_dict(name):
+    """A ``state_dict`` round trip restores the learner: its predictions and its next learning
+    steps (the optimiser's state, the noise generator, whatever else they depend on), and the
+    loaded state is the learner's own (no tensor shared with the source)."""
     env, _ = setting(name)
     trained, fresh = build(name, 3), build(name, 4)
     learn(name, trained, env)
-    fresh.load_state_dict(copy.deepcopy(trained.state_dict()))
+    fresh.load_state_dict(trained.state_dict())
     torch.testing.assert_close(predict(name, fresh, env), predict(name, trained, env), rtol=0, atol=0)
-
+    twin = copy.deepcopy(fresh)
+    steps = learn(name, trained, env, seed=1)
+    assert learn(name, fresh, env, seed=1) == steps, "the next learning steps are the same"
+    torch.testing.assert_close(predict(name, fresh, env), predict(name, trained, env), rtol=0, atol=0)
+    assert learn(name, twin, env, seed=1) == steps, "the source's steps did not move the loaded state"
+    torch.testing.assert_close(predict(name, twin, env), predict(name, trained, env), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", BUILTIN)

@@ -115,7 +115,11 @@ def test_to_moves_the_optimiser_state_and_state_dict_holds_the_module():
     assert all(v.dtype == torch.float64 for st in learner.optimizer.state.values()
                for k, v in st.items() if k != "step")
     assert learner.predict(x[0]).dtype == torch.float64 and learner.learn(x[0], y[0]) > 0
-    assert set(learner.state_dict()) == {f"module.{k}" for k, _ in HandRNN().named_parameters()}
+    state = learner.state_dict()
+    assert set(state) == {f"module.{k}" for k, _ in HandRNN().named_parameters()} | {"_extra_state"}
+    twin = make(HandRNN, 1).to(torch.float64)
+    twin.load_state_dict(state)                       # the optimiser's state too: the next step is the same
+    assert twin.learn(x[0], y[0]) == learner.learn(x[0], y[0]) and twin.predict(x[0]).equal(learner.predict(x[0]))
 
 
 @pytest.mark.parametrize("module_cls, mode, tol", [(HandRNN, "vmap", 1e-5), (TorchRNN, "loop", 0.0)])
