@@ -137,8 +137,8 @@ def yang_rule_composition(n_seeds: int = 3, *, jobs: int = 1, options=None, over
     trained (the paper's criterion; the other checks count only then); the composed cue's
     performance is >= 0.8 of the own cue's (``rule_composition_perf``; "nearly as well");
     it beats the random control and each partial cue (Anti; Anti + Dly Go), as the paper's
-    Fig. 6 comparisons. Under neurogym's timing Anti keeps no stimulus through its response
-    and Anti's rule alone drives Dly Anti (``--set timing=neurogym``)."""
+    Fig. 6 comparisons. Under neurogym's timing (``--set timing=neurogym``) Anti keeps no
+    stimulus through its response, and Anti's rule alone drove Dly Anti (README)."""
     results = _yang_runs(n_seeds, jobs, overrides, progress, False, "yang-rule-composition", options)
     own = _own_performance(results)
     cues = _cue_table(results)
