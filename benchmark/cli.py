@@ -15,8 +15,7 @@ import sys
 import traceback
 
 from switchbench.benchmark.commands import COMMANDS
-from switchbench.benchmark.commands.options import Help, Parser, examples, parse_set  # noqa: F401  (parse_set: API)
-from switchbench.benchmark.commands.run import format_scores  # noqa: F401  (API)
+from switchbench.benchmark.commands.options import Help, Parser, examples
 from switchbench.errors import SwitchbenchError
 
 

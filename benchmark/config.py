@@ -53,10 +53,6 @@ def paradigm_params(env_cls: type) -> dict[str, Param]:
     return signature_params(env_cls.__init__, skip=1)
 
 
-def _defaults(fn, skip: int = 0) -> dict[str, Any]:
-    return {k: p.default for k, p in signature_params(fn, skip).items()}
-
-
 def split_overrides(env_cls: type, entry: models.ModelEntry, overrides: dict[str, Any]):
     """Split ``key=value`` overrides into paradigm and model parameters (``paradigm.key`` /
     ``model.key`` force a side); a key both accept, or neither, is an error; each value must
@@ -629,10 +625,14 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> None:
+def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> RunConfig:
     """Fail early, with one clear line, on a bad name, parameter or configuration (runner
-    options included: ``k_adapt``, ``n_eval``, ``criterion``, ``threshold``, ``sampler``)."""
+    options included: ``k_adapt``, ``n_eval``, ``criterion``, ``threshold``, ``sampler``), a
+    model that declines the paradigm included; else the checked :class:`RunConfig`
+    (``prepare(build=False)``: no data built yet), for :func:`~switchbench.benchmark.suite.run_many`
+    to run without preparing it again."""
     rc = prepare(paradigm, model, build=False, **overrides)
     reason = rc.entry.decline_reason(rc.spec)
     if reason:
         raise SwitchbenchError(reason)
+    return rc

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
-import sys
 import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,25 +39,19 @@ from scipy import stats
 
 import switchbench
 from switchbench import models
-from switchbench.benchmark.config import source_commit, source_hash  # noqa: F401  (source_commit: its API here)
+from switchbench.benchmark.config import source_commit
 from switchbench.benchmark.metrics import METRICS, PRIMARY, TIEBREAK
 from switchbench.benchmark.reporting import fmt, is_privileged, model_entry, registered
 from switchbench.benchmark.runner import RunResult, cache_root
-from switchbench.benchmark.storage import write_atomic
+from switchbench.cache import write_atomic
 from switchbench.benchmark.suite import (Failure, RunSpec, RunsFailed, check_out, check_slug, failure_lines,
                                          metrics_table, read_suite, run_many)
 from switchbench.benchmark.tuning import suite_id
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import task_spec
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 SCHEMA_VERSION = 2
 DEFAULT_SUITE = "full"
-VIEWS = ("published", "tuned")
 #: metrics that differ between identical models (timing) and are left out of the duplicate check
 NOISY = ("wall_ms_per_step",)
 #: the paradigm-specific headline column beside switch time, final loss and forgetting
@@ -496,10 +489,10 @@ def settings_text(suite: Suite, paradigm: str) -> list[str]:
     none where the suite sets nothing there. Runs of one paradigm under several settings are
     labelled per row (:func:`scores_of`)."""
     sets = {json.dumps(s.overrides, sort_keys=True, default=str): s.overrides
-            for s in suite.specs if s.paradigm == paradigm and s.overrides}
-    if len(sets) != 1 or len([s for s in suite.specs if s.paradigm == paradigm and not s.overrides]):
+            for s in suite.specs if s.paradigm == paradigm}
+    (chosen,) = sets.values() if len(sets) == 1 else ({},)
+    if not chosen:
         return []
-    (chosen,) = sets.values()
     return ["Settings: " + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in chosen.items())
             + " (the suite's `set`; every other parameter at its default)."]
 

@@ -16,7 +16,7 @@ from scipy import stats  # noqa: E402
 from switchbench import models  # noqa: E402
 from switchbench.benchmark import metrics as M  # noqa: E402
 from switchbench.benchmark.reporting import is_privileged  # noqa: E402
-from switchbench.benchmark.storage import atomic_path  # noqa: E402
+from switchbench.cache import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path, dpi: int = 120, despine: bool = True) -> Path:

@@ -22,7 +22,7 @@ import pandas as pd
 import switchbench
 from switchbench.benchmark.reporting import fmt, model_entry
 from switchbench.benchmark.runner import cache_root
-from switchbench.benchmark.storage import write_atomic
+from switchbench.cache import write_atomic
 
 TEMPLATE = "site.html"
 

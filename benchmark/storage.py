@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from switchbench.benchmark import metrics as M
 from switchbench.benchmark.config import _file_hash, code_versions, run_key
-from switchbench.cache import atomic_path, cache_dir, write_atomic  # noqa: F401  (write_atomic: its API here)
+from switchbench.cache import cache_dir
 from switchbench.errors import SwitchbenchError
 
 

@@ -33,7 +33,6 @@ from switchbench.benchmark.config import DEFAULT_K_ADAPT, DEFAULT_N_EVAL, check_
 from switchbench.benchmark.runner import RunOptions, RunResult, cache_root, prepare, run_group
 from switchbench.benchmark.storage import load_cached
 from switchbench.errors import SwitchbenchError
-from switchbench.models.batching import can_stack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,22 +168,25 @@ def _local(specs: list[RunSpec], chunks: list[list[int]], jobs: int, options: Ru
 
 
 def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cache: bool | str,
-         bar) -> tuple[list[list[int]], dict]:
+         bar, checked=None) -> tuple[list[list[int]], dict]:
     """Group the specs (those of indices ``unique``) by configuration (paradigm, model, overrides): cached seeds load here
     (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
-    run loop call each. With one worker, a configuration is one chunk; with several, a model that
-    stacks seeds runs each configuration in as few chunks as keep ``jobs`` workers busy, any
-    other model one seed per chunk (:func:`_together`). Also returns each chunk's
-    prepared configuration (by chunk index; None where preparing failed)."""
+    run loop call each. With one worker, a configuration is one chunk; with several, each
+    configuration runs in as few chunks as keep ``jobs`` workers busy (:func:`_together`).
+    Also returns each chunk's prepared configuration (by chunk index; None where preparing
+    failed). ``checked``: the :class:`~switchbench.benchmark.config.RunConfig` of specs of
+    one configuration, already prepared by the caller (not prepared again)."""
     groups: dict[str, list[int]] = {}
     for i in unique:
         s = specs[i]
         groups.setdefault(json.dumps([s.paradigm, s.model, s.overrides], sort_keys=True, default=str), []).append(i)
+    if checked is not None and len(groups) > 1:
+        raise ValueError("a checked configuration is given for specs of several configurations")
     todo: list[tuple[list[int], bool, object]] = []
     for idx in groups.values():
         s, rc = specs[idx[0]], None
         try:
-            rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
+            rc = checked or prepare(s.paradigm, s.model, build=False, **s.overrides)
             if cache is True and not rc.uncached():
                 for i in idx:
                     seed = specs[i].seed
@@ -207,27 +209,23 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
 
 
 def _together(rc, jobs: int, n: int) -> bool:
-    """Whether seeds of the configuration ``rc`` may share a chunk: always with one worker (the
-    run loop runs a model that cannot stack one seed per call, each learner built once); with
-    several, where the model stacks (a learner built here to ask, never trained), else one
-    seed per chunk keeps the workers busy. Not where the configuration failed to prepare (each
-    seed then reports its failure on its own)."""
+    """Whether seeds of the configuration ``rc`` may share a chunk: yes, except where the
+    configuration failed to prepare (each seed then reports its failure on its own) or
+    ``target_perf`` stops each seed at its own step (one seed per call anyway: one per chunk
+    keeps the workers busy). A model that cannot stack runs a chunk's seeds one per call in
+    its worker, each learner built once: no learner is built here to ask whether it stacks,
+    so a configuration of S seeds builds S learners, whatever ``jobs``."""
     if rc is None:
         return False
     if jobs == 1 or n == 1 or rc.runner.get("sampler") == "wishart":
         return True
-    if rc.runner.get("target_perf") is not None:    # the loop runs these one seed per call anyway
-        return False
-    try:
-        return can_stack(rc.entry.build(rc.spec, 0, **rc.model_params))
-    except (Exception, SystemExit):  # noqa: BLE001 - run_chunk reports the failing build (or sys.exit) per seed
-        return False
+    return rc.runner.get("target_perf") is None
 
 
 def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, desc: str = "runs",
              backend: str = "local", threads: int = 1, slurm: dict | None = None,
              cache: bool | str | None = None, device: str = "cpu",
-             options: RunOptions | None = None) -> list[RunResult | Failure]:
+             options: RunOptions | None = None, rc=None) -> list[RunResult | Failure]:
     """Run every spec; results in the order given. Specs that differ only in their seed run
     together through the run loop (seeds as a batch dimension where the model stacks them:
     :func:`plan`); cached runs load (verified) in this process; the rest run on ``jobs``
@@ -239,7 +237,10 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     and overwrites; None: as True). ``device``: where the run loop computes (``"cpu"``,
     ``"cuda"``, ``"auto"``). ``options``, where given, is a checked
     :class:`~switchbench.benchmark.config.RunOptions` that replaces ``threads``, ``cache``
-    and ``device``.
+    and ``device``. ``rc``, where given, is the checked configuration of every spec (specs
+    that differ in their seed only), as :func:`~switchbench.benchmark.config.validate`
+    returns it: it is not prepared again in this process (a worker process prepares its
+    own: its paradigm is built where it runs).
     """
     if backend not in BACKENDS:
         raise SwitchbenchError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -256,7 +257,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
     first: dict[str, int] = {}          # a spec listed twice runs once
     same = {i: first.setdefault(json.dumps(asdict(s), sort_keys=True, default=str), i) for i, s in enumerate(specs)}
-    chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, cache, bar)
+    chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, cache, bar, rc)
     if backend == "slurm" and chunks:
         done = _slurm(specs, chunks, jobs, options, slurm or {})
     elif jobs == 1 or len(chunks) <= 1:

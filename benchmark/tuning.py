@@ -50,9 +50,6 @@ FIRST_SEED = 1000   # validation seeds start here (scored seeds are 0..N-1)
 LEARNED_RATIO = 2.0  # eligible: final loss <= this x the model's best configuration's (see the module docstring)
 COLUMNS = ["paradigm", "model", "config", "default", "budget", "validation_seeds", PRIMARY, TIEBREAK, "failed",
            "eligible", "selected"]
-#: the suite a table was made for (its name and :func:`suite_id`), written by
-#: ``tune``; a table without them (written before) is checked by its (paradigm, model) pairs instead
-IDENTITY = ["suite", "suite_id"]
 
 
 def suite_id(suite) -> str:
@@ -133,6 +130,7 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     table = pd.DataFrame(list(rows.values()))
     for m in (PRIMARY, TIEBREAK):
         table[m] = [float(np.mean(v)) if v else np.nan for v in table[m]]
+    # the suite the table was made for (a table without it, written before, is checked by its pairs)
     return select(table)[COLUMNS].assign(suite=suite.name, suite_id=suite_id(suite))
 
 

@@ -28,6 +28,34 @@ Any other learner (a plug-in) runs in the same loop through :class:`Single`, one
 time. The stacking classes share :func:`stack_like` (weights stacked seed-first) and
 :func:`stack_optimizer` / :func:`unstack_optimizer_state` (an elementwise optimiser such as
 Adam over the stacks, from and back to each seed's own optimiser).
+
+**Which mechanism, measured.** A plug-in ``torch.nn.Module`` (:class:`~switchbench.models.torch_learner.TorchLearner`)
+stacks by the generic mechanism, ``torch.func.stack_module_state`` + ``functional_call`` +
+``vmap``. The zoo keeps its own, because the measurement says so:
+``python benchmarks/seed_batching.py --seeds 5 --repeats 10`` (one CPU thread, the thread's
+CPU time per learning step, medians, alternating in one process; a shared 2-core Xeon at
+load average 14, torch 2.13, the recurrent engine of December 6th, 2026), S = 5:
+
+============  =============  ==============  ==============
+model         zoo's own      generic vmap    seeds in turn
+============  =============  ==============  ==============
+gated-mlp     1.2 ms         2.1 ms (1.81x)  4.5 ms (3.8x)
+leaky-rnn     189 ms         253 ms (1.34x)  178 ms (0.94x)
+gru           86 ms          cannot run      109 ms (1.27x)
+============  =============  ==============  ==============
+
+(gated-mlp on digit-switch, batch 64, Adam; leaky-rnn and gru at their defaults on
+cognitive-switch at dt 20 ms, 75 steps, batch 64.) The generic path gives the zoo's numbers
+(gated-mlp exactly; leaky-rnn to 1e-6 relative) but is slower: the zoo's linear and MLP
+learners are one class whose arithmetic broadcasts over a leading seed dimension
+(:class:`~switchbench.models.torch_learner.ZooModule`); ``vmap`` cannot run the leaky
+family's own forward pass (its engine's hand-written backward writes with ``out=``, and
+its noise comes from per-seed generators), so its generic version is a functional time
+loop under autograd, 1.34x the hand-written :class:`~switchbench.models.leaky_rnn.StackedRNN`;
+and ``torch.nn.GRU`` has no batching rule, so only the hand-written
+:class:`~switchbench.models.gru.StackedGRU` batches the GRU. (At S = 5 on one thread the leaky
+RNN's stacked step took 1.06x its five single-seed steps in turn: a question for the
+recurrent engine's benchmark, ``benchmarks/recurrent_speed.py``.)
 """
 from __future__ import annotations
 

@@ -46,10 +46,11 @@ On a CPU the step is dominated by the matrix products, which stacking does not r
 **The engine.** Every model of the leaky family runs its time steps through
 :func:`recurrence`: the input projections (and the noise) of all steps in one product before
 the loop, only the recurrence in the loop, and backpropagation through time written out
-(:class:`_Recurrence`: per step one product with ``W_rec`` and a few elementwise operations,
-``W_rec``'s gradient over all steps in one product afterwards), so autograd sees a handful of
-operations instead of a graph of several per time step. It agrees with autograd through the
-time loop to float rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
+(:class:`_Recurrence`: per step one ``addmm`` with ``W_rec`` (the drive, or the carried
+gradient, added in the product) and a few elementwise operations, ``W_rec``'s gradient over
+all steps in one product afterwards), so autograd sees a handful of operations instead of a
+graph of several per time step. It agrees with autograd through the time loop to float
+rounding (tested); ``benchmarks/recurrent_speed.py`` times it.
 
 >>> import torch
 >>> from switchbench import models
@@ -150,20 +151,28 @@ def leak(h: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def _run(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str, mask, keep: bool):
     """``h_t = mask * leak(h_{t-1}, f(W_rec h_{t-1} + drive_t))`` from ``h_0 = 0``: the hidden
-    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations. Each step
-    writes into the outputs (no stacking copies); the arithmetic is :func:`leak`'s."""
+    states ``(..., time, batch, hidden)`` and, if ``keep``, the pre-activations. Each step is
+    one product with the drive added in (``addmm``: the same numbers as the product and the
+    sum apart) into the outputs and the activation, in :func:`leak`'s arithmetic."""
     f = ACTIVATIONS[activation]
-    w_rec_t = w_rec.mT
+    w_t = w_rec.mT.contiguous()                 # h W^T as a product with a row-major operand (the faster kernel)
+    mm = torch.addmm if w_t.dim() == 2 else torch.baddbmm
     hs = torch.empty_like(drive)
     zs = torch.empty_like(drive) if keep else None
-    h = drive.new_zeros(drive.shape[:-3] + drive.shape[-2:])
+    z_buf = None if keep else drive.new_empty(drive.shape[:-3] + drive.shape[-2:])
+    h = None
     for t, (drive_t, h_t) in enumerate(zip(drive.unbind(-3), hs.unbind(-3))):
-        z = torch.matmul(h, w_rec_t, out=zs.select(-3, t)) if keep else h @ w_rec_t
-        r = f(z.add_(drive_t))
+        z = zs.select(-3, t) if keep else z_buf
+        if h is None:                           # h_0 = 0: z_1 is the drive
+            z.copy_(drive_t)
+        else:
+            mm(drive_t, h, w_t, out=z)
         if alpha == 1:
-            h_t.copy_(r)
-        else:                                   # (1 - alpha) h + alpha r, as leak()
-            torch.mul(h, 1 - alpha, out=h_t).add_(r.mul_(alpha))
+            h_t.copy_(f(z))
+        elif h is None:                         # h_1 = alpha f(z_1)
+            torch.mul(f(z), alpha, out=h_t)
+        else:                                   # h + alpha (f(z) - h): leak() to float rounding
+            torch.lerp(h, f(z), alpha, out=h_t)
         if mask is not None:
             h_t.mul_(mask)
         h = h_t
@@ -171,9 +180,10 @@ def _run(drive: torch.Tensor, w_rec: torch.Tensor, alpha: float, activation: str
 
 
 class _Recurrence(torch.autograd.Function):
-    """:func:`recurrence` with its backward pass through time written out: per step one product
-    with ``W_rec`` and a few elementwise operations; the gradient of ``W_rec`` over all steps in
-    one product afterwards."""
+    """:func:`recurrence` with its backward pass through time written out: the activation's
+    derivative of all steps in one call, then per step one product with ``W_rec`` (the carry
+    to the step before) and two elementwise operations; the gradient of ``W_rec`` over all
+    steps in one product afterwards."""
 
     @staticmethod
     def forward(ctx, drive, w_rec, alpha, activation, mask):
@@ -187,27 +197,26 @@ class _Recurrence(torch.autograd.Function):
     def backward(ctx, grad_hs):
         hs, zs, w_rec, mask = ctx.saved_tensors
         alpha = ctx.alpha
-        grad_z = torch.empty_like(zs)           # dL/dz_t = alpha f'(z_t) dL/dh_t (before the mask), softplus' = sigmoid
-        carry = None                            # dL/dh_t through h_{t+1}
-        steps = list(zip(grad_hs.unbind(-3), zs.unbind(-3), grad_z.unbind(-3)))
-        for t in range(len(steps) - 1, -1, -1):
-            g_t, z_t, out_t = steps[t]
-            g = g_t if carry is None else g_t + carry
+        # dL/dz_t = alpha f'(z_t) (mask dL/dh_t): f' of every step at once (softplus' = sigmoid), over the
+        # saved pre-activations (no longer needed; autograd refuses a second backward pass through them)
+        grad_z = torch.sigmoid(zs, out=zs) if ctx.activation == "softplus" else torch.gt(zs, 0, out=zs)
+        if alpha != 1:
+            grad_z.mul_(alpha)
+        w = w_rec.contiguous()                  # dz W as a product with a row-major operand
+        mm = torch.addmm if w.dim() == 2 else torch.baddbmm
+        grad_hs = grad_hs.unbind(-3)
+        T = len(grad_hs)
+        g = grad_hs[-1].clone()                 # dL/dh_t, through the readout and through h_{t+1}
+        carry = torch.empty_like(g)
+        for t in range(T - 1, -1, -1):
             if mask is not None:
-                g = g * mask
-            if ctx.activation == "softplus":
-                torch.sigmoid(z_t, out=out_t)
-            else:
-                torch.gt(z_t, 0, out=out_t)
-            out_t.mul_(g)
-            if alpha != 1:
-                out_t.mul_(alpha)
-            if t:
-                carry = out_t @ w_rec
-                if alpha != 1:
-                    carry = carry.add_(g, alpha=1 - alpha)
+                g.mul_(mask)
+            dz = grad_z.select(-3, t).mul_(g)
+            if t:                               # dL/dh_{t-1} = dL/dh_{t-1} (readout) + (1 - alpha) mask g_t + dz_t W
+                torch.add(grad_hs[t - 1], g, alpha=1 - alpha, out=carry) if alpha != 1 else carry.copy_(grad_hs[t - 1])
+                mm(carry, dz, w, out=g)
         grad_w = None
-        if ctx.needs_input_grad[1] and len(steps) > 1:  # sum_t dz_t^T h_{t-1}, h_0 = 0
+        if ctx.needs_input_grad[1] and T > 1:   # sum_t dz_t^T h_{t-1}, h_0 = 0
             grad_w = grad_z[..., 1:, :, :].flatten(-3, -2).mT @ hs[..., :-1, :, :].flatten(-3, -2)
         elif ctx.needs_input_grad[1]:
             grad_w = torch.zeros_like(w_rec)
@@ -318,12 +327,13 @@ class LeakyRNN(LearningState, torch.nn.Module):
         """The hidden states ``(time, batch, hidden)`` driven through input weights ``w_in``."""
         x = x.float()
         if noise and self.sigma_x > 0:
-            x = x + math.sqrt(2 / self.alpha) * self.sigma_x * torch.randn(x.shape, generator=self.gen,
-                                                                            device=self.gen.device)
-        drive = x @ w_in.T + self.b                                # the input part, all steps at once
+            x = torch.randn(x.shape, generator=self.gen, device=self.gen.device).mul_(
+                math.sqrt(2 / self.alpha) * self.sigma_x).add_(x)
+        drive = torch.addmm(self.b, x.flatten(0, -2), w_in.T)     # the input part, all steps at once
         if noise and self.sigma_rec > 0:
             scale = math.sqrt(2 / self.alpha) * self.sigma_rec
-            drive = drive + scale * torch.randn(drive.shape, generator=self.gen, device=self.gen.device)
+            drive.add_(torch.randn(drive.shape, generator=self.gen, device=self.gen.device).mul_(scale))
+        drive = drive.view(*x.shape[:-1], -1)
         return recurrence(drive, self.w_rec, self.alpha, self.activation, self.unit_mask)
 
     def readout(self, hs: torch.Tensor) -> torch.Tensor:
@@ -394,10 +404,11 @@ class StackedRNN:
         gens = self._gens()
         x = x.float()
         if noise and self.sigma_x > 0:
-            x = x + seed_noise(gens, x.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_x)
-        drive = torch.bmm(x.reshape(S, T * B, -1), w_in.mT).reshape(S, T, B, -1) + self.b[:, None, None]
+            x = seed_noise(gens, x.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_x).add_(x)
+        drive = torch.baddbmm(self.b[:, None], x.reshape(S, T * B, -1), w_in.mT)
         if noise and self.sigma_rec > 0:
-            drive = drive + seed_noise(gens, drive.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_rec)
+            drive.add_(seed_noise(gens, drive.shape[1:], math.sqrt(2 / self.alpha) * self.sigma_rec))
+        drive = drive.view(S, T, B, -1)
         mask = None if self.unit_mask is None else self.unit_mask[:, None]
         return recurrence(drive, self.w_rec, self.alpha, self.activation, mask)
 

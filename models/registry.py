@@ -244,7 +244,7 @@ def names() -> list[str]:
 def builtin_names() -> list[str]:
     """The models declared by the modules of this package (not plug-ins), in name order."""
     _import_builtins()
-    return sorted(n for n, e in _REGISTRY.items() if e.factory.__module__.startswith(BUILTIN_PACKAGE + "."))
+    return sorted(n for n, e in _REGISTRY.items() if (e.factory.__module__ or "").startswith(BUILTIN_PACKAGE + "."))
 
 
 def count_parameters(learner) -> int | None:

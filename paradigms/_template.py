@@ -39,6 +39,9 @@ SIGNS = (1.0, -1.0)          # task A, task B
 class TemplateEnv(SwitchEnv):
     """Two tasks, ``y = x @ w`` and ``y = -x @ w``, switched in blocks (see the module docstring)."""
 
+    #: small settings the tests run a registered paradigm on (see ``SwitchEnv.SMALL_SETTINGS``)
+    SMALL_SETTINGS = {"": {"n_blocks": 3, "block_size": 4, "batch_size": 8}}
+
     def __init__(self, input_size: int = 8, readout_seed: int = 0, batch_size: int = 32,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 100, n_blocks: int = 4,
                  cue: bool = False):

@@ -166,6 +166,11 @@ class SwitchEnv(gym.Env):
     #: whether :meth:`draw_steps` may draw steps ahead: False where batches respond to the
     #: predictions (and, on an instance, to force the run loop through ``step()``)
     draws_ahead: bool = True
+    #: small configurations the tests run every registered paradigm on (Gymnasium's checker,
+    #: determinism, the stepping protocol, drawing ahead, every model): ``{label: parameters}``,
+    #: label ``""`` for the first; a few short blocks, small batches. Each paradigm class
+    #: declares its own (``tests/test_paradigms.py`` fails for one that does not).
+    SMALL_SETTINGS: dict[str, dict] = {}
     #: set on the instance that :meth:`task_spec_for` makes: its ``__init__`` returns before building data
     _spec_only: bool = False
 

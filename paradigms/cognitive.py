@@ -287,6 +287,9 @@ def performance_strict(logits, target, fixation: int | None = 0) -> float:
 class CognitiveSwitchEnv(SwitchEnv):
     """Switching between neurogym tasks, batches served from seeded trial pools (see the module docstring)."""
 
+    SMALL_SETTINGS = {"": {"envs": "yang19-pair", "pool_size": 16, "eval_pool_size": 4, "n_blocks": 2, "block_size": 2,
+                           "batch_size": 4}}
+
     def __init__(self, envs: str | Sequence[str] = "yang19-pair", env_kwargs: Mapping[str, Mapping] | None = None,
                  dt: float | None = 20, seq_len: int | None = None, pool_size: int = 1024,
                  eval_pool_size: int = 512, pool_seed: int = 0, pool_cache: bool = True,
@@ -606,6 +609,8 @@ class CognitiveComposeEnv(CognitiveSwitchEnv):
     rtanti, never trained, under ``anti + rtgo - go`` (``zero_shot_perf``), and rtanti learned
     for at most 300 steps after the curriculum and from scratch (``transfer_steps``). Every
     parameter of CognitiveSwitch-v0 can still be set."""
+
+    SMALL_SETTINGS = {"": {"pool_size": 16, "eval_pool_size": 4, "n_blocks": 2, "block_size": 3, "batch_size": 4}}
 
     def __init__(self, **kwargs):
         super().__init__(**{**COMPOSE_PRESET, **kwargs})

@@ -73,6 +73,10 @@ MODES = ("trials", "sequence")
 class CuedSwitchEnv(SwitchEnv):
     """Cued parity/magnitude switching on digit images (see the module docstring)."""
 
+    SMALL_SETTINGS = {"": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "schedule": "pure-mixed"},
+                      "sequence": {"n_blocks": 2, "block_size": 3, "batch_size": 4, "mode": "sequence", "n_trials": 3,
+                                   "csi": 1, "schedule": "random"}}
+
     def __init__(self, mode: str = "trials", schedule: str | Sequence = "aabb", run_length: int = 2,
                  p_switch: float = 0.5, n_trials: int = 8, csi: int = 1, split_seed: int = DEFAULT_SPLIT_SEED,
                  test_fraction: float = DEFAULT_TEST_FRACTION, batch_size: int = 100, block_size: int = 1000,

@@ -92,6 +92,8 @@ class DigitData:
 class DigitSwitchEnv(SwitchEnv):
     """Digit images under task-specific labelings, switched in blocks (see the module docstring)."""
 
+    SMALL_SETTINGS = {"": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "cue": True}}
+
     def __init__(self, tasks: str | Sequence[str] = "identity-relabel", split_seed: int = DEFAULT_SPLIT_SEED,
                  test_fraction: float = DEFAULT_TEST_FRACTION, batch_size: int = 100,
                  schedule: str | Sequence[int] = "blocked", block_size: int = 1000, n_blocks: int = 10,

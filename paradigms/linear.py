@@ -98,6 +98,8 @@ def novel_like(teachers: np.ndarray, seed: int) -> np.ndarray:
 class BlockedLinearEnv(SwitchEnv):
     """Linear teachers switched in blocks (see the module docstring)."""
 
+    SMALL_SETTINGS = {"": {"n_blocks": 3, "block_size": 4, "batch_size": 8}}
+
     def __init__(self, n_tasks: int = 2, input_size: int = 20, output_size: int = 10, teachers: str = "orthogonal",
                  teacher_seed: int = 0, batch_size: int = 200, schedule: str | Sequence[int] = "blocked",
                  block_size: int = 1000, n_blocks: int = 20, cue: bool = False, composition: str | None = None,

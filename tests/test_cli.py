@@ -1,7 +1,8 @@
 """The command line: listings, runs, and one-line errors with a non-zero exit."""
 import pytest
 
-from switchbench.benchmark.cli import main, parse_set
+from switchbench.benchmark.cli import main
+from switchbench.benchmark.commands.options import parse_set
 
 TINY = ["--set", "n_blocks=3", "--set", "block_size=20"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from switchbench.benchmark.cli import build_parser, format_scores, main
+from switchbench.benchmark.cli import build_parser, main
+from switchbench.benchmark.commands.run import format_scores
 
 TINY = ["--set", "n_blocks=3", "--set", "block_size=20"]
 

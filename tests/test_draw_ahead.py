@@ -12,6 +12,7 @@ from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
 from switchbench.paradigms.base import SwitchEnv
+from test_paradigms import SMALL as SMALL_PARADIGMS   # every registered paradigm's small settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tiny networks (tests/conftest.py)
 
@@ -30,7 +31,7 @@ ENVS = [
     ("CognitiveSwitch-v0", dict(envs=["yang19.go-v0", "yang19.dlygo-v0", "yang19.anti-v0"], schedule="interleaved",
                                 n_blocks=2, block_size=6, held_out_tasks=["anti"], **COGNITIVE)),
     ("CognitiveCompose-v0", dict(n_blocks=1, block_size=9, **COGNITIVE)),
-]
+] + [(config.split(" ")[0].removeprefix("switchbench/"), kw) for config, kw in SMALL_PARADIGMS.items()]
 
 
 def make(name, kw):

@@ -265,3 +265,20 @@ def test_exactly_one_learner_is_built_per_seed(model):
     BUILT.clear()
     runner.run_seeds("blocked-linear", model, [0, 1], cache=False, **SMALL)
     assert BUILT == [model_seed(s) for s in (0, 1)]
+    BUILT.clear()
+    res = run_many([RunSpec("blocked-linear", model, s, small) for s in (0, 1, 2)], jobs=2, progress=False,
+                   cache=False)
+    assert BUILT == [] and not [r for r in res if isinstance(r, Failure)]   # built in the workers only
+
+
+def test_the_command_line_prepares_a_configuration_once(monkeypatch):
+    """``switchbench run`` checks its configuration once (``validate``) and runs that one."""
+    from switchbench.benchmark import config, suite
+
+    calls, real = [], config.prepare
+    counting = lambda *a, **k: calls.append(a) or real(*a, **k)         # noqa: E731
+    for module in (config, suite, runner):
+        monkeypatch.setattr(module, "prepare", counting)
+    assert main(["run", "--paradigm", "blocked-linear", "--model", "test_loop:make", "--seeds", "2",
+                 "--set", "n_blocks=2", "--set", "block_size=20"]) == 0
+    assert calls == [("blocked-linear", "test_loop:make")]

@@ -10,17 +10,13 @@ from gymnasium.utils.env_checker import check_env
 import switchbench
 from switchbench.errors import SwitchbenchError
 from switchbench.losses import task_loss
-from switchbench.paradigms import PARADIGMS, make_schedule
+from switchbench.paradigms import PARADIGMS, make_schedule, resolve
 
-SMALL = {"switchbench/BlockedLinear-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8},
-         "switchbench/DigitSwitch-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "cue": True},
-         "switchbench/CuedSwitch-v0": {"n_blocks": 3, "block_size": 4, "batch_size": 8, "schedule": "pure-mixed"},
-         "switchbench/CuedSwitch-v0 (sequence)": {"n_blocks": 2, "block_size": 3, "batch_size": 4, "mode": "sequence",
-                                                  "n_trials": 3, "csi": 1, "schedule": "random"},
-         "switchbench/CognitiveSwitch-v0": {"envs": "yang19-pair", "pool_size": 16, "eval_pool_size": 4,
-                                            "n_blocks": 2, "block_size": 2, "batch_size": 4},
-         "switchbench/CognitiveCompose-v0": {"pool_size": 16, "eval_pool_size": 4, "n_blocks": 2, "block_size": 3,
-                                             "batch_size": 4}}
+#: every registered paradigm's small configurations (its class's ``SMALL_SETTINGS``), by
+#: "<gym id>" or "<gym id> (label)", in the order of ``PARADIGMS``: no list to keep here
+CLASSES = {gym_id: resolve(short)[2] for short, (gym_id, _) in PARADIGMS.items()}
+SMALL = {gym_id + (f" ({label})" if label else ""): kw
+         for gym_id, cls in CLASSES.items() for label, kw in vars(cls).get("SMALL_SETTINGS", {}).items()}
 ENV_IDS = sorted(i for i in registry if i.startswith("switchbench/"))
 CONFIGS = sorted(SMALL)   # "<gym id>" or "<gym id> (variant)": every registered env, some in several modes
 
@@ -31,7 +27,8 @@ def make(config, **kw):
 
 def test_every_paradigm_is_registered_and_listed():
     assert ENV_IDS == sorted(v[0] for v in PARADIGMS.values())
-    assert {c.split(" ")[0] for c in SMALL} == set(ENV_IDS), "add a small configuration for each new paradigm"
+    missing = [cls.__name__ for cls in CLASSES.values() if not vars(cls).get("SMALL_SETTINGS")]
+    assert not missing, f"declare SMALL_SETTINGS (small configurations for the tests) on {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("env_id", CONFIGS)

@@ -13,7 +13,8 @@ import pytest
 
 import switchbench
 from switchbench import models
-from switchbench.benchmark.cli import build_parser, main, parse_set
+from switchbench.benchmark.cli import build_parser, main
+from switchbench.benchmark.commands.options import parse_set
 from switchbench.errors import SwitchbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ TINY = {"n_blocks": 2, "block_size": 50}   # what the Python blocks' runs are sh
 #: models the README itself defines (the decorator example) or installs (examples/external_model)
 README_MODELS = {"my-regression", "example-rls", "your-model"}
 #: the README's placeholders in commands, and a value for each
-PLACEHOLDERS = {"N": "2", "FILE": "suites/quick.toml"}
+PLACEHOLDERS = {"N": "2", "SUITE": "suites/quick.toml"}
 
 
 def blocks() -> list[tuple[str, str, int]]:

@@ -1,6 +1,8 @@
 """The leaky family's recurrence (:func:`switchbench.models.leaky_rnn.recurrence`): its
 hand-written backward pass through time against autograd through the plain time loop (the
-engine before it), and every model of the family trained a few steps on both engines.
+engine before it), and every model of the family trained a few steps on both engines. The
+forward pass computes the leak as one ``lerp`` (``h + alpha (f(z) - h)``), the loop's
+``(1 - alpha) h + alpha f(z)`` to float rounding.
 
 The reference below is the time loop the models ran under autograd; patched in for
 ``recurrence``, it gives the old numbers. Gradients agree to float64 rounding (1e-12); whole
@@ -41,7 +43,7 @@ def test_the_hand_written_backward_is_autograds(S, alpha, activation, masked):
     weight = torch.randn(*lead, 7, 5, 16, generator=g, dtype=torch.float64)   # an arbitrary loss: sum(weight * hs)
     ours = leaky_rnn.recurrence(drive, w_rec, alpha, activation, mask)
     ref = autograd_recurrence(drive, w_rec, alpha, activation, mask)
-    torch.testing.assert_close(ours, ref, rtol=0, atol=0)                  # the forward pass is the same arithmetic
+    torch.testing.assert_close(ours, ref, rtol=1e-13, atol=1e-13)          # the leak as a lerp: float64 rounding
     grads = torch.autograd.grad((ours * weight).sum(), (drive, w_rec))
     want = torch.autograd.grad((ref * weight).sum(), (drive, w_rec))
     for a, b in zip(grads, want):
@@ -113,3 +115,12 @@ def test_every_leaky_model_learns_as_on_the_autograd_engine(model, dt, stacked, 
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(ours[-6:], _run(model, dt, stacked, not ablate)[-6:]))
+
+
+def test_the_backward_pass_runs_once_and_says_so():
+    """It turns the saved pre-activations into the gradient in place: autograd refuses a second pass (not a wrong one)."""
+    drive = torch.randn(4, 3, 8, requires_grad=True)
+    hs = leaky_rnn.recurrence(drive, torch.randn(8, 8) / 3, 0.2, "softplus")
+    hs.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        hs.sum().backward()

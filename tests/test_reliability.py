@@ -28,7 +28,8 @@ from switchbench.benchmark import leaderboard
 from switchbench.benchmark import config as C
 from switchbench.benchmark import runner as R
 from switchbench.benchmark import storage as S
-from switchbench.benchmark.cli import main, parse_set
+from switchbench.benchmark.cli import main
+from switchbench.benchmark.commands.options import parse_set
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
 from switchbench.errors import SwitchbenchError
 from switchbench.paradigms import PARADIGMS
@@ -389,7 +390,7 @@ def test_property_bad_command_lines_are_one_line_and_exit_2(data, tmp_path_facto
         argv = [*base, "--set", "n_blocks=2", "--set", "block_size=10", "--set", data.draw(PARAM_BAD)]   # the last wins
     elif kind == "key":
         key = data.draw(st.from_regex(r"[a-z_]{1,10}", fullmatch=True).filter(
-            lambda k: k not in C._defaults(C.resolve_paradigm("blocked-linear")[2].__init__, 1)
+            lambda k: k not in C.paradigm_params(C.resolve_paradigm("blocked-linear")[2])
             and k not in models.get("linear").hparams() and k not in C.RUNNER_OPTIONS))
         argv = [*base, "--set", f"{key}={data.draw(st.integers())}"]
     elif kind == "backend":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_out, add_run_options, command
+from switchbench.benchmark.commands.options import add_out, add_run_options, add_suite, command
 
 
 def add(sub) -> None:
@@ -18,8 +18,7 @@ def add(sub) -> None:
                 "leaderboard.md, leaderboard.json, figures/ and site/index.html to --out (default: results/ for the "
                 "shipped full suite only, any other suite's report folder under the cache).",
                 "switchbench leaderboard my_suite.toml --out my_results --jobs 2")
-    s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
-                   help="a shipped suite's name or a suite file (TOML) (default: full)")
+    add_suite(s, optional=True)
     add_out(s)
     s.add_argument("--tuning", default=None, metavar="CSV",
                    help="the tuning table, refused if made for another suite (default: OUT/tuning.csv where it "

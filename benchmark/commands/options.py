@@ -113,6 +113,17 @@ def add_set(s, help: str) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
+def add_suite(s, *, optional: bool = False) -> None:
+    """The ``SUITE`` positional of the commands that run a suite: a shipped suite's name or a
+    suite file; ``optional``: None when left out (the command then runs the full suite,
+    :data:`~switchbench.benchmark.leaderboard.DEFAULT_SUITE`)."""
+    what = "a shipped suite's name (quick, full) or a suite file (TOML)"
+    if optional:
+        s.add_argument("suite", nargs="?", default=None, metavar="SUITE", help=f"{what} (default: full)")
+    else:
+        s.add_argument("suite", metavar="SUITE", help=what)
+
+
 def add_out(s) -> None:
     """``--out`` of the commands that write a suite's results (leaderboard, tune)."""
     s.add_argument("--out", default=None, metavar="DIR",
@@ -149,3 +160,10 @@ def run_options(args):
     from switchbench.benchmark.config import RunOptions
 
     return RunOptions(device=args.device, threads=args.threads, cache="refresh" if args.no_cache else True)
+
+
+def run_inputs(args) -> tuple:
+    """What the commands that run with ``--set`` (run, reproduce) read first, checked before
+    anything runs or loads: their :func:`run_options` and their ``--set`` overrides
+    (:func:`parse_set`)."""
+    return run_options(args), parse_set(args.set)

@@ -7,7 +7,7 @@ import shlex
 import time
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
+from switchbench.benchmark.commands.options import add_run_options, add_set, command, run_inputs, seed_count
 
 
 def add(sub) -> None:
@@ -36,16 +36,14 @@ def add(sub) -> None:
 
 def main(args) -> int:
     """Each finding's checks as PASS / FAIL / DIFFERS; exit 1 unless every check PASSes."""
-    from switchbench.benchmark.commands.options import run_options
     from switchbench.benchmark.findings import FINDINGS, reproduce
     from switchbench.benchmark.site import save_finding
 
-    options = run_options(args)
+    options, overrides = run_inputs(args)
     names = args.findings or list(FINDINGS)
     for n in names:
         if n not in FINDINGS:
             reproduce(n)  # raises the unknown-name error
-    overrides = parse_set(args.set)
     ok = True
     command = "switchbench " + " ".join(shlex.quote(a) for a in args.argv)
     for n in names:

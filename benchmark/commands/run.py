@@ -7,7 +7,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from switchbench.benchmark.commands.options import add_run_options, add_set, command, parse_set, seed_count
+from switchbench.benchmark.commands.options import add_run_options, add_set, command, run_inputs, seed_count
 from switchbench.benchmark.commands.options import table as as_text
 from switchbench.errors import SwitchbenchError
 
@@ -42,16 +42,13 @@ def add(sub) -> None:
 
 
 def main(args) -> int:
-    from switchbench.benchmark.commands.options import run_options
     from switchbench.benchmark.runner import validate
     from switchbench.benchmark.suite import Failure, metrics_table, run_many, seeds
 
-    options = run_options(args)
-    if args.seeds < 1:
-        raise SwitchbenchError(f"--seeds must be >= 1, got {args.seeds}")
-    specs = seeds(args.paradigm, args.model, args.seeds, **parse_set(args.set))
-    validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
-    results = run_many(specs, jobs=args.jobs, options=options)
+    options, overrides = run_inputs(args)
+    specs = seeds(args.paradigm, args.model, args.seeds, **overrides)
+    rc = validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
+    results = run_many(specs, jobs=args.jobs, options=options, rc=rc)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:
         if args.debug and failed[0].trace:

@@ -2,7 +2,7 @@
 cache; its ranked tables printed and its report written under the cache."""
 from __future__ import annotations
 
-from switchbench.benchmark.commands.options import add_run_options, command
+from switchbench.benchmark.commands.options import add_run_options, add_suite, command
 
 
 def add(sub) -> None:
@@ -12,7 +12,7 @@ def add(sub) -> None:
                 "ranked table and write the report (tables, figures, web page) to .cache/reports/SUITE/ (never "
                 "results/). The shipped suites (quick, full) are found by name from any folder.",
                 "switchbench suite quick --jobs 2")
-    s.add_argument("file", metavar="FILE", help="a shipped suite's name (quick, full) or a suite file (TOML)")
+    add_suite(s)
     add_run_options(s, slurm=True)
     s.set_defaults(fn=main)
 
@@ -21,5 +21,5 @@ def main(args) -> int:
     from switchbench.benchmark.commands.options import run_options
     from switchbench.benchmark.leaderboard import run_suite
 
-    run_suite(args.file, jobs=args.jobs, backend=args.backend, options=run_options(args))
+    run_suite(args.suite, jobs=args.jobs, backend=args.backend, options=run_options(args))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switchbench.benchmark.commands.options import add_out, add_run_options, command, positive_int, seed_count
+from switchbench.benchmark.commands.options import add_out, add_run_options, add_suite, command, positive_int, seed_count
 
 
 def add(sub) -> None:
@@ -15,8 +15,7 @@ def add(sub) -> None:
                 "--budget of them) on validation seeds disjoint from the scored ones, select the best by the primary "
                 "metric (ties: final loss) and write OUT/tuning.csv, which switchbench leaderboard reads.",
                 "switchbench tune --jobs 2")
-    s.add_argument("suite", nargs="?", default=None, metavar="SUITE",
-                   help="a shipped suite's name or a suite file (TOML) (default: full)")
+    add_suite(s, optional=True)
     add_out(s)
     s.add_argument("--budget", type=positive_int, default=None, metavar="N",
                    help="configurations per (paradigm, model) (default: the suite's [tuning] budget, else 3)")
@@ -30,11 +29,11 @@ def main(args) -> int:
     """Tune a suite, write ``OUT/tuning.csv`` and print the selections."""
     from switchbench.benchmark.commands.options import run_options
     from switchbench.benchmark.leaderboard import DEFAULT_SUITE, default_out, load_suite, protocol_text
-    from switchbench.benchmark.metrics import PRIMARY
+    from switchbench.benchmark.metrics import PRIMARY, TIEBREAK
     from switchbench.benchmark.reporting import fmt
     from switchbench.benchmark.suite import check_out
+    from switchbench.benchmark.tuning import tune
     from switchbench.cache import write_atomic
-    from switchbench.benchmark.tuning import TIEBREAK, tune
 
     options = run_options(args)
     name = args.suite or DEFAULT_SUITE

@@ -305,7 +305,7 @@ def make_record(report: Report, *, seeds: int | None, command: str, wall_s: floa
 
 def write_record(record: dict, folder: Path = RECORDS) -> Path:
     """Write ``folder/NAME.json`` atomically (a temporary file beside it, then one rename)."""
-    from switchbench.benchmark.storage import write_atomic
+    from switchbench.cache import write_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
