@@ -5,7 +5,9 @@ the learning rate or step size, the published default one of the points). For ev
 (paradigm, model) of a suite, the same number of configurations (the ``budget``: the whole
 grid where it is that size; otherwise the default and a seeded draw of the rest) runs on
 *validation* seeds (``first_seed``, ``first_seed + 1``, ...; disjoint from the scored seeds
-0..N-1), with the suite's paradigm settings. The configuration with the best mean primary
+0..N-1), with the suite's paradigm settings. A tunable parameter that the suite sets (its
+``set``) is held at the suite's value: the grid varies the others only (a suite that fixes
+the step size tunes, say, a regulariser's strength alone). The configuration with the best mean primary
 metric over the validation seeds is selected (ties: the lower final loss; then the
 default) among the *eligible* ones:
 
@@ -78,15 +80,19 @@ def protocol(suite, budget: int | None = None, seeds: int | None = None, first_s
     return out
 
 
-def configurations(model: str, budget: int) -> list[dict]:
-    """The ``budget`` configurations of a model's grid that tuning runs, the default first.
+def configurations(model: str, budget: int, held=()) -> list[dict]:
+    """The ``budget`` configurations of a model's grid that tuning runs, the default first;
+    the parameters ``held`` (those a suite sets) are left out of the grid.
 
     >>> configurations("gated-linear", 3)
     [{}, {'dt': 0.0001}, {'dt': 0.01}]
+    >>> configurations("gated-linear", 3, held={"dt"})
+    [{}]
     """
     entry = models.get(model)
     defaults = entry.hparams()
-    grid = [{k: v for k, v in c.items() if v != defaults[k]} for c in entry.grid()] or [{}]
+    grid = [{k: v for k, v in c.items() if v != defaults[k] and k not in held} for c in entry.grid()]
+    grid = [c for i, c in enumerate(grid) if c not in grid[:i]] or [{}]
     if len(grid) > budget:
         rest = np.random.default_rng(0).choice(len(grid) - 1, budget - 1, replace=False) + 1
         grid = [grid[0]] + [grid[i] for i in sorted(rest)]
@@ -110,7 +116,7 @@ def tune(suite, budget: int | None = None, seeds: int | None = None, first_seed:
     for (paradigm, model), overrides in entries.items():
         n = per_paradigm.get(paradigm, p["seeds"])
         val[paradigm] = list(range(p["first_seed"], p["first_seed"] + n))
-        for i, config in enumerate(configurations(model, p["budget"])):
+        for i, config in enumerate(configurations(model, p["budget"], held={k.removeprefix("model.") for k in overrides})):
             for seed in val[paradigm]:
                 specs.append(RunSpec(paradigm, model, seed, {**overrides, **config}))
                 keys.append((paradigm, model, i, json.dumps(config, sort_keys=True)))

@@ -13,6 +13,11 @@ from switchbench.models.registry import register
 
 EWC = "Kirkpatrick et al. (2017), Overcoming catastrophic forgetting in neural networks, PNAS 114:3521"
 SI = "Zenke, Poole & Ganguli (2017), Continual learning through synaptic intelligence, ICML"
+#: the strengths' tuning grids (a decade apart, the defaults among them): EWC's lambda around
+#: the 100 used untuned before; SI's c around the c 0.1 and 1 (xi 0.01) of Yang et al.'s
+#: continual-learning runs (their code's job list)
+LAM_GRID = (10.0, 100.0, 1000.0, 10000.0)
+C_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
 class ConsolidatedRNN(LeakyRNN):
@@ -21,9 +26,13 @@ class ConsolidatedRNN(LeakyRNN):
     - ``method="ewc"``: ``L + lam/2 sum_k sum_i F_k,i (theta_i - theta*_k,i)^2``, one anchor per
       earlier task k (replaced when k is trained again), ``F_k`` the diagonal empirical Fisher;
     - ``method="si"``: ``L + c sum_i Omega_i (theta_i - theta*_i)^2`` with, accumulated at each
-      task boundary, ``Omega_i += omega_i / (Delta_i^2 + xi)``, ``omega_i = -sum_t g_i,t dtheta_i,t``
-      the path integral of the *task* loss gradient times the update since the last boundary,
-      ``Delta_i`` the weight change over the task, ``theta*`` the weights at the boundary.
+      task boundary, ``Omega_i <- max(0, Omega_i + omega_i / (Delta_i^2 + xi))``,
+      ``omega_i = -sum_t g_i,t dtheta_i,t`` the path integral of the *task* loss gradient times
+      the update since the last boundary, ``Delta_i`` the weight change over the task,
+      ``theta*`` the weights at the boundary. The clip at 0 is Yang et al.'s (2019; their code's
+      sequential training keeps every importance non-negative): with Adam and noise a path
+      integral can come out negative, and a negative importance would push a weight *away*
+      from its anchor.
 
     Task boundaries are where ``learn`` sees a task (from ``observe_task``) other than the one
     it last learned, so evaluation calls to ``observe_task`` (predict only) are not
@@ -87,7 +96,7 @@ class ConsolidatedRNN(LeakyRNN):
             self.recent = []
         else:
             for O, w, t, s in zip(self.Omega, self.omega, theta, self.start):
-                O += w / ((t - s).square() + self.xi)
+                O.add_(w / ((t - s).square() + self.xi)).clamp_(min=0)
                 w.zero_()
             self.start, self.star = theta, [t.clone() for t in theta]
 
@@ -165,7 +174,7 @@ class StackedConsolidatedRNN(StackedRNN):
             return
         si = self.si
         for O, w, t, st, star in zip(si["Omega"], si["omega"], theta, si["start"], si["star"]):
-            O[s] += w[s] / ((t - st[s]).square() + self.xi)
+            O[s] = (O[s] + w[s] / ((t - st[s]).square() + self.xi)).clamp(min=0)
             w[s].zero_()
             st[s], star[s] = t, t
 
@@ -221,8 +230,8 @@ class StackedConsolidatedRNN(StackedRNN):
 
 @register("leaky-rnn-ewc", description="Leaky RNN with elastic weight consolidation at task boundaries (privileged)",
           citation=EWC, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; lam 100, Fisher from the last 4 batches: untuned",
-          tunable={"lr": LR_GRID})
+          tuning="leaky-rnn defaults; lam 100 and Fisher from the last 4 batches by default; lam tunable",
+          tunable={"lr": LR_GRID, "lam": LAM_GRID})
 def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                        w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
     """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
@@ -233,8 +242,8 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=T
 
 @register("leaky-rnn-si", description="Leaky RNN with synaptic intelligence (c, xi) at task boundaries (privileged)",
           citation=SI, privileged=True, kinds=("sequence",), supports=_classification_sequences,
-          tuning="leaky-rnn defaults; c 1.0, xi 0.01: untuned",
-          tunable={"lr": LR_GRID})
+          tuning="leaky-rnn defaults; c 1.0 and xi 0.01 by default; c tunable",
+          tunable={"lr": LR_GRID, "c": C_GRID})
 def make_leaky_rnn_si(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 from switchbench.benchmark.runner import torch_threads
 
+from switchbench.benchmark import tuning
+from switchbench.benchmark.findings import cognitive
 from switchbench.benchmark.findings.cognitive import FORGETTING_MODELS, cognitive_forgetting
+from switchbench.errors import SwitchbenchError
 from switchbench.benchmark.findings.molap import (efficiency_checks, molap_efficiency, molap_robustness,
                                                   robustness_checks)
 
@@ -48,12 +51,30 @@ def test_cognitive_forgetting_fails_when_the_leaky_rnn_cannot_learn(run):
     report = run(cognitive_forgetting, {**FORGET, "leaky-rnn/lr": BROKEN})
     c = checks(report)["leaky-rnn forgetting (R0)"]
     assert abs(c.value) < 1e-3 and not c.passed                 # nothing learned, nothing forgotten
+    trained = report.checks[0]                                  # and no block reached the criterion
+    assert trained.name.startswith("lowest block-end performance") and trained.value < 0.9 and not trained.passed
     assert set(FORGETTING_MODELS) <= set(report.notes[0].split()) and report.figures[0].exists()
+    assert "1 censored" in report.notes[1] and "block_size 20" in report.notes[2]   # blocks below 0.9, per seed
+
+
+def test_cognitive_forgetting_reads_its_setting_and_tuned_strengths_from_the_forgetting_suite(monkeypatch):
+    suite = cognitive.forgetting_suite()
+    assert {s.model for s in suite.specs} == {"leaky-rnn-ewc", "leaky-rnn-si"}
+    assert cognitive.forgetting_setup() == {k: v for k, v in suite.specs[0].overrides.items() if k != "lr"}
+    table = tuning.read_tuning(cognitive.reference(cognitive.FORGETTING_TUNING))
+    assert set(table["suite_id"]) == {tuning.suite_id(suite)} and table.groupby("model")["selected"].sum().eq(1).all()
+    assert set(table["config"]) >= {'{"lam": 10.0}', '{"c": 0.01}'} and not table["config"].str.contains("lr").any()
+    strengths = cognitive.tuned_strengths()
+    assert set(strengths) == {"leaky-rnn-ewc", "leaky-rnn-si"}
+    assert all(set(v) <= {"lam", "c"} for v in strengths.values())
+    monkeypatch.setattr(tuning, "suite_id", lambda s: "another")          # the suite's setting changed since
+    with pytest.raises(SwitchbenchError, match="tuned on another setting"):
+        cognitive.tuned_strengths()
 
 
 def test_cognitive_forgetting_fails_without_consolidation_and_with_modules_that_cannot_learn(run):
-    """EWC with strength 0 and SI with c 0 are the plain leaky RNN, bit for bit (same seed):
-    they forget exactly as much. A modular network with a learning rate of 1e-12 keeps its
+    """EWC with strength 0 and SI with c 0 (overrides win over the tuned strengths) are the
+    plain leaky RNN, bit for bit (same seed): they forget exactly as much. A modular network with a learning rate of 1e-12 keeps its
     initial loss, above both the trained leaky RNN's and the random modules'."""
     report = run(cognitive_forgetting, {**FORGET, "leaky-rnn-ewc/lam": 0.0, "leaky-rnn-si/c": 0.0,
                                         "modular-primitives/lr": BROKEN, "random-modules/lr": 1e-2,

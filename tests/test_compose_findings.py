@@ -23,7 +23,8 @@ def test_yang_rule_composition_reads_the_papers_rows_and_fails_untrained(tmp_pat
     rows = report.notes[0]
     for cue in ("dlyanti", "anti", "anti + dlygo", "anti + dlygo - go", "random"):
         assert f" {cue} " in rows + " "
-    assert set(report.notes[1].split()) >= {"go", "anti", "dlygo", "dlyanti"}
+    assert set(report.notes[1].split()) >= {"go", "rtgo", "dlygo", "anti", "rtanti", "dlyanti"}
+    assert "seed 0: 20 steps (censored at the cap, 20: never met it)" in report.notes[2]
     assert report.figures[0].exists()
 
     zero = yang_rule_composition_zero_shot(n_seeds=1, overrides=YANG, figures=tmp_path, progress=False)
@@ -78,3 +79,7 @@ def test_rule_composition_checks_pass_only_when_composition_holds_in_a_trained_n
     assert passed(1.0, 0.557, 0.557, 0.446, 0.881) == [True, False, True, False]
     assert passed(1.0, 0.45, 0.45, 0.46, 0.40) == [True, False, False, True]
     assert passed(0.5, 1.0, 0.9, 0.1, 0.2) == [False] * 4
+    # six tasks on neurogym's timing, trained to 1.00 (README): Anti's rule alone drives Dly Anti (1.00 > 0.93)
+    assert passed(1.0, 0.93, 0.93, 0.29, 1.0) == [True, True, True, False]
+    # a seed censored at the cap (never met target_perf): untrained, whatever the others score
+    assert passed(1.0, 0.95, 0.95, 0.45, 0.80, 2 / 3) == [False] * 4

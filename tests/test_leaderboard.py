@@ -160,14 +160,24 @@ def test_the_uncued_mlp_never_sees_the_cue():
     assert not torch.equal(cued.predict(x), cued.predict(flipped))
 
 
+#: cards with a tunable regulariser strength beside the step size (a grid of 4 decades each):
+#: the full suite's budget of 3 draws from their product; a suite that holds the step size tunes the strength
+STRENGTHS = {"leaky-rnn-ewc": "lam", "leaky-rnn-si": "c"}
+
+
 def test_every_card_declares_an_equal_grid_around_its_published_default():
     for name in models.registry.builtin_names():
         entry = models.get(name)
         grid = entry.grid()
-        assert len(grid) == tuning.BUDGET, name
         defaults = entry.hparams()
         assert grid[0] == {k: defaults[k] for k in entry.card.tunable}, name   # the published default is a point
-        assert {"lr", "lr_w", "dt"} & set(entry.card.tunable), name            # a step size at least
+        steps = {"lr", "lr_w", "dt"} & set(entry.card.tunable)
+        assert len(steps) == 1, name                                           # a step size
+        assert len(entry.card.tunable[steps.pop()]) == tuning.BUDGET, name     # the same step-size grid for all
+        assert len(grid) == tuning.BUDGET * (4 if name in STRENGTHS else 1), name
+        if name in STRENGTHS:
+            assert tuning.configurations(name, 4, held={"lr"})[1:] == [
+                {STRENGTHS[name]: v} for v in entry.card.tunable[STRENGTHS[name]] if v != defaults[STRENGTHS[name]]]
     with pytest.raises(SwitchbenchError, match="must contain the default"):
         models.register("bad-grid", tunable={"lr": (1.0, 2.0)})(lambda spec, seed, lr=0.1: None)
 
@@ -225,9 +235,9 @@ def test_validation_seeds_must_not_be_scored(tmp_path):
 
 def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for name in ("quick", "full", "suites/quick.toml"):
+    for name in ("quick", "full", "forgetting", "suites/quick.toml"):
         assert leaderboard.load_suite(name).specs
-    with pytest.raises(SwitchbenchError, match="not found \\(nor a shipped suite: full, quick\\)"):
+    with pytest.raises(SwitchbenchError, match="not found \\(nor a shipped suite: forgetting, full, quick\\)"):
         leaderboard.load_suite("nope")
     (tmp_path / "quick.toml").write_text(TINY)                     # a file of that name wins
     assert leaderboard.load_suite("quick.toml").name == "tiny"

@@ -294,3 +294,34 @@ def test_per_task_weights_of_a_task_a_seed_is_not_told_stay_put(model):
     after = [P[:, 1] for P in stacked.parameters()]
     assert all(torch.equal(a[1], b[1]) for a, b in zip(start, after))
     assert all(not torch.equal(a[0], b[0]) for a, b in zip(start, after))
+
+
+def test_si_importance_is_clipped_at_zero_as_yang_et_al_clip_it():
+    """At a boundary SI's importance becomes ``max(0, Omega + omega / (Delta^2 + xi))`` (Yang
+    et al. 2019's sequential training), in the single and the seed-stacked learner alike. A
+    path integral ``omega`` comes out negative where an update went against the task's
+    gradient (Adam's momentum, the penalty's pull); here half of it is made negative, so the
+    unclipped sum would keep negative importances."""
+    single = make("leaky-rnn-si", 0)
+    stacked = batching.stack([make("leaky-rnn-si", 0), make("leaky-rnn-si", 1)])
+    (x, y), (x1, y1) = [(x[:2], y[:2]) for x, y in batches(2)]
+    single.observe_task(0)
+    stacked.observe_task([0, 0])
+    single.learn(x[0], y[0])
+    stacked.learn(x, y)
+    g = torch.Generator().manual_seed(0)
+    signs = [torch.where(torch.rand(w.shape, generator=g) < 0.5, -1.0, 1.0) for w in single.omega]
+    for w, w_stacked, sign in zip(single.omega, stacked.si["omega"], signs):
+        w.copy_(sign * (w.abs() + 1e-3))
+        w_stacked[0].copy_(w)
+    delta = [p.detach() - s for p, s in zip(single.params, single.start)]
+    raw = [O + w / (d.square() + single.xi) for O, w, d in zip(single.Omega, single.omega, delta)]
+    assert all(bool((r < 0).any()) for r in raw)
+    single.observe_task(1)
+    single.learn(x1[0], y1[0])                                  # the boundary
+    stacked.observe_task([1, 1])
+    stacked.learn(x1, y1)
+    for O, r, O_stacked in zip(single.Omega, raw, stacked.si["Omega"]):
+        torch.testing.assert_close(O, r.clamp(min=0), **TIGHT)
+        torch.testing.assert_close(O_stacked[0], O, **TIGHT)
+        assert bool((O_stacked >= 0).all())
