@@ -128,10 +128,10 @@ def train(rc, seeds: list[int], envs: list, obs: list, learners: list, progress:
         call.log_chunk(chunk)
         if call.target is not None and (stop % call.check_every == 0 or stop == call.n_steps) and call.reached():
             call.stop_at(stop)                          # target_perf met: the block (and run) ends here
-            call.end_block(int(call.sched.block[stop - 1]), checkpoints)
-            break
         if stop == call.n_steps or call.sched.block[stop] != call.sched.block[stop - 1]:
             call.end_block(int(call.sched.block[stop - 1]), checkpoints)
+        if call.met:
+            break
     bar.close()
     return call.results(checkpoints, record_hidden)
 
@@ -214,10 +214,7 @@ class Call:
         et al.'s performance) on the held-out trials: their ``perf_min``."""
         out = np.full(self.S, np.inf)
         for k in getattr(self.envs[0], "trained_tasks", range(self.K)):
-            if self.privileged:
-                self.net.observe_task([k] * self.S)
-            with torch.no_grad():
-                pred = _call(f"{self.label}: predict", self.net.predict, self.held_x[k]).detach().cpu().numpy()
+            pred = self.held_out_predict(self.net, k).detach().cpu().numpy()
             y = self.held_y[k].cpu().numpy()
             out = np.minimum(out, [self.envs[i].trial_score(pred[i], y[i], k) for i in range(self.S)])
         return out
@@ -318,12 +315,16 @@ class Call:
             for i, one in enumerate(net.unstack()):
                 self.saved[i].append(_state(one))
 
-    def held_out_loss(self, m, k: int) -> np.ndarray:
-        """Each seed's normalised loss on task ``k``'s held-out set (told the task when privileged)."""
+    def held_out_predict(self, m, k: int) -> torch.Tensor:
+        """``m``'s predictions of task ``k``'s held-out inputs, told the task when privileged."""
         if self.privileged:
             m.observe_task([k] * self.S)
         with torch.no_grad():
-            pred = _call(f"{self.label}: predict", m.predict, self.held_x[k])
+            return _call(f"{self.label}: predict", m.predict, self.held_x[k])
+
+    def held_out_loss(self, m, k: int) -> np.ndarray:
+        """Each seed's normalised loss on task ``k``'s held-out set (told the task when privileged)."""
+        pred = self.held_out_predict(m, k)
         return (np.array([float(task_loss(pred[i], self.held_y[k][i], self.spec.loss)) for i in range(self.S)])
                 / self.spec.null_loss[k])
 
