@@ -382,6 +382,7 @@ class Call:
                         "wall_ms_per_step": 1e3 * self.train_time / self.n_steps / S}   # amortised over the seeds
             if self.target is not None:
                 measured.update(steps_to_target=float(self.n_steps), target_met=float(self.met))
+            measured.update(getattr(learner, "build_metrics", None) or {})   # e.g. how pretraining went
             robust = None
             held_i = [(self.held_x[k][i].cpu(), self.held_y[k][i].cpu()) for k in range(self.K)]
             if callable(getattr(learner, "perturb", None)):

@@ -690,6 +690,28 @@ def wall_ms_per_step(run: RunView) -> float | None:
     return run.measured.get("wall_ms_per_step")
 
 
+@register_metric("pretrain_corpus_perf", higher_is_better=True, unit="performance",
+                 description="the pretraining's worst corpus task performance (models that pretrain; at build time)")
+def pretrain_corpus_perf(run: RunView) -> float | None:
+    """A model's ``build_metrics["pretrain_corpus_perf"]`` (``modular-primitives``: its teacher's
+    Yang et al. performance on held-out corpus trials, the minimum over the corpus tasks)."""
+    return run.measured.get("pretrain_corpus_perf")
+
+
+@register_metric("pretrain_memory", higher_is_better=True, unit="accuracy",
+                 description="the pretrained modules' memory: a response direction decoded after the delay")
+def pretrain_memory(run: RunView) -> float | None:
+    """A model's ``build_metrics["pretrain_memory"]`` (``modular-primitives``: chance ~0.2)."""
+    return run.measured.get("pretrain_memory")
+
+
+@register_metric("pretrain_steps", higher_is_better=False, unit="steps",
+                 description="the pretraining's batches (the teacher's, to its corpus criterion or cap)")
+def pretrain_steps(run: RunView) -> float | None:
+    """A model's ``build_metrics["pretrain_steps"]``."""
+    return run.measured.get("pretrain_steps")
+
+
 @register_metric("steps_to_target", higher_is_better=False, unit="steps",
                  description="learning steps until the held-out perf_min met target_perf (the cap when never: "
                              "see target_met)")

@@ -549,6 +549,9 @@ def test_modular_pretraining_records_and_checks_the_teacher_and_the_modules_memo
     again = entry.build(spec, seed=0, **small)                                # from the cache: the same record
     assert (again.corpus_performance, again.memory, again.pretrain_steps_trained, again.pretrain_seconds) == (
         net.corpus_performance, net.memory, net.pretrain_steps_trained, net.pretrain_seconds)
+    assert net.build_metrics == {"pretrain_corpus_perf": min(net.corpus_performance.values()),
+                                 "pretrain_memory": net.memory, "pretrain_steps": 6.0}     # every run reports them
+    assert entry.build(spec, seed=0, **{**small, "pretrain": "none"}).build_metrics == {}
     early = entry.build(spec, seed=0, **{**small, "corpus_criterion": 0.0})   # met at the first check
     assert early.pretrain_steps_trained == 2
     with pytest.raises(SwitchbenchError, match=r"^modular-primitives: pretraining failed: the teacher's corpus "

@@ -168,7 +168,7 @@ def test_molap_findings_run_end_to_end_and_fail_for_modules_that_cannot_learn(ru
     c = checks(eff)
     assert c["modular-primitives runs that met the criterion (fraction)"].value == 0
     assert not any(x.passed for x in eff.checks)
-    assert "pretraining corpus: modular-primitives" in eff.notes[0] and "teacher" in eff.notes[0]
+    assert "pretraining corpus: modular-primitives go, dlygo, anti, dlyanti, dlydm1" in eff.notes[0] and "teacher 20 batches" in eff.notes[0]
     assert "parameter updates" in eff.notes[1] and eff.figures[0].exists()
     rob = run(molap_robustness, {**MOLAP, "modular-primitives/lr": BROKEN})       # the same runs, from the cache
     assert not any(x.passed for x in rob.checks) and "modular-primitives 0/1" in rob.notes[0]

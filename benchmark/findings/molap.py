@@ -127,24 +127,21 @@ def efficiency_checks(df: pd.DataFrame) -> list[Check]:
 
 
 def _pretraining_note(results) -> str:
-    """Which corpus each arm saw, and how the modules' pretraining went (rebuilt from the cache)."""
-    from switchbench import models
-    from switchbench.paradigms.cognitive import CognitiveSwitchEnv
+    """Which corpus each arm saw, and how the modules' pretraining went (each run's own record:
+    its ``pretrain_*`` metrics)."""
+    from switchbench.models.molap import corpus_ids
 
-    lines = []
+    lines, corpus = [], []
     for r in results:
         if r.label != "modular-primitives":
             continue
-        cfg = r.config
-        spec = CognitiveSwitchEnv.task_spec_for(**{k: v for k, v in cfg["paradigm_params"].items()
-                                                   if k in ("envs", "env_kwargs", "dt", "cue")})
-        net = models.get("modular-primitives").build(spec, seed=cfg["seed"], **cfg["model_params"])
-        perf = ", ".join(f"{k.removeprefix('yang19.').removesuffix('-v0')} {v:.2f}"
-                         for k, v in net.corpus_performance.items())
-        lines.append(f"  seed {cfg['seed']}: teacher {net.pretrain_steps_trained} batches, corpus performance "
-                     f"{perf}; modules' memory {net.memory:.2f}; pretraining {net.pretrain_seconds:.0f} s")
-        corpus = ", ".join(c.removeprefix("yang19.").removesuffix("-v0") for c in net.corpus)
-    return ("pretraining corpus: modular-primitives " + corpus + " (molap9 less the scored tasks, never seen by "
+        m, params = r.metrics, r.config["model_params"]
+        own = [f"{t}-v0" if not t.endswith("-v0") else t for t in r.config["paradigm_params"]["envs"]]
+        corpus = corpus_ids(params.get("corpus", "molap9"), own, params.get("hold_out", True))
+        lines.append(f"  seed {r.config['seed']}: teacher {m['pretrain_steps']:.0f} batches, worst corpus task "
+                     f"performance {m['pretrain_corpus_perf']:.2f}; modules' memory {m['pretrain_memory']:.2f}")
+    names = ", ".join(c.removeprefix("yang19.").removesuffix("-v0") for c in corpus)
+    return ("pretraining corpus: modular-primitives " + names + " (molap9 less the scored tasks, never seen by "
             "the modules); leaky-rnn, per-task-rnn and random-modules none\n" + "\n".join(lines))
 
 
