@@ -200,7 +200,9 @@ class ModularPrimitives(LearningState, torch.nn.Module):
        plateau at 0.44-0.75 within 20 000 batches; at 0.5 one of three seeds never met it.
        Near 0.5 a delayed decision task is choosing one of its two stimuli, so the criterion
        asserts go and anti performed and a stimulus held, not the comparison) or the memory is below ``memory_criterion`` (default
-       :data:`MEMORY_CRITERION`, ours); None skips a check (tiny test models). Defaults
+       :data:`MEMORY_CRITERION`, ours; a corpus without a ring task, such as
+       cognitive-compose's five decision tasks, has no memory measure: NaN, not checked);
+       None skips a check (tiny test models). Defaults
        measured at dt 100 on molap9 less Dly Go and Dly Anti: go and anti reach 1.00 in
        ~5000-6000 batches, the delayed decision tasks 0.5-0.6 by 6000 (one seed: 0.71-0.88 at
        12 500 batches; another 0.56-0.72 at 20 000, in 22 min on a loaded 2-core machine);
@@ -343,7 +345,9 @@ class ModularPrimitives(LearningState, torch.nn.Module):
 
     def _check_pretraining(self, corpus_criterion, memory_criterion) -> None:
         """One line (:class:`SwitchbenchError`) when the teacher's corpus performance or the modules' memory is
-        below its criterion (None: not checked)."""
+        below its criterion (None: not checked). The memory is NaN, not measured and not checked,
+        when the corpus has no task with a ring of choices (e.g. cognitive-compose's: five
+        decision tasks)."""
         worst = min(self.corpus_performance.items(), key=lambda kv: kv[1], default=(None, float("nan")))
         who = "teacher's" if self.pretrain == "pca" else "modules'"
         if corpus_criterion is not None and not worst[1] >= corpus_criterion:
@@ -351,7 +355,7 @@ class ModularPrimitives(LearningState, torch.nn.Module):
                 f"modular-primitives: pretraining failed: the {who} corpus performance (Yang et al.'s, minimum over "
                 f"the corpus tasks) is {worst[1]:.2f} ({worst[0]}) after {self.pretrain_steps_trained} batches, below "
                 f"corpus_criterion {corpus_criterion}; pretrain longer (pretrain_steps) or lower the criterion")
-        if memory_criterion is not None and not self.memory >= memory_criterion:
+        if memory_criterion is not None and not math.isnan(self.memory) and self.memory < memory_criterion:
             raise SwitchbenchError(
                 f"modular-primitives: pretraining failed: the modules' memory (a response direction decoded from their "
                 f"state at the trial's end) is {self.memory:.2f}, below memory_criterion {memory_criterion}; "

@@ -561,6 +561,11 @@ def test_modular_pretraining_records_and_checks_the_teacher_and_the_modules_memo
         entry.build(spec, seed=0, **{**small, "memory_criterion": 0.99})
     assert entry.build(spec, seed=0, **{**small, "pretrain": "none", "corpus_criterion": 0.99,
                                         "memory_criterion": 0.99}).corpus == []      # the control is not checked
+    # cognitive-compose's corpus (molap9 less its tasks) is five decision tasks: no ring, no memory measure,
+    # so the memory is NaN and not checked (before this, every such build failed on "memory nan")
+    compose = switchbench.paradigms.task_spec("cognitive-compose", batch_size=8)
+    dm = entry.build(compose, seed=0, **{**small, "memory_criterion": 0.99})
+    assert math.isnan(dm.memory) and math.isnan(dm.build_metrics["pretrain_memory"])
     for bad in ({"corpus_criterion": 2}, {"memory_criterion": "high"}, {"fit_steps": -1}, {"check_every": 0}):
         with pytest.raises(SwitchbenchError, match=next(iter(bad))):
             entry.build(spec, seed=0, **{**small, **bad})
