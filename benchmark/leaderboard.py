@@ -485,16 +485,29 @@ def protocol_text(tuning: pd.DataFrame | None) -> str:
 
 
 def settings_text(suite: Suite, paradigm: str) -> list[str]:
-    """The suite's settings of ``paradigm`` (its ``set``), one sentence shown beside its tables;
-    none where the suite sets nothing there. Runs of one paradigm under several settings are
-    labelled per row (:func:`scores_of`)."""
-    sets = {json.dumps(s.overrides, sort_keys=True, default=str): s.overrides
-            for s in suite.specs if s.paradigm == paradigm}
-    (chosen,) = sets.values() if len(sets) == 1 else ({},)
-    if not chosen:
+    """The suite's settings of ``paradigm`` (its ``set``), one sentence shown beside its tables:
+    those every run shares, then a model's own where all its runs share one setting (a model run
+    under several settings has its rows labelled instead, :func:`scores_of`); none where the
+    suite sets nothing there."""
+    specs = [s for s in suite.specs if s.paradigm == paradigm]
+    if not specs:
         return []
-    return ["Settings: " + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in chosen.items())
-            + " (the suite's `set`; every other parameter at its default)."]
+    shared = {k: v for k, v in specs[0].overrides.items()
+              if all(k in s.overrides and s.overrides[k] == v for s in specs)}
+    per_model: dict[str, dict] = {}
+    for s in specs:
+        per_model.setdefault(s.model, {})[json.dumps(s.overrides, sort_keys=True, default=str)] = s.overrides
+    own = {m: {k: v for k, v in next(iter(sets.values())).items() if k not in shared}
+           for m, sets in per_model.items() if len(sets) == 1}
+    own = {m: o for m, o in own.items() if o}
+
+    def kv(d: dict) -> str:
+        return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in d.items())
+
+    parts = ([kv(shared)] if shared else []) + [f"{models.label(m)} also {kv(o)}" for m, o in own.items()]
+    if not parts:
+        return []
+    return ["Settings: " + "; ".join(parts) + " (the suite's `set`; every other parameter at its default)."]
 
 
 def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame | None = None) -> dict:

@@ -359,7 +359,7 @@ def test_selection_by_final_loss_where_a_paradigm_has_no_switch_time():
     assert tuning.selected(out) == {("p", "m"): {"lr": 0.01}}
 
 
-def test_a_table_states_its_suites_settings_only_where_one_setting_holds():
+def test_a_table_states_its_suites_settings_shared_and_per_model():
     from switchbench.benchmark.suite import RunSpec
 
     one = leaderboard.Suite("s", [RunSpec("cued-switch", m, 0, {"lr_w": 0.03, "schedule": "aabb"})
@@ -368,4 +368,13 @@ def test_a_table_states_its_suites_settings_only_where_one_setting_holds():
         "Settings: lr_w=0.03, schedule='aabb' (the suite's `set`; every other parameter at its default)."]
     assert leaderboard.settings_text(one, "digit-switch") == []
     mixed = leaderboard.Suite("s", one.specs + [RunSpec("cued-switch", "mlp", 0, {})], "")
-    assert leaderboard.settings_text(mixed, "cued-switch") == []          # rows are labelled per setting instead
+    # mlp runs under two settings: its rows are labelled per setting; mlp-cued's own is stated
+    assert leaderboard.settings_text(mixed, "cued-switch") == [
+        "Settings: mlp-cued also lr_w=0.03, schedule='aabb' (the suite's `set`; every other parameter at its "
+        "default)."]
+    # one model with its own setting beside the shared ones (the quick suite's modular-primitives)
+    own = leaderboard.Suite("s", one.specs + [RunSpec("cued-switch", "gated-mlp", 0,
+                                                      {"lr_w": 0.03, "schedule": "aabb", "hidden": 8})], "")
+    assert leaderboard.settings_text(own, "cued-switch") == [
+        "Settings: lr_w=0.03, schedule='aabb'; gated-mlp also hidden=8 (the suite's `set`; every other "
+        "parameter at its default)."]

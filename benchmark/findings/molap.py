@@ -47,9 +47,9 @@ TARGET_PERF = 0.9
 #: of the target one time in five (ours, from their tolerance); the drop is normalised by
 #: (intact - chance)
 CHANCE = 0.2
-#: the runs of both findings: one interleaved block of at most 4000 batches of 64 trials, dt 100 ms
+#: the runs of both findings: one interleaved block of at most 8000 batches of 64 trials, dt 100 ms
 #: (alpha = 1: dt 20 costs ~5x per step on 2 cores), stopped at the criterion
-MOLAP_SETUP = {"n_blocks": 1, "block_size": 4000, "schedule": "interleaved", "dt": 100, "target_perf": TARGET_PERF,
+MOLAP_SETUP = {"n_blocks": 1, "block_size": 8000, "schedule": "interleaved", "dt": 100, "target_perf": TARGET_PERF,
                "check_every": 50}
 #: label -> (model, its parameters, whether each batch trains only the active task's share of its parameters)
 MOLAP_MODELS = {"modular-primitives": ("modular-primitives", {}, True),
