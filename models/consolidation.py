@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
 from switchbench.models.leaky_rnn import (LR_GRID, TAU, W_REC_GAIN, LeakyRNN, StackedRNN, _classification_sequences,
-                                          _leaky, clip_and_step, seed_losses)
+                                          _leaky, clip_and_step, objective_and_loss, seed_losses)
 from switchbench.models.registry import register
 
 EWC = "Kirkpatrick et al. (2017), Overcoming catastrophic forgetting in neural networks, PNAS 114:3521"
@@ -81,8 +80,8 @@ class ConsolidatedRNN(LeakyRNN):
         for x, y in self.recent:
             for xs, ys in zip(torch.split(x, self.MICRO, dim=1), torch.split(y, self.MICRO, dim=1)):
                 with torch.enable_grad():
-                    loss = task_loss(self.forward(xs, noise=False)[0], ys, "cross_entropy")
-                    grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                    objective, _ = objective_and_loss(self.forward(xs, noise=False)[0], ys, self.loss, self.dt)
+                    grads = torch.autograd.grad(objective, self.params, allow_unused=True)
                 for f, g in zip(F, grads):
                     if g is not None:
                         f += g.detach().square() * xs.shape[1]
@@ -118,9 +117,9 @@ class ConsolidatedRNN(LeakyRNN):
         self.last = self.task
         with torch.enable_grad():
             logits, _ = self.forward(x, noise=True)
-            loss = task_loss(logits, y, "cross_entropy")
+            objective, loss = objective_and_loss(logits, y, self.loss, self.dt)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
         task_grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in self.params]
         before = [p.detach().clone() for p in self.params]
         for p, g in zip(self.params, self._penalty_grads()):
@@ -197,9 +196,9 @@ class StackedConsolidatedRNN(StackedRNN):
                 self._consolidate(s)
             net.last = net.task
         with torch.enable_grad():
-            losses = seed_losses(self.logits(x, noise=True), y)
+            objectives, losses = seed_losses(self.logits(x, noise=True), y, self.nets[0].loss, self.nets[0].dt)
             self.opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            objectives.sum().backward()
         task_grads = [P.grad.detach().clone() for P in self.params]
         before = [P.detach().clone() for P in self.params]
         for P, g in zip(self.params, self._penalty_grads()):
@@ -233,10 +232,12 @@ class StackedConsolidatedRNN(StackedRNN):
           tuning="leaky-rnn defaults; lam 100 and Fisher from the last 4 batches by default; lam tunable",
           tunable={"lr": LR_GRID, "lam": LAM_GRID})
 def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
-                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4):
-    """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries."""
+                       w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, lam=100.0, fisher_batches=4,
+                       loss="cross_entropy"):
+    """Yang et al.'s leaky RNN with EWC (Kirkpatrick et al. 2017); told the task for its boundaries.
+    The Fisher information is of the training loss (``loss``)."""
     return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="ewc", strength=lam,
-                           fisher_batches=fisher_batches,
+                           fisher_batches=fisher_batches, loss=loss, dt=spec.dt,
                            **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
@@ -245,7 +246,8 @@ def make_leaky_rnn_ewc(spec, seed, hidden=256, alpha: float | None = None, tau=T
           tuning="leaky-rnn defaults; c 1.0 and xi 0.01 by default; c tunable",
           tunable={"lr": LR_GRID, "c": C_GRID})
 def make_leaky_rnn_si(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
-                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01):
+                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, c=1.0, xi=0.01, loss="cross_entropy"):
     """Yang et al.'s leaky RNN with synaptic intelligence (Zenke et al. 2017); told the task for its boundaries."""
     return ConsolidatedRNN(spec.input_size, spec.output_size, seed=seed, method="si", strength=c, xi=xi,
+                           loss=loss, dt=spec.dt,
                            **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))

@@ -143,8 +143,8 @@ class StackedGRU:
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            losses = seed_losses(self._logits(x), y)
-            grads = torch.autograd.grad(losses.sum(), self.params)
+            objectives, losses = seed_losses(self._logits(x), y)
+            grads = torch.autograd.grad(objectives.sum(), self.params)
         for p, g in zip(self.params, grads):
             p.grad = g
         self.opt.step()

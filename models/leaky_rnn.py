@@ -21,8 +21,10 @@ without noise (and so has no side effects; their evaluation kept the noise). Ini
 as their code: ``W_rec = 0.5 x`` a random orthogonal matrix (their ``_w_rec_start`` for
 softplus and relu; ``w_rec_gain``), ``W_in ~ N(0, 1/n_in)``, ``W_out`` Glorot-uniform, biases
 0, all from the model's own ``torch.Generator`` seeded by the run. The rule input is the
-paradigm's cue (``cue=True``), part of ``x``. Loss: the paradigm's cross-entropy over
-unmasked targets (the paper used a masked squared error on sigmoid outputs); one
+paradigm's cue (``cue=True``), part of ``x``. Loss (``loss=``): ``"cross_entropy"``
+(default), the paradigm's cross-entropy over unmasked targets, or ``"yang"``, their code's
+masked squared error on sigmoid outputs (:func:`yang_objective`); either way ``learn``
+returns the paradigm's cross-entropy of the batch, so logs and metrics keep one unit. One
 ``torch.optim.Adam`` step (lr 1e-3) per batch, each gradient element clipped to [-1, 1]
 first (as their code; every model here does so).
 
@@ -69,7 +71,7 @@ import torch
 import torch.nn.functional as F
 
 from switchbench.errors import SwitchbenchError
-from switchbench.losses import task_loss
+from switchbench.losses import IGNORE, task_loss
 from switchbench.models.batching import stack_like, stack_optimizer, unstack_optimizer_state
 from switchbench.models.registry import register
 from switchbench.models.state import LearningState
@@ -95,6 +97,71 @@ def derive_alpha(spec, alpha: float | None, tau: float) -> float:
     if dt > tau:
         raise SwitchbenchError(f"alpha = dt / tau = {dt} / {tau} > 1: use a paradigm dt <= tau or set alpha")
     return dt / tau
+
+
+#: the training losses of the leaky family (``loss=``): the paradigm's, or Yang et al.'s
+LOSSES = ("cross_entropy", "yang")
+#: Yang et al.'s targets (task.py, loss_type "lsq"): every output at rest, the fixation output
+#: while fixating and the peak of the ring's bump while responding (it rests on the 0.05)
+YANG_REST, YANG_ON = 0.05, 0.8
+YANG_RING_WIDTH = math.pi / 8     # the bump's angular width (their add_y_loc)
+YANG_UNCHECKED_MS = 100           # a trial's first 100 ms and its response's first 100 ms are not checked
+YANG_WEIGHTS = (1.0, 5.0, 2.0)    # cost mask before / after the response starts, and the fixation output's factor
+
+
+def yang_objective(logits: torch.Tensor, y: torch.Tensor, dt: float) -> torch.Tensor:
+    """Yang et al.'s training loss (their code: ``task.py``'s targets and ``add_c_mask``,
+    ``network.py``'s ``loss_type="lsq"``) for yang19 outputs: class 0 is fixation and classes
+    ``1..R`` a ring of response directions ``2 pi (k - 1) / R`` (``R`` = outputs - 1).
+
+    Outputs are ``sigmoid(logits)``; targets are 0.05, plus the fixation output at 0.8 while the
+    target is fixation, plus ``0.8 exp(-d^2 / 2 (pi/8)^2)`` on each ring output while the target
+    is a direction (``d``: the angular distance to it). Each error is multiplied by a cost
+    mask before squaring (as their code): 0 over a trial's first ``int(100 / dt)`` steps and
+    over the first ``int(100 / dt)`` steps of its response, 1 before the response, 5 from then
+    on, the fixation output's doubled. The mean over outputs and unpadded (step, trial) pairs
+    (``y == -100`` is padding; their batches have no padding). ``logits (time, batch, outputs)``,
+    ``y (time, batch)``."""
+    T, B, n = logits.shape
+    if n < 3:
+        raise SwitchbenchError(f"loss='yang' needs a fixation output and a ring of >= 2 outputs, got {n} outputs")
+    valid = y != IGNORE
+    respond = valid & (y > 0)
+    t = torch.arange(T, device=y.device)[:, None]
+    start = torch.where(valid, t, T).amin(0)          # each trial's first unpadded step
+    onset = torch.where(respond, t, T).amin(0)        # its first response step (T: none)
+    skip = int(YANG_UNCHECKED_MS / dt)
+    before, after, fixation_factor = YANG_WEIGHTS
+    cost = torch.where(t < onset, before, after)
+    cost = torch.where((t - start < skip) | ((t >= onset) & (t - onset < skip)) | ~valid, 0.0, cost)
+    ring = n - 1
+    step = 2 * math.pi / ring
+    pref = torch.arange(ring, device=logits.device) * step
+    d = ((y.clamp(min=1) - 1)[..., None] * step - pref).abs()
+    d = torch.minimum(d, 2 * math.pi - d)
+    bump = YANG_ON * torch.exp(-0.5 * (d / YANG_RING_WIDTH).square()) * respond[..., None]
+    fix = torch.where(valid & (y == 0), YANG_ON, YANG_REST)[..., None]
+    target = torch.cat([fix, YANG_REST + bump], dim=-1).to(logits.dtype)
+    weight = cost[..., None].repeat(1, 1, n).to(logits.dtype)
+    weight[..., 0] *= fixation_factor
+    err = (target - torch.sigmoid(logits)) * weight
+    return err.square().sum() / (valid.sum() * n).clamp_min(1)
+
+
+def objective_and_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, dt: float | None):
+    """The training objective (``loss``) and the paradigm's cross-entropy of ``logits``: the
+    same tensor for ``"cross_entropy"``."""
+    ce = task_loss(logits, y, "cross_entropy")
+    if loss == "cross_entropy":
+        return ce, ce
+    return yang_objective(logits, y, dt), ce.detach()
+
+
+def check_loss(loss: str, dt: float | None) -> None:
+    if loss not in LOSSES:
+        raise SwitchbenchError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    if loss == "yang" and not (isinstance(dt, (int, float)) and dt > 0):
+        raise SwitchbenchError(f"loss='yang' needs a paradigm with a time step in ms (its 100 ms masks), got dt={dt!r}")
 
 
 def random_orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -246,8 +313,11 @@ class LeakyRNN(LearningState, torch.nn.Module):
     (:class:`StackedRNN`)."""
 
     def __init__(self, d_in: int, d_out: int, *, hidden: int, alpha: float, sigma_rec: float, activation: str,
-                 lr: float, seed: int, sigma_x: float = 0.0, w_rec_gain: float = W_REC_GAIN):
+                 lr: float, seed: int, sigma_x: float = 0.0, w_rec_gain: float = W_REC_GAIN,
+                 loss: str = "cross_entropy", dt: float | None = None):
         super().__init__()
+        check_loss(loss, dt)
+        self.loss, self.dt = loss, dt
         if not (isinstance(hidden, int) and hidden > 0):
             raise SwitchbenchError(f"hidden must be a positive integer, got {hidden!r}")
         if not 0 < alpha <= 1:
@@ -346,9 +416,9 @@ class LeakyRNN(LearningState, torch.nn.Module):
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> float:
         with torch.enable_grad():
             logits, _ = self.forward(x, noise=True)
-            loss = task_loss(logits, y, "cross_entropy")
+            objective, loss = objective_and_loss(logits, y, self.loss, self.dt)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
         clip_and_step(self.opt, self.params)
         return float(loss.detach())
 
@@ -379,7 +449,7 @@ class StackedRNN:
     @staticmethod
     def _config(net) -> tuple:
         return (net.alpha, net.sigma_rec, net.sigma_x, net.activation, [tuple(p.shape) for p in net.params],
-                adam_settings(net.opt))
+                adam_settings(net.opt), net.loss, net.dt)
 
     def _weight(self, i: int) -> torch.Tensor:
         """The ``i``-th weight of the single learner's order, stacked ``(S, ...)``."""
@@ -430,9 +500,9 @@ class StackedRNN:
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            losses = seed_losses(self.logits(x, noise=True), y)
+            objectives, losses = seed_losses(self.logits(x, noise=True), y, self.nets[0].loss, self.nets[0].dt)
             self.opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            objectives.sum().backward()
         clip_and_step(self.opt, self.params)
         return losses.detach()
 
@@ -462,10 +532,13 @@ class StackedRNN:
         return self
 
 
-def seed_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each seed's cross-entropy ``(S,)`` of ``logits`` ``(S, ..., classes)`` against ``y`` ``(S, ...)``,
-    computed per seed exactly as a single-seed learner computes its loss."""
-    return torch.stack([task_loss(logits[s], y[s], "cross_entropy") for s in range(len(logits))])
+def seed_losses(logits: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
+                dt: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each seed's training objective and cross-entropy ``(S,)`` of ``logits`` ``(S, ..., classes)``
+    against ``y`` ``(S, ...)`` (:func:`objective_and_loss`), computed per seed exactly as a
+    single-seed learner computes them."""
+    pairs = [objective_and_loss(logits[s], y[s], loss, dt) for s in range(len(logits))]
+    return torch.stack([o for o, _ in pairs]), torch.stack([c for _, c in pairs])
 
 
 class StackedTaskRNN(StackedRNN):
@@ -513,10 +586,12 @@ class StackedTaskRNN(StackedRNN):
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            losses = seed_losses(self.logits(x, noise=True), y)
+            m = self.models[0]      # the leaky family's loss option where the model has it
+            objectives, losses = seed_losses(self.logits(x, noise=True), y, getattr(m, "loss", "cross_entropy"),
+                                             getattr(m, "dt", None))
             for P in self.params:
                 P.grad = None
-            losses.sum().backward()
+            objectives.sum().backward()
         for s, (m, k) in enumerate(zip(self.models, self.tasks)):
             ps = self._task_params(m)[k]
             for p, P in zip(ps, self.params):
@@ -551,6 +626,9 @@ class PerTaskRNN(LearningState, torch.nn.Module):
         seeds = torch.randint(0, 2 ** 62, (n_tasks,), generator=torch.Generator().manual_seed(int(seed))).tolist()
         self.nets = torch.nn.ModuleList([LeakyRNN(**kw, seed=s) for s in seeds])
         self.task = 0
+
+    loss = property(lambda self: self.nets[0].loss)
+    dt = property(lambda self: self.nets[0].dt)
 
     def observe_task(self, task: int) -> None:
         if not 0 <= task < len(self.nets):
@@ -636,9 +714,9 @@ def _leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation,
           tuning=TUNING,
           tunable={"lr": LR_GRID})
 def make_leaky_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01, w_rec_gain=W_REC_GAIN,
-                   activation="softplus", lr=1e-3):
-    """Yang et al.'s leaky RNN; the rule input is the paradigm's cue."""
-    return LeakyRNN(spec.input_size, spec.output_size, seed=seed,
+                   activation="softplus", lr=1e-3, loss="cross_entropy"):
+    """Yang et al.'s leaky RNN; the rule input is the paradigm's cue; ``loss="yang"``: their squared error."""
+    return LeakyRNN(spec.input_size, spec.output_size, seed=seed, loss=loss, dt=spec.dt,
                     **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))
 
 
@@ -646,7 +724,7 @@ def make_leaky_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, 
           privileged=True, kinds=("sequence",), supports=_classification_sequences, tuning=TUNING,
           tunable={"lr": LR_GRID})
 def make_per_task_rnn(spec, seed, hidden=256, alpha: float | None = None, tau=TAU, sigma_rec=0.05, sigma_x=0.01,
-                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3):
+                      w_rec_gain=W_REC_GAIN, activation="softplus", lr=1e-3, loss="cross_entropy"):
     """One leaky RNN per task, each with its own Adam; the runner tells it the task."""
-    return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size,
+    return PerTaskRNN(spec.n_tasks, seed, d_in=spec.input_size, d_out=spec.output_size, loss=loss, dt=spec.dt,
                       **_leaky(spec, hidden, alpha, tau, sigma_rec, sigma_x, w_rec_gain, activation, lr))

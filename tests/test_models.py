@@ -295,3 +295,41 @@ def test_every_model_that_stacks_gives_each_seed_its_single_numbers(name):
             assert float(losses[i]) == pytest.approx(batching.loss_value(single.learn(x, y)), rel=1e-5, abs=1e-6)
     for single, back in zip(singles, stacked.unstack()):
         torch.testing.assert_close(predict(name, back, env), predict(name, single, env), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["leaky-rnn", "per-task-rnn", "leaky-rnn-ewc", "leaky-rnn-si"])
+def test_yang_loss_stacks_seeds_and_returns_the_paradigms_cross_entropy(name):
+    """``loss="yang"`` (Yang et al.'s squared error): a stacked seed learns as its single-seed
+    learner, and ``learn`` still returns the paradigm's cross-entropy (the first step's loss is
+    the cross-entropy learner's, same seed, same logits), while the update differs."""
+    if not _ENVS:
+        _ENVS.update(_envs())
+    env = next(e for c, e in _ENVS.items() if c.startswith("switchbench/CognitiveSwitch"))
+    spec = env.task_spec
+    assert spec.dt, "the small cognitive setting has a time step"
+    hp = {k: v for k, v in SMALL_HPARAMS.items() if k in models.get(name).hparams()}
+
+    def make(seed, loss):
+        return models.get(name).build(spec, seed, **hp, loss=loss)
+
+    seeds = (1, 2)
+    singles = [make(s, "yang") for s in seeds]
+    stacked = batching.stack([make(s, "yang") for s in seeds])
+    ce = make(1, "cross_entropy")
+    privileged = models.get(name).card.privileged
+    for t in range(STEPS):
+        per_seed = [batch(env, t, seed=s) for s in seeds]
+        k = per_seed[0][0]
+        if privileged:
+            stacked.observe_task([k] * len(seeds))
+        losses = stacked.learn(torch.stack([b[1] for b in per_seed]), torch.stack([b[2] for b in per_seed]))
+        for i, (single, (_, x, y)) in enumerate(zip(singles, per_seed)):
+            told(name, single, k)
+            assert float(losses[i]) == pytest.approx(batching.loss_value(single.learn(x, y)), rel=1e-5, abs=1e-6)
+        told(name, ce, k)
+        first = batching.loss_value(ce.learn(per_seed[0][1], per_seed[0][2]))
+        if t == 0:
+            assert first == pytest.approx(float(losses[0]), rel=1e-5), "the same logits: the same cross-entropy"
+    for single, back in zip(singles, stacked.unstack()):
+        torch.testing.assert_close(predict(name, back, env), predict(name, single, env), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(predict(name, ce, env), predict(name, singles[0], env)), "another objective, another update"
