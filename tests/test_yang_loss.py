@@ -62,7 +62,7 @@ def test_yang_objective_matches_their_targets_and_cost_mask(dt):
     assert yang_objective(logits, y, dt).item() == pytest.approx(by_hand(logits, y, dt), rel=1e-5)
 
 
-def test_yang_objective_is_zero_only_at_its_targets_and_ignores_unchecked_steps():
+def test_yang_objective_skips_unchecked_steps_and_weighs_the_response_25_to_1():
     y = torch.tensor([[0], [0], [0], [3], [3], [3]])
     T, n = 6, 9
     logits = torch.zeros(T, 1, n, requires_grad=True)
