@@ -274,14 +274,13 @@ class _Recurrence(torch.autograd.Function):
         grad_hs = grad_hs.unbind(-3)
         T = len(grad_hs)
         g = grad_hs[-1].clone()                 # dL/dh_t, through the readout and through h_{t+1}
-        carry = torch.empty_like(g)
         for t in range(T - 1, -1, -1):
             if mask is not None:
                 g.mul_(mask)
             dz = grad_z.select(-3, t).mul_(g)
             if t:                               # dL/dh_{t-1} = dL/dh_{t-1} (readout) + (1 - alpha) mask g_t + dz_t W
-                torch.add(grad_hs[t - 1], g, alpha=1 - alpha, out=carry) if alpha != 1 else carry.copy_(grad_hs[t - 1])
-                mm(carry, dz, w, out=g)
+                torch.add(grad_hs[t - 1], g, alpha=1 - alpha, out=g) if alpha != 1 else g.copy_(grad_hs[t - 1])
+                mm(g, dz, w, out=g)             # in place: the product accumulated into g, no copy
         grad_w = None
         if ctx.needs_input_grad[1] and T > 1:   # sum_t dz_t^T h_{t-1}, h_0 = 0
             grad_w = grad_z[..., 1:, :, :].flatten(-3, -2).mT @ hs[..., :-1, :, :].flatten(-3, -2)
