@@ -317,7 +317,8 @@ def grouped_bars(df: pd.DataFrame, path: Path, x: str = "model", hue: str | None
     with its unit (default the measure's name); ``reflines``: a dashed reference line per
     panel (e.g. 1 for a ratio); ``censored``: a boolean column, a bar with a censored run
     (never met its criterion: the value is a bound, not a measurement) hatched. Tick labels
-    are slanted and the legend sits outside the panels; a zero line on every panel."""
+    are slanted and the legend sits outside the panels; a zero line on every panel, a bar of
+    height 0 drawn as a labelled marker on it."""
     sns.set_theme(style="ticks", context="paper")
     grid = sns.catplot(df, kind="bar", x=x, y=y, hue=hue, col=col, sharey=False, errorbar=("ci", 95),
                        height=3.4, aspect=1.25)
@@ -341,6 +342,12 @@ def grouped_bars(df: pd.DataFrame, path: Path, x: str = "model", hue: str | None
                 if bool(cens.get(key, False)):
                     patch.set_hatch("///")
                     patch.set_edgecolor("black")
+        for patch in ax.patches:                     # a bar of height 0 is invisible: mark and label it
+            if patch.get_height() == 0 and patch.get_width() > 0:
+                xc = patch.get_x() + patch.get_width() / 2
+                ax.scatter([xc], [0], marker="D", s=30, color=patch.get_facecolor(), edgecolor="black", zorder=5,
+                           clip_on=False)
+                ax.annotate("0", (xc, 0), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
     if censored is not None and censored in df and df[censored].any():
         grid.figure.suptitle("hatched: some run never met its criterion (censored: its value is the budget, a bound)",
                              fontsize=9, y=1.02)

@@ -129,6 +129,17 @@ def test_figures_clip_bounds_mark_zero_skip_empty_plots_and_keep_one_colour_per_
     assert (tmp_path / "bars.png").stat().st_size > 1000
     plt.close("all")
 
+    df = pd.DataFrame({"model": ["a", "a", "b", "b"], "measure": "forgetting", "value": [0.0, 0.0, 0.3, 0.5]})
+    monkey.setattr(plots, "_save", lambda fig, path, **kw: saved.__setitem__("grid", fig) or real_save(fig, path, **kw))
+    try:
+        plots.grouped_bars(df, tmp_path / "grouped.png", hue=None)
+    finally:
+        monkey.undo()
+    ax = saved["grid"].axes[0]
+    marks = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    assert len(marks) == 1 and marks[0][0][1] == 0 and "0" in [t.get_text() for t in ax.texts]   # the bar at 0
+    plt.close("all")
+
     class OneBlock:                                                                  # no switch to plot
         switch_times = pd.DataFrame({"switch_time": [], "censored": []})
         config = {"model": "gru", "seed": 0, "paradigm": "p", "runner": {"criterion": "loss", "threshold": 0.1}}

@@ -177,5 +177,9 @@ def cognitive_forgetting(n_seeds: int = 3, *, jobs: int = 1, options=None, overr
              f"strengths tuned by `switchbench tune {FORGETTING_SUITE}` ({FORGETTING_TUNING}): {tuned}; setting: "
              + ", ".join(f"{k} {config['paradigm_params'].get(k, v)}" for k, v in setup.items())]
     out = Path(figures) if figures is not None else cache_root() / "reports" / "cognitive-forgetting"
-    fig = plots.grouped_bars(df.dropna(subset=["value"]), out / "cognitive_forgetting.png", hue=None)
+    fig = plots.grouped_bars(df.dropna(subset=["value"]), out / "cognitive_forgetting.png", hue=None,
+                             ylabels={"forgetting (R0)": "forgetting R0 (normalised loss)",
+                                      "forgetting (Rk)": "forgetting Rk (normalised loss)",
+                                      "final held-out loss": "held-out loss (normalised)",
+                                      "final held-out performance": "performance (Yang et al.'s, 0-1)"})
     return Report("cognitive-forgetting", checks, notes, [fig])
