@@ -151,10 +151,12 @@ def yang_objective(logits: torch.Tensor, y: torch.Tensor, dt: float) -> torch.Te
 def objective_and_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, dt: float | None):
     """The training objective (``loss``) and the paradigm's cross-entropy of ``logits``: the
     same tensor for ``"cross_entropy"``."""
-    ce = task_loss(logits, y, "cross_entropy")
     if loss == "cross_entropy":
+        ce = task_loss(logits, y, "cross_entropy")
         return ce, ce
-    return yang_objective(logits, y, dt), ce.detach()
+    with torch.no_grad():                       # only reported: no graph for it
+        ce = task_loss(logits, y, "cross_entropy")
+    return yang_objective(logits, y, dt), ce
 
 
 def check_loss(loss: str, dt: float | None) -> None:
@@ -585,9 +587,8 @@ class StackedTaskRNN(StackedRNN):
 
     def learn(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
-            m = self.models[0]      # the leaky family's loss option where the model has it
-            objectives, losses = seed_losses(self.logits(x, noise=True), y, getattr(m, "loss", "cross_entropy"),
-                                             getattr(m, "dt", None))
+            m = self.models[0]
+            objectives, losses = seed_losses(self.logits(x, noise=True), y, m.loss, m.dt)
             for P in self.params:
                 P.grad = None
             objectives.sum().backward()

@@ -200,8 +200,9 @@ class ModularPrimitives(LearningState, torch.nn.Module):
        plateau at 0.44-0.75 within 20 000 batches; at 0.5 one of three seeds never met it.
        Near 0.5 a delayed decision task is choosing one of its two stimuli, so the criterion
        asserts go and anti performed and a stimulus held, not the comparison) or the memory is below ``memory_criterion`` (default
-       :data:`MEMORY_CRITERION`, ours; a corpus without a ring task, such as
-       cognitive-compose's five decision tasks, has no memory measure: NaN, not checked);
+       :data:`MEMORY_CRITERION`, ours; a corpus without a go / anti task, such as
+       ``dm-pair`` or molap9 less cognitive-compose's tasks (five decision tasks, whose choices are
+       not a ring), has no memory measure: NaN, not checked);
        None skips a check (tiny test models). Defaults
        measured at dt 100 on molap9 less Dly Go and Dly Anti: go and anti reach 1.00 in
        ~5000-6000 batches, the delayed decision tasks 0.5-0.6 by 6000 (one seed: 0.71-0.88 at
@@ -256,6 +257,7 @@ class ModularPrimitives(LearningState, torch.nn.Module):
         self.n_modules, self.module_size, self.pcs_per_module = n_modules, module_size, pcs_per_module
         self.n_tasks, self.d_in, self.d_out, self.hidden = spec.n_tasks, spec.input_size, spec.output_size, hidden
         self.task = 0
+        self.loss, self.dt = "cross_entropy", None     # trained on the paradigm's loss (no loss= option)
         own = [f"{n}-v0" for n in spec.task_names]
         self.corpus = corpus_ids(corpus, own, hold_out) if pretrain != "none" else []
         self.pretrain = pretrain
