@@ -39,9 +39,9 @@ YANG_SETUP = {"envs": [f"yang19.{n}-v0" for n in ("go", "rtgo", "dlygo", "anti",
 YANG_CRITERION = 0.9          # every trained task's held-out performance before the probe (Yang et al.'s target_perf)
 YANG_NEARLY = 0.8             # "nearly as well": composed / own performance at least this (ours)
 
-#: zoo-transfer: the cognitive-compose paradigm at its defaults (the leaderboard's runs), every
-#: recurrent model at its defaults (modular-primitives pretrains on molap9 less the paradigm's
-#: tasks: it never sees rtanti, nor any task of the curriculum)
+#: zoo-transfer: the cognitive-compose paradigm at its defaults (the leaderboard's runs; dt 100 ms,
+#: alpha 1), every recurrent model at its defaults (modular-primitives pretrains on molap9 less
+#: the paradigm's tasks: it never sees rtanti, nor any task of the curriculum)
 ZOO_MODELS = ("leaky-rnn", "leaky-rnn-ewc", "leaky-rnn-si", "gated-rnn", "per-task-rnn", "modular-primitives", "gru")
 
 
@@ -201,7 +201,7 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: di
     """Transfer to a task outside the curriculum, for the recurrent zoo: rtanti learned after go, anti, dlygo, dlyanti, rtgo vs from scratch.
 
     ``cognitive-compose`` at its defaults (the leaderboard's configuration; 1800 interleaved
-    steps on five tasks), every recurrent model; then rtanti learned for at most 300 steps by
+    steps on five tasks, dt 100 ms), every recurrent model; then rtanti learned for at most 300 steps by
     a copy of the trained network and by a fresh one of the same model and seed:
     ``transfer_steps`` = steps to the switch criterion (normalised loss <= 0.2) after the
     curriculum / from scratch. ``modular-primitives`` pretrains (its default) on molap9 less
@@ -241,5 +241,5 @@ def zoo_transfer(n_seeds: int = 3, *, jobs: int = 1, options=None, overrides: di
     c = results[0].config
     what = (f"steps: batches until {c['runner']['criterion']} {'>=' if c['runner']['criterion'] == 'accuracy' else '<='} "
             f"{c['runner']['threshold']:g}, budget {c['paradigm_params']['transfer_budget']}; censored: fraction that "
-            "never met it")
+            f"never met it; dt {c['paradigm_params'].get('dt')} ms")
     return Report("zoo-transfer", checks, [f"mean over seeds ({what}):\n" + table.round(3).to_string()], [fig])
