@@ -421,39 +421,6 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-#: glibc's ``mallopt`` parameters: its largest mmap threshold (32 MiB on 64-bit) and the free
-#: memory kept at the heap's top before it is returned to the system
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_REUSE_BELOW, _KEEP_FREE = 32 << 20, 1 << 30
-_ALLOCATOR_SET: list[bool] = []
-
-
-def reuse_freed_memory() -> bool:
-    """Let this process reuse the memory of freed tensors up to 32 MiB instead of mapping
-    fresh pages for each (glibc only; once per process; False where it does not apply).
-
-    By default glibc serves an allocation above its mmap threshold with freshly mapped pages
-    and unmaps them when freed, so a learning step that makes a few tensors of a few MiB
-    (a recurrent network's states over all time steps) pays a page fault per 4 KiB page, every
-    step: ~2000 faults and ~8% of a step of ``leaky-rnn`` at dt 20 (``benchmarks/recurrent_speed.py``).
-    Raising the threshold to glibc's maximum and keeping up to 1 GiB of freed memory makes
-    those allocations reuse the heap. Numbers are unchanged: only where memory comes from."""
-    if _ALLOCATOR_SET:
-        return _ALLOCATOR_SET[0]
-    ok = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6")
-            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _REUSE_BELOW)) and bool(libc.mallopt(_M_TRIM_THRESHOLD,
-                                                                                            _KEEP_FREE))
-        except (OSError, AttributeError):       # not glibc (musl, ...): leave its allocator alone
-            ok = False
-    _ALLOCATOR_SET.append(ok)
-    return ok
-
-
 def available_memory() -> int:
     """Bytes this machine can still allocate: ``MemAvailable`` of ``/proc/meminfo``, else its physical memory."""
     try:

@@ -23,8 +23,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from switchbench.benchmark import loop
-from switchbench.benchmark.config import (REFRESH, RunConfig, RunOptions, check_seed, prepare, reuse_freed_memory,
-                                          torch_threads, validate)
+from switchbench.benchmark.config import REFRESH, RunConfig, RunOptions, check_seed, prepare, torch_threads, validate
 from switchbench.benchmark.evaluation import check_finite
 from switchbench.benchmark.storage import RunResult, cache_root, load_cached, load_run, run_dir, save_run, warn
 from switchbench.errors import SwitchbenchError
@@ -124,7 +123,6 @@ def run_group(rc: RunConfig, seeds: Sequence[int], options: RunOptions = RunOpti
         done = {s: hit for s in seeds if (hit := load_cached(rc.config(s), rc.key(s))) is not None}
     todo = [s for s in seeds if s not in done]
     if todo:
-        reuse_freed_memory()
         with torch_threads(options.threads):
             results = _run(rc, todo, progress, options)
         for s, r in zip(todo, results):
