@@ -23,6 +23,7 @@ Parts and the targets of the one-engine issue:
 - ``cognitive-gru``: ``switchbench run --paradigm cognitive-switch --model gru --seeds 2
   --set n_blocks=2`` (dt = 20 ms: trials of 75 steps; two blocks of 500 batches), one run
   of the cognitive paradigm through the run loop, no target;
+- ``cognitive-leaky``: the same with ``--model leaky-rnn`` (the leaky family's engine), no target;
 - ``leaderboard``: ``switchbench leaderboard`` (the full suite, both views when a tuning
   table is given with ``--tuning``), target <= 4 min on 2 cores.
 
@@ -54,7 +55,7 @@ set = {{ n_blocks = {n_blocks}, block_size = {block_size}, dt = 100 }}
 FULL = (6, 300)          # the full suite's cognitive curriculum: 6 blocks of 300 batches
 SHORT = (2, 100)         # --short: the same part with 2 blocks of 100 batches
 TARGETS = {"fig2": "<= 4 s", "fig2-wishart": "<= 4 s", "cognitive": "<= 1/4 of before", "cognitive-gru": "-",
-           "leaderboard": "<= 240 s"}
+           "cognitive-leaky": "-", "leaderboard": "<= 240 s"}
 
 
 def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, short: bool = False) -> list[str]:
@@ -73,6 +74,9 @@ def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, sho
     if part == "cognitive-gru":
         return [exe, "run", "--paradigm", "cognitive-switch", "--model", "gru", "--seeds", "2", "--set", "n_blocks=2",
                 "--jobs", str(jobs)]
+    if part == "cognitive-leaky":
+        return [exe, "run", "--paradigm", "cognitive-switch", "--model", "leaky-rnn", "--seeds", "2", "--set",
+                "n_blocks=2", "--jobs", str(jobs)]
     if part == "leaderboard":
         cmd = [exe, "leaderboard", "--jobs", str(jobs), "--out", str(work / "out")]
         if tuning:
