@@ -56,6 +56,8 @@ FULL = (6, 300)          # the full suite's cognitive curriculum: 6 blocks of 30
 SHORT = (2, 100)         # --short: the same part with 2 blocks of 100 batches
 TARGETS = {"fig2": "<= 4 s", "fig2-wishart": "<= 4 s", "cognitive": "<= 1/4 of before", "cognitive-gru": "-",
            "cognitive-leaky": "-", "leaderboard": "<= 240 s"}
+#: the parts that time one ``switchbench run`` of the cognitive paradigm: part -> model
+COGNITIVE_RUNS = {"cognitive-gru": "gru", "cognitive-leaky": "leaky-rnn"}
 
 
 def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, short: bool = False) -> list[str]:
@@ -71,12 +73,9 @@ def commands(part: str, exe: str, jobs: int, work: Path, tuning: str | None, sho
         n_blocks, block_size = SHORT if short else FULL
         suite.write_text(COGNITIVE_SUITE.format(n_blocks=n_blocks, block_size=block_size))
         return [exe, "suite", str(suite), "--jobs", str(jobs)]
-    if part == "cognitive-gru":
-        return [exe, "run", "--paradigm", "cognitive-switch", "--model", "gru", "--seeds", "2", "--set", "n_blocks=2",
-                "--jobs", str(jobs)]
-    if part == "cognitive-leaky":
-        return [exe, "run", "--paradigm", "cognitive-switch", "--model", "leaky-rnn", "--seeds", "2", "--set",
-                "n_blocks=2", "--jobs", str(jobs)]
+    if part in COGNITIVE_RUNS:
+        return [exe, "run", "--paradigm", "cognitive-switch", "--model", COGNITIVE_RUNS[part], "--seeds", "2",
+                "--set", "n_blocks=2", "--jobs", str(jobs)]
     if part == "leaderboard":
         cmd = [exe, "leaderboard", "--jobs", str(jobs), "--out", str(work / "out")]
         if tuning:

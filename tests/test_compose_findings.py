@@ -54,7 +54,7 @@ def test_zoo_transfer_checks_and_their_failures(tmp_path):
     assert checks["leaky-rnn"].passed and checks["leaky-rnn"].value < 1
     assert checks["per-task-rnn"].passed and checks["per-task-rnn"].value == 1
     assert "gru" in report.notes[0] and "modular-primitives" in report.notes[0] and report.figures[0].exists()
-    assert "dt 100 ms" in report.notes[0]                                            # its stated departure
+    assert "dt 100 ms" in report.notes[0]                                            # the caption names the dt
 
     broken = zoo_transfer(n_seeds=1, overrides={**ZOO, "leaky-rnn/lr": 1e-9, "modular-primitives/lr": 1e-9,
                                                       "modular-primitives/pretrain_steps": 0},
