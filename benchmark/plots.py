@@ -149,6 +149,14 @@ def _model_label(model: str) -> str:
     return f"{model} †" if is_privileged(model) else model
 
 
+def _mark_zero(ax, x: float, y: float, colour, horizontal: bool) -> None:
+    """A bar of length 0 (invisible) as a diamond in its colour on the zero line at ``(x, y)``,
+    labelled "0" beside it (``horizontal``: the bars run along x, the label to the right)."""
+    ax.scatter([x], [y], marker="D", s=30, color=colour, edgecolor="black", zorder=5, clip_on=False)
+    ax.annotate("0", (x, y), xytext=(6, 0) if horizontal else (0, 5), textcoords="offset points",
+                **({"va": "center"} if horizontal else {"ha": "center"}), fontsize=8)
+
+
 def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS, colours: dict | None = None,
                 exploded: dict | None = None) -> Path:
     """One paradigm's models side by side, one panel per metric: mean and 95% t-interval over
@@ -189,8 +197,7 @@ def metric_bars(scores: pd.DataFrame, path: Path, metrics=BAR_METRICS, colours: 
         ax.axvline(0, color="black", lw=0.8)
         zero = [i for i, v in enumerate(means) if np.isfinite(v) and v == 0]
         for i in zero:                               # a bar of length 0 is invisible: mark and label it
-            ax.scatter([0], [i], marker="D", s=30, color=palette[order[i]], edgecolor="black", zorder=5, clip_on=False)
-            ax.annotate("0", (0, i), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+            _mark_zero(ax, 0, i, palette[order[i]], horizontal=True)
         pos = means[means > 0]
         if BOUNDS.get(m, (None,))[0] == 0 and len(pos) > 1 and pos.max() / pos.min() > 1e3:   # decades apart: log
             if len(pos) == means.notna().sum():
@@ -344,10 +351,7 @@ def grouped_bars(df: pd.DataFrame, path: Path, x: str = "model", hue: str | None
                     patch.set_edgecolor("black")
         for patch in ax.patches:                     # a bar of height 0 is invisible: mark and label it
             if patch.get_height() == 0 and patch.get_width() > 0:
-                xc = patch.get_x() + patch.get_width() / 2
-                ax.scatter([xc], [0], marker="D", s=30, color=patch.get_facecolor(), edgecolor="black", zorder=5,
-                           clip_on=False)
-                ax.annotate("0", (xc, 0), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
+                _mark_zero(ax, patch.get_x() + patch.get_width() / 2, 0, patch.get_facecolor(), horizontal=False)
     if censored is not None and censored in df and df[censored].any():
         grid.figure.suptitle("hatched: some run never met its criterion (censored: its value is the budget, a bound)",
                              fontsize=9, y=1.02)
