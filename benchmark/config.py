@@ -294,8 +294,10 @@ def make_config(short: str, gym_id: str, env_params: dict, model: str, model_par
 # --- options, memory and threads -------------------------------------------------------
 
 RUNNER_OPTIONS = ("k_adapt", "n_eval", "criterion", "threshold", "sampler", "target_perf", "check_every")
-#: ``sampler="wishart"``: the covariance engine of the linear family (:mod:`switchbench.models.covariance_engine`)
-SAMPLERS = ("wishart",)
+#: the engines a run may ask for (``sampler``): ``"auto"`` (the default; :func:`resolve_sampler`),
+#: ``"wishart"`` (the covariance engine of the linear family, :mod:`switchbench.models.covariance_engine`)
+#: or ``"stream"`` (the run loop on the paradigm's own stream of samples)
+SAMPLERS = ("auto", "wishart", "stream")
 CRITERIA = ("norm_loss", "loss", "accuracy", "performance")
 REFRESH = "refresh"
 
@@ -315,10 +317,10 @@ def check_runner_options(k_adapt, n_eval, criterion, threshold, sampler=None, ta
         raise SwitchbenchError(f"check_every must be an integer >= 1, got {check_every!r}")
     if check_every is not None and target_perf is None:
         raise SwitchbenchError("check_every is how often target_perf is checked: set target_perf too")
-    if target_perf is not None and sampler is not None:
-        raise SwitchbenchError(f"target_perf stops the run loop; sampler {sampler!r} has no loop to stop")
     if sampler is not None and sampler not in SAMPLERS:
-        raise SwitchbenchError(f"sampler must be one of {', '.join(SAMPLERS)} (or unset: the run loop), got {sampler!r}")
+        raise SwitchbenchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if target_perf is not None and sampler == "wishart":
+        raise SwitchbenchError("target_perf stops the run loop; sampler 'wishart' has no loop to stop")
     if not is_int(k_adapt) or k_adapt < 0:
         raise SwitchbenchError(f"k_adapt must be an integer >= 0, got {k_adapt!r}")
     if not is_int(n_eval) or n_eval < 1:
@@ -369,7 +371,8 @@ class RunOptions:
       hidden states on the held-out inputs (in memory only, never cached).
 
     The covariance engine (``sampler="wishart"``) runs on the CPU and keeps no learner: it
-    refuses ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (:meth:`check_engine`).
+    refuses ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (:meth:`check_engine`),
+    and where any of them is asked for, ``sampler="auto"`` picks the run loop (:attr:`loop_only`).
 
     >>> RunOptions(threads=2, cache=False)
     RunOptions(device='cpu', threads=2, cache=False, checkpoints=False, record_hidden=False)
@@ -394,6 +397,12 @@ class RunOptions:
             if not isinstance(getattr(self, name), bool):
                 raise SwitchbenchError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
+    @property
+    def loop_only(self) -> bool:
+        """Whether only the run loop can honour these options (a CUDA device, ``checkpoints``,
+        ``record_hidden``): then ``sampler="auto"`` resolves to the stream (:func:`resolve_sampler`)."""
+        return pick_device(self.device).type != "cpu" or self.checkpoints or self.record_hidden
+
     def check_engine(self, rc: RunConfig) -> None:
         """Refuse, in one line, the options that the engine of ``rc`` cannot honour."""
         if rc.runner.get("sampler") != "wishart":
@@ -402,7 +411,8 @@ class RunOptions:
         asked += [name for name in ("checkpoints", "record_hidden") if getattr(self, name)]
         if asked:
             raise SwitchbenchError(f"sampler 'wishart' (the covariance engine: numpy on the CPU, no learner kept) "
-                                   f"cannot honour {', '.join(asked)}; leave sampler unset to use the run loop")
+                                   f"cannot honour {', '.join(asked)}; set sampler='stream' (or 'auto') to use the "
+                                   "run loop")
 
 
 @contextmanager
@@ -581,15 +591,41 @@ class RunConfig:
         return f"{self.model} on {self.paradigm} ({which})"
 
 
+def resolve_sampler(sampler: str | None, env_cls, env_params: dict, entry, spec, model_params: dict,
+                    target_perf=None, loop_only: bool = False) -> str:
+    """The engine of a configuration, ``"wishart"`` or ``"stream"``: as asked, or for ``"auto"``
+    (and None) the covariance engine wherever it is exact and can run (a paradigm with linear
+    teachers and no cue, one of the zoo's own learners with a covariance form, no
+    ``target_perf``, no option that only the run loop honours: ``loop_only``), else the
+    stream (the run loop). A plug-in never gets the engine unasked: the engine computes the
+    zoo's learning rule, and a plug-in's learner may learn otherwise (its own ``learn``)."""
+    if sampler in ("wishart", "stream"):
+        return sampler
+    if (target_perf is not None or loop_only or env_params.get("cue")
+            or env_cls.ground_truth is SwitchEnv.ground_truth or entry.decline_reason(spec)
+            or not (getattr(entry.factory, "__module__", None) or "").startswith("switchbench.models.")):
+        return "stream"
+    try:    # the covariance form may depend on the hyperparameters (gated-linear: one gate per path)
+        learner = entry.build(spec, 0, **model_params)
+    except Exception:  # noqa: BLE001 - a model that fails to build fails its runs in the loop, with their reason
+        return "stream"
+    return "wishart" if getattr(learner, "covariance_form", False) else "stream"
+
+
 def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval: int = DEFAULT_N_EVAL,
             criterion: str | None = None, threshold: float | None = None, sampler: str | None = None,
             target_perf: float | None = None, check_every: int | None = None, build: bool = True,
-            **overrides) -> RunConfig:
+            loop_only: bool = False, **overrides) -> RunConfig:
     """Resolve and check a configuration (one clear line when bad) and build its paradigm
     once; ``overrides`` set paradigm and model parameters by name (:func:`split_overrides`).
     ``build=False`` builds no data: the spec comes from :func:`spec_for` (``null_loss`` None
     until the first :meth:`RunConfig.take_env` builds the paradigm, where what only the data
-    can check is checked); the configuration and cache keys are the same."""
+    can check is checked); the configuration and cache keys are the same.
+
+    ``sampler`` (default ``"auto"``) is resolved here (:func:`resolve_sampler`;
+    ``loop_only``: the run's options need the run loop, :attr:`RunOptions.loop_only`); the
+    configuration names it only where it is ``"wishart"``, so that run-loop configurations
+    keep the keys they had before the sampler existed."""
     check_runner_options(k_adapt, n_eval, criterion, threshold, sampler, target_perf, check_every)
     short, gym_id, env_cls = resolve_paradigm(paradigm)
     if target_perf is not None and env_cls.trial_score is SwitchEnv.trial_score:
@@ -610,8 +646,8 @@ def prepare(paradigm: str, model: str, *, k_adapt: int = DEFAULT_K_ADAPT, n_eval
     if criterion == "accuracy" and spec.loss != "cross_entropy":
         raise SwitchbenchError(f"criterion 'accuracy' needs a classification paradigm; {short} is {spec.kind}")
     runner = {"k_adapt": k_adapt, "n_eval": n_eval, "criterion": criterion, "threshold": threshold}
-    if sampler is not None:      # only where set: loop runs keep the configuration (and key) they had
-        runner["sampler"] = sampler
+    if resolve_sampler(sampler, env_cls, env_params, entry, spec, model_params, target_perf, loop_only) == "wishart":
+        runner["sampler"] = "wishart"     # only here: run-loop configurations keep the configuration (and key) they had
     if target_perf is not None:  # likewise
         runner["target_perf"] = float(target_perf)
         runner["check_every"] = int(check_every or DEFAULT_CHECK_EVERY)
@@ -625,13 +661,13 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def validate(paradigm: str, model: str, overrides: dict[str, Any]) -> RunConfig:
+def validate(paradigm: str, model: str, overrides: dict[str, Any], loop_only: bool = False) -> RunConfig:
     """Fail early, with one clear line, on a bad name, parameter or configuration (runner
     options included: ``k_adapt``, ``n_eval``, ``criterion``, ``threshold``, ``sampler``), a
     model that declines the paradigm included; else the checked :class:`RunConfig`
     (``prepare(build=False)``: no data built yet), for :func:`~switchbench.benchmark.suite.run_many`
     to run without preparing it again."""
-    rc = prepare(paradigm, model, build=False, **overrides)
+    rc = prepare(paradigm, model, build=False, loop_only=loop_only, **overrides)
     reason = rc.entry.decline_reason(rc.spec)
     if reason:
         raise SwitchbenchError(reason)

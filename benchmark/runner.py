@@ -59,10 +59,14 @@ def run(paradigm: str, model: str, seed: int = 0, *, seeds: Sequence[int] | None
     losses or metrics are not finite raises :class:`~switchbench.errors.SwitchbenchError`.
     The switch criterion (a log column and threshold) defaults to the paradigm's own.
 
-    ``sampler="wishart"``: the linear family's covariance engine
+    ``sampler``: ``"wishart"`` is the linear family's covariance engine
     (:mod:`switchbench.models.covariance_engine`: exact held-out expectations, batch covariances
     drawn directly) instead of the run loop; other models refuse it, and it refuses
-    ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (one line each).
+    ``device="cuda"``, ``checkpoints`` and ``record_hidden`` (one line each). ``"stream"`` is
+    the run loop. ``"auto"`` (the default) is the engine wherever it is exact and can honour
+    the options (the zoo's linear family on ``blocked-linear``:
+    :func:`~switchbench.benchmark.config.resolve_sampler`), else the run loop; a run's
+    configuration names ``"sampler": "wishart"`` where the engine made it.
 
     Outputs kept in memory, never cached: ``RunResult.learner`` is the trained learner
     (None for a run loaded from the cache: ``cache="refresh"`` or ``cache=False`` recompute
@@ -94,7 +98,7 @@ def run_seeds(paradigm: str, model: str, seeds: Sequence[int], *, cache: bool | 
     seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise SwitchbenchError("seeds must list at least one seed")
-    rc = prepare(paradigm, model, build=False, **kwargs)     # cached seeds load without building the paradigm
+    rc = prepare(paradigm, model, build=False, loop_only=options.loop_only, **kwargs)   # cached seeds load unbuilt
     out = run_group(rc, seeds, options, progress=progress)
     for r in out:
         if isinstance(r, SwitchbenchError):

@@ -76,7 +76,7 @@ def run_chunk(specs: list[RunSpec], options: RunOptions = RunOptions(), cache_di
         os.environ["SWITCHBENCH_CACHE"] = cache_dir
     first = specs[0]
     try:
-        rc = rc or prepare(first.paradigm, first.model, **first.overrides)
+        rc = rc or prepare(first.paradigm, first.model, loop_only=options.loop_only, **first.overrides)
         out = run_group(rc, [check_seed(s.seed) for s in specs], options, progress=False)
         return [Failure(s, str(r), _trace(r)) if isinstance(r, SwitchbenchError) else r for s, r in zip(specs, out)]
     except SwitchbenchError as e:
@@ -167,12 +167,15 @@ def _local(specs: list[RunSpec], chunks: list[list[int]], jobs: int, options: Ru
             queue = sorted(left)
 
 
-def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cache: bool | str,
+def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, options: RunOptions,
          bar, checked=None) -> tuple[list[list[int]], dict]:
     """Group the specs (those of indices ``unique``) by configuration (paradigm, model, overrides): cached seeds load here
     (``cache=True``, verified) into ``results``; the rest become chunks of spec indices, one
     run loop call each. With one worker, a configuration is one chunk; with several, each
-    configuration runs in as few chunks as keep ``jobs`` workers busy (:func:`_together`).
+    configuration runs in as few chunks as keep ``jobs`` workers busy (:func:`_together`),
+    except that the covariance engine's seeds are always one chunk (its batched step costs
+    the same for one seed or ten: splitting would only start workers); a lone chunk runs in
+    this process. ``options``: the checked :class:`RunOptions` (its ``cache`` and ``loop_only``).
     Also returns each chunk's prepared configuration (by chunk index; None where preparing
     failed). ``checked``: the :class:`~switchbench.benchmark.config.RunConfig` of specs of
     one configuration, already prepared by the caller (not prepared again)."""
@@ -186,8 +189,8 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
     for idx in groups.values():
         s, rc = specs[idx[0]], None
         try:
-            rc = checked or prepare(s.paradigm, s.model, build=False, **s.overrides)
-            if cache is True and not rc.uncached():
+            rc = checked or prepare(s.paradigm, s.model, build=False, loop_only=options.loop_only, **s.overrides)
+            if options.cache is True and not rc.uncached():
                 for i in idx:
                     seed = specs[i].seed
                     if isinstance(seed, int) and seed >= 0 and (hit := load_cached(rc.config(seed), rc.key(seed))):
@@ -201,7 +204,10 @@ def plan(specs: list[RunSpec], unique: list[int], results: list, jobs: int, cach
     chunks, prepared = [], {}
     per_group = max(1, -(-jobs // max(1, len(todo))))          # ceil(jobs / groups)
     for rest, together, rc in todo:
-        n = min(len(rest), per_group) if together else len(rest)
+        if rc is not None and rc.runner.get("sampler") == "wishart":
+            n = 1       # one numpy program whose steps cost the same for 1 or 10 seeds: never split
+        else:
+            n = min(len(rest), per_group) if together else len(rest)
         for j in range(n):
             prepared[len(chunks)] = rc
             chunks.append(rest[j::n])
@@ -257,7 +263,7 @@ def run_many(specs: Iterable[RunSpec], jobs: int = 1, progress: bool = True, des
     bar = tqdm(total=len(specs), desc=desc, disable=not progress)
     first: dict[str, int] = {}          # a spec listed twice runs once
     same = {i: first.setdefault(json.dumps(asdict(s), sort_keys=True, default=str), i) for i, s in enumerate(specs)}
-    chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, cache, bar, rc)
+    chunks, prepared = plan(specs, [i for i, j in same.items() if i == j], results, jobs, options, bar, rc)
     if backend == "slurm" and chunks:
         done = _slurm(specs, chunks, jobs, options, slurm or {})
     elif jobs == 1 or len(chunks) <= 1:

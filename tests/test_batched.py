@@ -9,6 +9,7 @@ import pytest
 import conftest
 
 from switchbench.benchmark import runner
+from switchbench.benchmark.config import DEFAULT_K_ADAPT
 from switchbench.models import covariance_engine
 from switchbench.models.covariance_engine import sample_cov, wishart_cov
 from switchbench.benchmark.suite import Failure, RunSpec, run_many
@@ -93,7 +94,7 @@ def test_wishart_matches_the_run_loop_in_distribution():
     kw = dict(n_blocks=4, block_size=300, k_adapt=10, progress=False, cache=False)
     seeds = range(4)
     w = runner.run_seeds("blocked-linear", "gated-linear", seeds, sampler="wishart", **kw)
-    s = runner.run_seeds("blocked-linear", "gated-linear", seeds, **kw)
+    s = runner.run_seeds("blocked-linear", "gated-linear", seeds, sampler="stream", **kw)
     for a, b in zip(w, s):
         assert not np.array_equal(a.log["loss"], b.log["loss"])
         for k in ("final_loss", "forgetting_R0", "forgetting_Rk", "bwt_R0"):
@@ -119,7 +120,7 @@ def test_an_interleaved_curriculum_gives_each_seed_its_own_tasks():
 def test_runs_are_cached_under_their_own_keys_and_resume(monkeypatch):
     small = dict(n_blocks=2, block_size=20, k_adapt=3, progress=False)
     a = runner.run_seeds("blocked-linear", "gated-linear", [0, 1], sampler="wishart", **small)
-    c = runner.run("blocked-linear", "gated-linear", 0, **small)
+    c = runner.run("blocked-linear", "gated-linear", 0, sampler="stream", **small)
     assert a[0].path != c.path and a[0].path.exists() and c.path.exists()
     assert a[0].config["runner"]["sampler"] == "wishart" and "sampler" not in c.config["runner"]
 
@@ -146,7 +147,7 @@ def test_run_many_runs_wishart_where_asked_and_keeps_failures_per_seed():
 
 
 def test_bad_input_is_a_clear_error():
-    with pytest.raises(SwitchbenchError, match="sampler must be one of wishart"):
+    with pytest.raises(SwitchbenchError, match="sampler must be one of auto, wishart, stream, got 'bootstrap'"):
         wishart("gated-linear", [0], sampler="bootstrap")
     with pytest.raises(SwitchbenchError, match=r"deep-linear on blocked-linear \(seed 0\): sampler 'wishart' runs "
                                                "learners with a covariance form"):
@@ -173,3 +174,45 @@ def test_the_gate_penalty_gradient_is_the_models_bit_for_bit(dtype, P):
             ours, model = covariance_engine.gate_penalty_grad(c, weight), gate_penalty_grad(torch.from_numpy(c), weight).numpy()
             assert ours.dtype == model.dtype == dtype
             np.testing.assert_array_equal(ours.view(f"u{ours.itemsize}"), model.view(f"u{model.itemsize}"))
+
+
+def make_zoo_linear(spec, seed):
+    """A plug-in that returns the zoo's own linear learner unchanged (whose learn it could replace)."""
+    from switchbench import models
+    return models.get("linear").factory(spec, seed)
+
+
+@pytest.mark.parametrize("paradigm, model, kw, engine", [
+    ("blocked-linear", "gated-linear", {}, "wishart"),
+    ("blocked-linear", "gated-linear-forgetful", {}, "wishart"),
+    ("blocked-linear", "oracle-gates", {}, "wishart"),
+    ("blocked-linear", "linear", {}, "wishart"),
+    ("blocked-linear", "gated-linear", {"sampler": "auto"}, "wishart"),
+    ("blocked-linear", "gated-linear", {"sampler": "stream"}, "stream"),
+    ("blocked-linear", "deep-linear", {}, "stream"),                 # no covariance form (two layers)
+    ("blocked-linear", "gated-linear-unitwise", {}, "stream"),       # a gate per unit: no covariance form
+    ("blocked-linear", "gated-linear", {"cue": True}, "stream"),     # the cue enters the input
+    ("blocked-linear", "gated-linear", {"loop_only": True}, "stream"),   # checkpoints, hidden states, CUDA
+    ("blocked-linear", "test_batched:make_zoo_linear", {}, "stream"),    # a plug-in: only where asked for
+    ("blocked-linear", "test_batched:make_zoo_linear", {"sampler": "wishart"}, "wishart"),
+    ("digit-switch", "mlp", {}, "stream"),                           # no linear teachers
+])
+def test_the_default_sampler_picks_the_covariance_engine_only_where_it_is_exact(paradigm, model, kw, engine):
+    rc = runner.prepare(paradigm, model, build=False, **kw)
+    assert rc.runner.get("sampler", "stream") == engine
+    assert ("sampler" in rc.config(0)["runner"]) == (engine == "wishart")   # the loop's keys are those it had
+
+
+def test_the_default_sampler_runs_the_covariance_engine_in_this_process(monkeypatch):
+    """Its seeds are one program: never split over workers, so no worker starts for them."""
+    from switchbench.benchmark import suite
+
+    def no_workers(*a, **k):
+        raise AssertionError("started workers for one covariance-engine configuration")
+
+    monkeypatch.setattr(suite, "_local", no_workers)
+    res = run_many([RunSpec("blocked-linear", "gated-linear", s, dict(n_blocks=2, block_size=20))
+                    for s in range(3)], jobs=2, progress=False, cache=False)
+    assert [r.config["runner"]["sampler"] for r in res] == ["wishart"] * 3
+    alone = wishart("gated-linear", [1], n_blocks=2, block_size=20, k_adapt=DEFAULT_K_ADAPT)
+    assert_same_run(res[1], alone[0], rtol=0, atol=0)

@@ -188,7 +188,7 @@ def test_the_loop_copies_batches_once_per_chunk_not_per_step(monkeypatch):
             key = (stepped, block_size)
             counts[key] = 0
             runner.run_seeds("blocked-linear", "gated-linear", [0, 1], cache=False, progress=False, n_blocks=2,
-                             block_size=block_size, n_eval=16, k_adapt=2)
+                             block_size=block_size, n_eval=16, k_adapt=2, sampler="stream")
     assert counts[(False, 10)] == counts[(False, 30)]
     assert counts[(True, 30)] - counts[(True, 10)] == 2 * 2 * 20     # x and y of every further step
 

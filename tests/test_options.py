@@ -56,12 +56,15 @@ def test_device_cuda_without_cuda_is_one_line_exit_2_even_when_every_run_is_cach
 @pytest.mark.parametrize("kwargs, refused", [({"checkpoints": True}, "checkpoints"),
                                              ({"record_hidden": True}, "record_hidden")])
 def test_the_covariance_engine_refuses_what_it_cannot_honour(kwargs, refused):
-    with pytest.raises(SwitchbenchError, match=f"sampler 'wishart' .* cannot honour {refused}; leave sampler unset"):
+    with pytest.raises(SwitchbenchError, match=f"sampler 'wishart' .* cannot honour {refused}; set sampler='stream' \\(or 'auto'\\)"):
         switchbench.run("blocked-linear", "gated-linear", sampler="wishart", cache=False, progress=False, **kwargs,
                         **TINY)
-    if "checkpoints" in kwargs:                                  # the run loop keeps them
+    if "checkpoints" in kwargs:              # the default sampler ("auto") picks the run loop, which keeps them
         res = switchbench.run("blocked-linear", "gated-linear", cache=False, progress=False, **kwargs, **TINY)
-        assert len(res.checkpoints) == TINY["n_blocks"]
+        assert "sampler" not in res.config["runner"] and len(res.checkpoints) == TINY["n_blocks"]
+    else:                                    # the run loop's own answer: this learner has no hidden states
+        with pytest.raises(SwitchbenchError, match="record_hidden=True, but GatedLinear has no record_hidden"):
+            switchbench.run("blocked-linear", "gated-linear", cache=False, progress=False, **kwargs, **TINY)
 
 
 def test_the_covariance_engine_refuses_a_cuda_device():
@@ -72,7 +75,7 @@ def test_the_covariance_engine_refuses_a_cuda_device():
     rc = config.prepare("blocked-linear", "gated-linear", build=False, sampler="wishart", **TINY)
     with pytest.raises(SwitchbenchError, match="cannot honour device='cuda'"):
         opts.check_engine(rc)
-    opts.check_engine(config.prepare("blocked-linear", "gated-linear", build=False, **TINY))
+    opts.check_engine(config.prepare("blocked-linear", "gated-linear", build=False, loop_only=True, **TINY))
 
 
 @pytest.mark.parametrize("bad, message", [

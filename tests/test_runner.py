@@ -35,7 +35,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 def test_seed_sequence_children_seed_the_stream_and_the_model():
     """seed -> SeedSequence(seed).spawn(3): child 0 seeds the paradigm stream, child 1 the model."""
     a = switchbench.run("blocked-linear", "gated-linear", seed=5, cache=False, n_blocks=1, block_size=1,
-                        progress=False, k_adapt=0, w_init=1.0)
+                        progress=False, k_adapt=0, w_init=1.0, sampler="stream")
     stream, model, _ = np.random.SeedSequence(5).spawn(3)
     env = gymnasium.make("switchbench/BlockedLinear-v0").unwrapped
     x, _ = env.reset(seed=evaluation._seed_int(stream))
@@ -46,7 +46,9 @@ def test_seed_sequence_children_seed_the_stream_and_the_model():
 
 
 def test_run_is_cached_atomically_and_loaded_without_recomputing(monkeypatch, _cache):
-    first = switchbench.run("blocked-linear", "linear", seed=2, **SMALL)
+    """The run loop's entries (``sampler="stream"``: the default would pick the covariance
+    engine, whose caching test_batched checks) load without building a learner."""
+    first = switchbench.run("blocked-linear", "linear", seed=2, sampler="stream", **SMALL)
     assert first.path is not None and first.path.is_relative_to(_cache)
     assert sorted(p.name for p in first.path.iterdir()) == ["arrays.npz", "config.json", "log.csv.gz", "metrics.json"]
     assert not list(first.path.parent.glob(".tmp-*"))
@@ -55,12 +57,12 @@ def test_run_is_cached_atomically_and_loaded_without_recomputing(monkeypatch, _c
         raise AssertionError("a cached run was recomputed")
 
     monkeypatch.setattr(models.ModelEntry, "build", boom)
-    again = switchbench.run("blocked-linear", "linear", seed=2, **SMALL)
+    again = switchbench.run("blocked-linear", "linear", seed=2, sampler="stream", **SMALL)
     assert again.path == first.path and again.metrics == first.metrics
     np.testing.assert_array_equal(again.R0, first.R0)
     pd.testing.assert_frame_equal(again.log, first.log, check_dtype=False)
     with pytest.raises(AssertionError, match="recomputed"):   # another configuration is another key
-        switchbench.run("blocked-linear", "linear", seed=2, tau_w=2.0, **SMALL)
+        switchbench.run("blocked-linear", "linear", seed=2, tau_w=2.0, sampler="stream", **SMALL)
 
 
 def test_privileged_models_are_told_the_task():

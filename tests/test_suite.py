@@ -114,3 +114,27 @@ def test_shipped_suites_load():
         suite = leaderboard.load_suite(root / f"{name}.toml")
         assert suite.source == leaderboard.load_suite(name).source     # the package's copy is the repository's
         assert suite.name == name and len(suite.specs) > 0
+
+
+def test_the_full_suite_pins_the_stream_that_made_the_committed_leaderboard():
+    """results/ was computed on the stream (no configuration names a sampler): the full suite
+    says sampler = "stream" for blocked-linear, so that rerunning it recomputes those numbers and
+    their configurations (config ids) are the committed ones; the quick suite takes the default,
+    the covariance engine, for the linear family."""
+    import json
+
+    from switchbench.benchmark.config import prepare
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "results" / "leaderboard.json").read_text())["configs"]
+    zoo = {c["model"] for c in committed.values()}           # not the plug-ins other tests register
+    for name, engine in (("full", None), ("quick", "wishart")):
+        linear = {s.model: s for s in leaderboard.load_suite(name).specs if s.paradigm == "blocked-linear"
+                  and s.model in zoo}
+        assert {"gated-linear", "linear", "deep-linear"} <= set(linear)
+        for model, s in linear.items():
+            rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
+            covariance = model in ("gated-linear", "gated-linear-forgetful", "oracle-gates", "linear")
+            assert rc.runner.get("sampler") == (engine if covariance else None), (name, model)
+            if name == "full":
+                assert leaderboard.config_id(rc.config(0)) in committed, model

@@ -47,7 +47,7 @@ def main(args) -> int:
 
     options, overrides = run_inputs(args)
     specs = seeds(args.paradigm, args.model, args.seeds, **overrides)
-    rc = validate(args.paradigm, args.model, specs[0].overrides)   # bad input fails before any work starts
+    rc = validate(args.paradigm, args.model, specs[0].overrides, options.loop_only)   # bad input fails first
     results = run_many(specs, jobs=args.jobs, options=options, rc=rc)
     failed = [r for r in results if isinstance(r, Failure)]
     if failed:

@@ -30,20 +30,21 @@ def paper_numbers(finding_name: str) -> dict[tuple[str, str], float]:
     return {(q, src): float(v) for q, src, v in zip(ref["quantity"], ref["source"], ref["value"])}
 
 
-#: the values of the option ``finding.sampler`` (the runner option ``sampler`` takes ``"wishart"`` only)
+#: the values of the option ``finding.sampler`` (``"samples"`` and None: the runner's ``sampler="stream"``)
 FINDING_SAMPLERS = ("wishart", "samples", None)
 
 
 def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     """The specs with ``sampler="wishart"`` (the covariance engine) for the models that have
-    it (a learner class with ``covariance_form``); every other spec, and every spec with
-    ``"samples"`` or None, runs the run loop. The report names each engine it used."""
+    it (a learner class with ``covariance_form``); every other spec runs the run loop, and with
+    ``"samples"`` or None every spec does (``sampler="stream"``). The report names each
+    engine it used."""
     from switchbench.benchmark.runner import prepare
 
     if sampler not in FINDING_SAMPLERS:
         raise SwitchbenchError(f"finding.sampler must be wishart, samples or None, got {sampler!r}")
     if sampler != "wishart":
-        return specs
+        return [RunSpec(s.paradigm, s.model, s.seed, {**s.overrides, "sampler": "stream"}) for s in specs]
     has: dict[str, bool] = {}
     out = []
     for s in specs:
