@@ -510,6 +510,21 @@ def settings_text(suite: Suite, paradigm: str) -> list[str]:
     return ["Settings: " + "; ".join(parts) + " (the suite's `set`; every other parameter at its default)."]
 
 
+def engine_text(results: list, paradigm: str) -> list[str]:
+    """Where some runs of ``paradigm`` ran on the covariance engine (``sampler="wishart"``),
+    one sentence naming those models and the engine of the others; none where every run is
+    the run loop's."""
+    runs = [r for r in results if isinstance(r, RunResult) and r.config["paradigm"] == paradigm]
+    engine = sorted({models.label(r.config["model"]) for r in runs if r.config["runner"].get("sampler") == "wishart"})
+    if not engine:
+        return []
+    loop = sorted({models.label(r.config["model"]) for r in runs} - set(engine))
+    return [f"Engines: {', '.join(engine)} on the covariance engine (sampler 'wishart': batch covariances drawn "
+            "exactly, held-out losses exact expectations)" + (f"; {', '.join(loop)} on the run loop (the paradigm's "
+                                                              "own samples, sampled held-out losses)" if loop else "")
+            + ". The two agree in distribution, not number by number."]
+
+
 def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame | None = None) -> dict:
     """Everything a report shows: the scores, per view the ranked tables and the overall table,
     the metric key, the failures and the provenance."""
@@ -525,7 +540,8 @@ def build(suite: Suite, results_by_view: dict[str, list], tuning: pd.DataFrame |
             t = ranked(s, paradigm, labels=_labels(tuning, paradigm) if view == "tuned" else None)
             if not t.empty:       # a paradigm whose runs all failed has no table (its failures are listed)
                 per[paradigm] = t
-                caveats[paradigm] = settings_text(suite, paradigm) + list(t.attrs.get("caveats", [])) + (
+                caveats[paradigm] = settings_text(suite, paradigm) + engine_text(results_by_view[view], paradigm) + \
+                    list(t.attrs.get("caveats", [])) + (
                     _tuning_caveats(tuning, paradigm) if view == "tuned" else [])
         tables[view] = {"paradigms": per, "overall": overall(per), "caveats": caveats}
     failed = [r for rs in results_by_view.values() for r in rs if isinstance(r, Failure)]

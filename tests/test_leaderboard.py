@@ -389,3 +389,20 @@ def test_a_table_states_its_suites_settings_shared_and_per_model():
     assert leaderboard.settings_text(own, "cued-switch") == [
         "Settings: lr_w=0.03, schedule='aabb'; gated-mlp also hidden=8 (the suite's `set`; every other "
         "parameter at its default)."]
+
+
+def test_a_table_names_the_engines_where_some_model_ran_on_the_covariance_engine():
+    """The default sampler runs the linear family on the covariance engine and the rest on the
+    run loop: the table says which ran where; a paradigm all on the run loop says nothing."""
+    from switchbench.benchmark.runner import run_seeds
+
+    tiny = dict(n_blocks=2, block_size=20, cache=False, progress=False)
+    runs = [*run_seeds("blocked-linear", "gated-linear", [0], **tiny),
+            *run_seeds("blocked-linear", "deep-linear", [0], **tiny)]
+    assert leaderboard.engine_text(runs, "blocked-linear") == [
+        "Engines: gated-linear on the covariance engine (sampler 'wishart': batch covariances drawn exactly, "
+        "held-out losses exact expectations); deep-linear on the run loop (the paradigm's own samples, sampled "
+        "held-out losses). The two agree in distribution, not number by number."]
+    stream = run_seeds("blocked-linear", "gated-linear", [0], sampler="stream", **tiny)
+    assert leaderboard.engine_text(stream + runs[1:], "blocked-linear") == []
+    assert leaderboard.engine_text(runs, "digit-switch") == []
