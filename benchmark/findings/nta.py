@@ -35,8 +35,10 @@ FINDING_SAMPLERS = ("wishart", "samples", None)
 
 
 def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
-    """The specs with ``sampler="wishart"`` (the covariance engine) for the models that have
-    it (a learner class with ``covariance_form``); every other spec runs the run loop, and with
+    """The specs with ``sampler="wishart"`` (the covariance engine) where the runner's default
+    would pick it (:func:`~switchbench.benchmark.config.resolve_sampler`: the zoo's learners
+    with a covariance form), set explicitly so that an option only the run loop honours is
+    refused rather than moving them to the loop; every other spec runs the run loop, and with
     ``"samples"`` or None every spec does (``sampler="stream"``). The report names each
     engine it used."""
     from switchbench.benchmark.runner import prepare
@@ -50,8 +52,7 @@ def sampled(specs: list[RunSpec], sampler) -> list[RunSpec]:
     for s in specs:
         key = json.dumps([s.model, s.overrides], sort_keys=True, default=str)
         if key not in has:
-            rc = prepare(s.paradigm, s.model, build=False, **s.overrides)
-            has[key] = bool(getattr(rc.entry.build(rc.spec, 0, **rc.model_params), "covariance_form", False))
+            has[key] = prepare(s.paradigm, s.model, build=False, **s.overrides).runner.get("sampler") == "wishart"
         out.append(RunSpec(s.paradigm, s.model, s.seed, {**s.overrides, "sampler": "wishart"}) if has[key] else s)
     return out
 
